@@ -1,0 +1,187 @@
+"""The ModelAdapter contract: one small class per runtime.
+
+Lifecycle: ``open()`` (idempotent) -> ``predict()`` any number of times -> ``close()``.
+Adapters are context managers. Public methods validate; subclasses implement the underscored
+hooks ``_open``, ``_predict``, ``_input_spec``, ``_info`` and optionally ``_close``. Foreign
+exceptions are translated into compval errors once, here at the adapter boundary.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+import numpy as np
+from typing_extensions import Self
+
+from compval._types import Array, Outputs, TensorSpec
+from compval.errors import AdapterError, InferenceError, InputMismatchError
+
+__all__ = ["AdapterInfo", "ModelAdapter", "bind_inputs"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdapterInfo:
+    """What the report records about a loaded model."""
+
+    runtime: str
+    runtime_version: str
+    device: str = "cpu"
+    model_id: str
+    path: str | None = None
+    size_bytes: int | None = None
+
+
+class ModelAdapter(abc.ABC):
+    """Runs one model on batches of named numpy arrays.
+
+    Subclasses implement ``_open`` (load the model), ``_input_spec`` (declared inputs),
+    ``_predict`` (run one batch; inputs already checked), ``_info`` and optionally ``_close``.
+    ``predict`` returns a mapping of output name to an array whose axis 0 is the batch.
+    """
+
+    runtime: str = "python"
+
+    def __init__(self, *, name: str) -> None:
+        self.name = name
+        self._is_open = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether ``open()`` has been called and ``close()`` has not."""
+        return self._is_open
+
+    def open(self) -> None:
+        """Load the model. Calling it again on an open adapter does nothing."""
+        if self._is_open:
+            return
+        self._open()
+        self._is_open = True
+
+    def close(self) -> None:
+        """Release the model. Safe to call more than once."""
+        if self._is_open:
+            self._close()
+            self._is_open = False
+
+    # -- queries -------------------------------------------------------------------------
+    def input_spec(self) -> Mapping[str, TensorSpec]:
+        """The model's declared inputs, by name (opens the adapter if needed)."""
+        self.open()
+        return self._input_spec()
+
+    def info(self) -> AdapterInfo:
+        """Runtime, version, device and model identity (opens the adapter if needed)."""
+        self.open()
+        return self._info()
+
+    # -- inference -----------------------------------------------------------------------
+    def predict(self, inputs: Mapping[str, Array]) -> Outputs:
+        """Run one batch: check ``inputs`` against ``input_spec()``, then call ``_predict``.
+
+        Raises:
+            AdapterError: The adapter is not open.
+            InputMismatchError: An input's name, dtype or shape does not match the model.
+            InferenceError: The runtime failed on this batch.
+        """
+        if not self._is_open:
+            raise AdapterError(f"Model {self.name!r}: predict() called before open().")
+        check_inputs(self.name, inputs, self._input_spec())
+        try:
+            outputs = self._predict(inputs)
+        except AdapterError:
+            raise
+        except Exception as exc:  # foreign runtime errors become compval errors here, once
+            raise InferenceError(
+                f"Model {self.name!r}: the runtime failed on a batch: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        return outputs
+
+    # -- hooks ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def _open(self) -> None:
+        """Load the model."""
+
+    @abc.abstractmethod
+    def _input_spec(self) -> Mapping[str, TensorSpec]:
+        """Return the declared inputs; called only while open."""
+
+    @abc.abstractmethod
+    def _predict(self, inputs: Mapping[str, Array]) -> Outputs:
+        """Run one batch of checked inputs."""
+
+    @abc.abstractmethod
+    def _info(self) -> AdapterInfo:
+        """Describe the loaded model."""
+
+    def _close(self) -> None:  # noqa: B027 - optional hook, default no-op
+        """Release resources; default does nothing."""
+
+
+def check_inputs(model: str, inputs: Mapping[str, Array], spec: Mapping[str, TensorSpec]) -> None:
+    """Raise InputMismatchError unless ``inputs`` match ``spec`` in names, dtypes and shapes."""
+    missing = [n for n in spec if n not in inputs]
+    extra = [n for n in inputs if n not in spec]
+    if missing or extra:
+        raise InputMismatchError(
+            f"Model {model!r}: input names do not match; got {sorted(inputs)}, expected "
+            f"{sorted(spec)}. Name the data's arrays after the model's inputs."
+        )
+    for name, tensor in spec.items():
+        array = inputs[name]
+        if tensor.dtype is not None and array.dtype != tensor.dtype:
+            raise InputMismatchError(
+                f"Model {model!r}: input {name!r} has dtype {array.dtype}; expected "
+                f"{tensor.describe()}. Convert the data to {tensor.dtype}."
+            )
+        if tensor.shape is not None:
+            ok = len(tensor.shape) == array.ndim and all(
+                d is None or d == a for d, a in zip(tensor.shape, array.shape)
+            )
+            if not ok:
+                raise InputMismatchError(
+                    f"Model {model!r}: input {name!r} has shape {tuple(array.shape)}; "
+                    f"expected {tensor.describe()} (? = any size). Check that the data's "
+                    f"feature columns are the ones the model was trained on."
+                )
+
+
+def bind_inputs(
+    model: str, features: Mapping[str, Array], spec: Mapping[str, TensorSpec]
+) -> dict[str, Array]:
+    """Map a batch's feature arrays onto the model's input names.
+
+    A dataset with one feature array feeds a model with one input whatever the names. Float
+    features are cast to the model's float dtype (CSV and parquet data are usually float64
+    while models take float32); any other dtype difference is left for ``check_inputs``.
+    """
+    if len(features) == 1 and len(spec) == 1:
+        ((_, array),) = features.items()
+        ((name, tensor),) = spec.items()
+        bound = {name: array}
+    else:
+        bound = dict(features)
+    for name, array in list(bound.items()):
+        tensor = spec.get(name)
+        if (
+            tensor is not None
+            and tensor.dtype is not None
+            and array.dtype != tensor.dtype
+            and np.issubdtype(array.dtype, np.floating)
+            and np.issubdtype(tensor.dtype, np.floating)
+        ):
+            bound[name] = array.astype(tensor.dtype, copy=False)
+    return bound
+
+

@@ -1,0 +1,60 @@
+"""Batches and the Dataset protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from compval._types import Array
+
+__all__ = ["Batch", "Dataset"]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One batch of rows.
+
+    Attributes:
+        inputs: Feature arrays by name, batch on axis 0. A tabular dataset has one array,
+            ``"features"``, of shape (rows, columns).
+        labels: Per-row labels, or None for unlabelled data.
+        row_ids: Stable int64 row ids (position in the dataset), used for deterministic
+            resampling whatever the batch size.
+        segments: Segment column -> per-row values (1-D object/str/int arrays).
+    """
+
+    inputs: Mapping[str, Array]
+    labels: Array | None
+    row_ids: Array
+    segments: Mapping[str, Array]
+
+    def __len__(self) -> int:
+        return int(self.row_ids.shape[0])
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    """A source of batches. Implementations stream: peak memory must not grow with rows."""
+
+    def __len__(self) -> int:
+        """Number of rows."""
+        ...
+
+    @property
+    def segment_columns(self) -> Sequence[str]:
+        """Names of the segment columns, in order."""
+        ...
+
+    @property
+    def has_labels(self) -> bool:
+        """Whether batches carry labels."""
+        ...
+
+    def fingerprint(self) -> str:
+        """A content hash (hex) identifying the data, recorded in the report."""
+        ...
+
+    def batches(self, batch_size: int) -> Iterator[Batch]:
+        """Yield batches of at most ``batch_size`` rows, in row order."""
+        ...

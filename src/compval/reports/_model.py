@@ -1,0 +1,158 @@
+"""The report: one data object, rendered to JSON (the contract), Markdown, JUnit and console.
+
+``reports/`` never computes: everything here is filled in by ``compval.runner`` and the
+statistics and profiling code; renderers only format it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+__all__ = ["SCHEMA_VERSION", "CheckResult", "MetricValue", "Report", "RunInfo", "Verdict"]
+
+SCHEMA_VERSION = 1
+Verdict = Literal["pass", "fail", "inconclusive"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricValue:
+    """One metric for one candidate in one segment.
+
+    ``delta`` is candidate - reference, None for paired metrics (agreement, output fidelity)
+    that have a single value; those put it in ``candidate_value``. ``ci_low``/``ci_high``
+    bound the delta (or the paired value) when statistics are on.
+    """
+
+    candidate: str
+    metric: str
+    segment: str | None
+    reference_value: float | None
+    candidate_value: float | None
+    delta: float | None
+    n: int
+    higher_is_better: bool | None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    confidence: float | None = None
+    ci_method: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckResult:
+    """The verdict of one criterion for one candidate in one segment.
+
+    ``blocking`` says whether a verdict other than pass closes the gate (criteria with
+    ``severity: warn``, and inconclusive verdicts where the spec allows them, do not).
+    ``criterion`` is the explicit form of the criterion (metric, compare, statistic, op,
+    threshold, scope) whatever concise form the spec used.
+    """
+
+    id: str
+    candidate: str
+    metric: str
+    segment: str | None
+    verdict: Verdict
+    observed: float | None
+    threshold: float
+    message: str
+    severity: Literal["error", "warn"]
+    blocking: bool
+    criterion: Mapping[str, Any]
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def junit_name(self) -> str:
+        """Stable test name: ``<id>[<candidate>][<segment>]``."""
+        return f"{self.id}[{self.candidate}][{self.segment or 'overall'}]"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunInfo:
+    """Provenance: enough to reproduce the run and to tell two runs apart."""
+
+    compval_version: str
+    python_version: str
+    platform: str
+    runtimes: Mapping[str, str]
+    task: str
+    spec_hash: str | None
+    spec_path: str | None
+    data_hash: str
+    data_rows: int
+    seed: int
+    batch_size: int
+    started_at: str
+    finished_at: str
+    duration_s: float
+    models: Mapping[str, Mapping[str, Any]]
+    segment_columns: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Report:
+    """Everything a run found. ``to_dict()`` is the report.json contract (schema_version 1)."""
+
+    run: RunInfo
+    metrics: tuple[MetricValue, ...]
+    checks: tuple[CheckResult, ...]
+    candidates: tuple[str, ...]
+    statistics: Mapping[str, Any] | None = None
+    profile: Mapping[str, Any] | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def passed(self) -> bool:
+        """True when every blocking check passed."""
+        return all(c.verdict == "pass" or not c.blocking for c in self.checks)
+
+    def candidate_passed(self, candidate: str) -> bool:
+        """True when every blocking check of ``candidate`` passed."""
+        return all(
+            c.verdict == "pass" or not c.blocking for c in self.checks if c.candidate == candidate
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready report (see docs/report.schema.json)."""
+        out: dict[str, Any] = {
+            "schema_version": self.schema_version,
+            "passed": self.passed,
+            "candidates": [
+                {"name": name, "passed": self.candidate_passed(name)} for name in self.candidates
+            ],
+            "run": _plain(asdict(self.run)),
+            "metrics": [_plain(asdict(m)) for m in self.metrics],
+            "checks": [{**_plain(asdict(c)), "name": c.junit_name} for c in self.checks],
+        }
+        if self.statistics is not None:
+            out["statistics"] = _plain(self.statistics)
+        if self.profile is not None:
+            out["profile"] = _plain(self.profile)
+        return out
+
+
+def _plain(value: Any) -> Any:
+    """Convert mappings/tuples/numpy scalars to JSON types; NaN/Inf become None."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if number != number or number in (float("inf"), float("-inf")):
+        return None
+    if hasattr(value, "is_integer") and isinstance(value, float):
+        return number
+    if hasattr(value, "dtype") and getattr(value.dtype, "kind", "") in "iu":
+        return int(value)
+    if hasattr(value, "dtype") and getattr(value.dtype, "kind", "") == "b":
+        return bool(value)
+    return number

@@ -1,0 +1,191 @@
+"""The acceptance spec (version 1) as pydantic models: unknown keys are errors.
+
+The same objects come from a YAML/TOML file (``load_spec``), from CLI flags, or from Python.
+Concise criterion forms (``max_drop``, ``max_relative_drop``, ``min``, ``max`` ...) are kept as
+written here and turned into exactly one explicit criterion by ``compval.checks.resolve``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from compval.profiling._spec import PerformanceSpec
+
+__all__ = [
+    "AcceptanceSpec",
+    "CriterionSpec",
+    "DataRef",
+    "ModelRef",
+    "StatisticsSpec",
+    "TaskSpec",
+]
+
+AdapterName = Literal["auto", "onnxruntime", "torchscript", "torch_export", "sklearn"]
+OpName = Literal[">=", ">", "<=", "<", "=="]
+CONCISE_FORMS = (
+    "max_drop",
+    "max_increase",
+    "max_relative_drop",
+    "max_relative_increase",
+    "min",
+    "max",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelRef(_Strict):
+    """A model to load. From the CLI it is a file; from Python it may be an object instead."""
+
+    name: str | None = Field(default=None, description="Name shown in reports; default: file stem.")
+    path: str | None = Field(default=None, description="Model file (.onnx, .pt, .pt2, .joblib).")
+    adapter: AdapterName = Field(default="auto", description="Runtime; 'auto' picks by extension.")
+    output: str | None = Field(default=None, description="Output to compare; default: the first.")
+    threads: int | None = Field(default=None, ge=1, description="Intra-op thread count.")
+    allow_pickle: bool = Field(
+        default=False, description="Allow loading pickle/joblib files (runs code from the file)."
+    )
+
+
+class DataRef(_Strict):
+    """The labelled dataset both models run on."""
+
+    path: str = Field(description="A .npz, .npy, .csv or .parquet file.")
+    labels: str | None = Field(default=None, description="Label column (or .npz key).")
+    features: list[str] | None = Field(
+        default=None,
+        description="Feature columns (or .npz keys); default: every column that is not a label "
+        "or segment column (for .npz: the key 'x' or 'features').",
+    )
+    segments: list[str] = Field(default_factory=list, description="Segment columns.")
+    format: Literal["auto", "npy", "npz", "csv", "parquet"] = "auto"
+
+
+class TaskSpec(_Strict):
+    """What the models predict."""
+
+    type: Literal["classification", "regression", "generic"] = "classification"
+    outputs: Literal["auto", "logits", "probabilities", "labels"] = Field(
+        default="auto",
+        description="Classification output kind; 'auto' detects it from the first batch.",
+    )
+
+
+class StatisticsSpec(_Strict):
+    """How much evidence a verdict needs."""
+
+    replicates: int = Field(default=2000, ge=0, le=1_000_000, description="0 turns resampling off.")
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    seed: int | None = Field(default=None, description="Default: the spec's seed.")
+    min_rows: int = Field(default=30, ge=1, description="Smaller segments are too small to decide.")
+    correction: Literal["holm", "bh", "none"] = "holm"
+    inconclusive: Literal["block", "warn"] = "block"
+
+
+class CriterionSpec(_Strict):
+    """One acceptance criterion, in explicit or concise form.
+
+    Explicit: ``metric``, ``compare``, ``op``, ``threshold``. Concise (exactly one of):
+    ``max_drop`` (delta >= -d on a higher-is-better metric), ``max_increase`` (delta <= d on a
+    lower-is-better one), ``max_relative_drop`` (ratio >= 1 - r), ``max_relative_increase``
+    (ratio <= 1 + r), ``min`` (candidate >= v), ``max`` (candidate <= v).
+    """
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    metric: str = Field(min_length=1)
+    compare: Literal["candidate", "reference", "delta", "ratio"] | None = None
+    op: OpName | None = None
+    threshold: float | None = None
+    statistic: Literal["auto", "point", "interval"] = Field(
+        default="auto",
+        description="point: decide on the estimate; interval: non-inferiority on the confidence "
+        "interval (pass needs the worst end within the threshold); auto: interval when "
+        "statistics are on and the metric has an interval, else point.",
+    )
+    max_drop: float | None = None
+    max_increase: float | None = None
+    max_relative_drop: float | None = None
+    max_relative_increase: float | None = None
+    min: float | None = None
+    max: float | None = None
+    segment: str | None = Field(
+        default=None,
+        description="None/'overall': the whole data; '*': every segment; 'col=*': every value "
+        "of one column; 'col=value': one segment; 'discovered': discovered weak slices.",
+    )
+    severity: Literal["error", "warn"] = "error"
+    candidates: list[str] | None = Field(default=None, description="Default: every candidate.")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> CriterionSpec:
+        concise = [name for name in CONCISE_FORMS if getattr(self, name) is not None]
+        explicit = [n for n in ("compare", "op", "threshold") if getattr(self, n) is not None]
+        if len(concise) > 1:
+            raise ValueError(
+                f"give one concise form, not {len(concise)} ({', '.join(concise)}); "
+                "write two criteria to check both"
+            )
+        if concise and explicit:
+            raise ValueError(
+                f"'{concise[0]}' cannot be combined with {', '.join(explicit)}; use either the "
+                "concise form or the explicit form (compare, op, threshold)"
+            )
+        if not concise and (self.op is None or self.threshold is None):
+            raise ValueError(
+                "needs a threshold: either a concise form (max_drop, max_increase, "
+                "max_relative_drop, max_relative_increase, min, max) or 'op' and 'threshold'"
+            )
+        return self
+
+
+class AcceptanceSpec(_Strict):
+    """A full acceptance suite: models, data, task, criteria, statistics and performance."""
+
+    version: Literal[1] = Field(description="Spec format version; must be 1.")
+    task: TaskSpec = Field(default_factory=TaskSpec)
+    reference: ModelRef
+    candidates: list[ModelRef] = Field(min_length=1)
+    data: DataRef
+    batch_size: int = Field(default=256, ge=1, le=1_000_000)
+    seed: int = 0
+    allow_nonfinite: bool = Field(
+        default=False,
+        description="By default any NaN/Inf in a candidate's outputs fails the built-in "
+        "'nonfinite-outputs' check; true removes that check.",
+    )
+    criteria: list[CriterionSpec] = Field(default_factory=list)
+    statistics: StatisticsSpec = Field(default_factory=StatisticsSpec)
+    performance: PerformanceSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthands(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "candidate" in data:
+            if "candidates" in data:
+                raise ValueError("give 'candidate' or 'candidates', not both")
+            data["candidates"] = [data.pop("candidate")]
+        if isinstance(data.get("task"), str):
+            data["task"] = {"type": data["task"]}
+        return data
+
+    @field_validator("criteria")
+    @classmethod
+    def _unique_ids(cls, criteria: list[CriterionSpec]) -> list[CriterionSpec]:
+        seen: set[str] = set()
+        for c in criteria:
+            if c.id in seen:
+                raise ValueError(f"criterion id {c.id!r} is used twice; ids must be unique")
+            seen.add(c.id)
+        return criteria
+
+    @property
+    def statistics_seed(self) -> int:
+        """The seed used for resampling."""
+        return self.seed if self.statistics.seed is None else self.statistics.seed
