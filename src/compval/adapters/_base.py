@@ -103,8 +103,7 @@ class ModelAdapter(abc.ABC):
             raise
         except Exception as exc:  # foreign runtime errors become compval errors here, once
             raise InferenceError(
-                f"Model {self.name!r}: the runtime failed on a batch: "
-                f"{type(exc).__name__}: {exc}"
+                f"Model {self.name!r}: the runtime failed on a batch: {type(exc).__name__}: {exc}"
             ) from exc
         return outputs
 
@@ -168,20 +167,18 @@ def bind_inputs(
     """
     if len(features) == 1 and len(spec) == 1:
         ((_, array),) = features.items()
-        ((name, tensor),) = spec.items()
+        ((name, _),) = spec.items()
         bound = {name: array}
     else:
         bound = dict(features)
     for name, array in list(bound.items()):
-        tensor = spec.get(name)
+        declared = spec.get(name)
         if (
-            tensor is not None
-            and tensor.dtype is not None
-            and array.dtype != tensor.dtype
+            declared is not None
+            and declared.dtype is not None
+            and array.dtype != declared.dtype
             and np.issubdtype(array.dtype, np.floating)
-            and np.issubdtype(tensor.dtype, np.floating)
+            and np.issubdtype(declared.dtype, np.floating)
         ):
-            bound[name] = array.astype(tensor.dtype, copy=False)
+            bound[name] = array.astype(declared.dtype, copy=False)
     return bound
-
-

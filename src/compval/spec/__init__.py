@@ -1,0 +1,1 @@
+"""Acceptance spec: models, loading and validation."""

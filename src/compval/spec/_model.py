@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from compval.profiling._spec import PerformanceSpec
+from compval.spec._criterion import CriterionSpec
 
 __all__ = [
     "AcceptanceSpec",
@@ -23,15 +24,6 @@ __all__ = [
 ]
 
 AdapterName = Literal["auto", "onnxruntime", "torchscript", "torch_export", "sklearn"]
-OpName = Literal[">=", ">", "<=", "<", "=="]
-CONCISE_FORMS = (
-    "max_drop",
-    "max_increase",
-    "max_relative_drop",
-    "max_relative_increase",
-    "min",
-    "max",
-)
 
 
 class _Strict(BaseModel):
@@ -84,62 +76,6 @@ class StatisticsSpec(_Strict):
     min_rows: int = Field(default=30, ge=1, description="Smaller segments are too small to decide.")
     correction: Literal["holm", "bh", "none"] = "holm"
     inconclusive: Literal["block", "warn"] = "block"
-
-
-class CriterionSpec(_Strict):
-    """One acceptance criterion, in explicit or concise form.
-
-    Explicit: ``metric``, ``compare``, ``op``, ``threshold``. Concise (exactly one of):
-    ``max_drop`` (delta >= -d on a higher-is-better metric), ``max_increase`` (delta <= d on a
-    lower-is-better one), ``max_relative_drop`` (ratio >= 1 - r), ``max_relative_increase``
-    (ratio <= 1 + r), ``min`` (candidate >= v), ``max`` (candidate <= v).
-    """
-
-    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:\-]+$")
-    metric: str = Field(min_length=1)
-    compare: Literal["candidate", "reference", "delta", "ratio"] | None = None
-    op: OpName | None = None
-    threshold: float | None = None
-    statistic: Literal["auto", "point", "interval"] = Field(
-        default="auto",
-        description="point: decide on the estimate; interval: non-inferiority on the confidence "
-        "interval (pass needs the worst end within the threshold); auto: interval when "
-        "statistics are on and the metric has an interval, else point.",
-    )
-    max_drop: float | None = None
-    max_increase: float | None = None
-    max_relative_drop: float | None = None
-    max_relative_increase: float | None = None
-    min: float | None = None
-    max: float | None = None
-    segment: str | None = Field(
-        default=None,
-        description="None/'overall': the whole data; '*': every segment; 'col=*': every value "
-        "of one column; 'col=value': one segment; 'discovered': discovered weak slices.",
-    )
-    severity: Literal["error", "warn"] = "error"
-    candidates: list[str] | None = Field(default=None, description="Default: every candidate.")
-
-    @model_validator(mode="after")
-    def _one_form(self) -> CriterionSpec:
-        concise = [name for name in CONCISE_FORMS if getattr(self, name) is not None]
-        explicit = [n for n in ("compare", "op", "threshold") if getattr(self, n) is not None]
-        if len(concise) > 1:
-            raise ValueError(
-                f"give one concise form, not {len(concise)} ({', '.join(concise)}); "
-                "write two criteria to check both"
-            )
-        if concise and explicit:
-            raise ValueError(
-                f"'{concise[0]}' cannot be combined with {', '.join(explicit)}; use either the "
-                "concise form or the explicit form (compare, op, threshold)"
-            )
-        if not concise and (self.op is None or self.threshold is None):
-            raise ValueError(
-                "needs a threshold: either a concise form (max_drop, max_increase, "
-                "max_relative_drop, max_relative_increase, min, max) or 'op' and 'threshold'"
-            )
-        return self
 
 
 class AcceptanceSpec(_Strict):
