@@ -12,7 +12,6 @@ import abc
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-
 import numpy as np
 from typing_extensions import Self
 
@@ -146,7 +145,7 @@ def check_inputs(model: str, inputs: Mapping[str, Array], spec: Mapping[str, Ten
             )
         if tensor.shape is not None:
             ok = len(tensor.shape) == array.ndim and all(
-                d is None or d == a for d, a in zip(tensor.shape, array.shape)
+                d is None or d == a for d, a in zip(tensor.shape, array.shape, strict=False)
             )
             if not ok:
                 raise InputMismatchError(

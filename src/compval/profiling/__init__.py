@@ -1,0 +1,1 @@
+"""Performance profiling: latency, throughput, load, memory, deployment targets."""

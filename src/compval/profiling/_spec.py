@@ -1,4 +1,4 @@
-"""The ``performance:`` section of the acceptance spec (placeholder; filled by the profiler work)."""
+"""The ``performance:`` section of the acceptance spec (placeholder for the profiler work)."""
 
 from __future__ import annotations
 
