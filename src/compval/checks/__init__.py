@@ -1,1 +1,15 @@
-"""compval subpackage."""
+"""Acceptance checks: criteria in explicit form and their evaluation."""
+
+from __future__ import annotations
+
+from compval.checks._criteria import OPS, Criterion, resolve_criteria, resolve_criterion
+from compval.checks._evaluate import CheckSettings, evaluate
+
+__all__ = [
+    "OPS",
+    "CheckSettings",
+    "Criterion",
+    "evaluate",
+    "resolve_criteria",
+    "resolve_criterion",
+]

@@ -1,1 +1,30 @@
-"""compval subpackage."""
+"""Data: batches of inputs, labels and segment values, from arrays, DataFrames or files.
+
+Every source is a ``Dataset``: it knows its length, its segment columns, whether it has
+labels, a content fingerprint, and yields ``Batch`` objects in row order. Files are opened
+with ``load_dataset`` (.npy memory-mapped, .npz in memory, parquet and CSV streamed through
+pyarrow); ``as_dataset`` accepts whatever a user is likely to pass. pandas and pyarrow are
+imported only when a DataFrame, parquet or CSV is used (extra ``data``).
+"""
+
+from __future__ import annotations
+
+from compval.data._batch import Batch, Dataset
+from compval.data._convert import as_dataset
+from compval.data._dataset import ArrayDataset, from_dataframe
+from compval.data._readers import load_dataset
+
+__all__ = [
+    "ArrayDataset",
+    "Batch",
+    "Dataset",
+    "as_dataset",
+    "from_dataframe",
+    "load_dataset",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("compval.data._"):
+        _obj.__module__ = __name__
+del _name, _obj

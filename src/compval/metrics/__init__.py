@@ -1,1 +1,140 @@
-"""compval subpackage."""
+"""Mergeable metric accumulators and the registry of metric names.
+
+Names follow scikit-learn's contract, checked by a test: ``*_score``, ``*_agreement``,
+``*_similarity`` and ``*_db`` are higher-is-better; ``*_error``, ``*_loss``, ``*_diff``,
+``*_rate``, ``*_divergence`` and ``*_count`` are lower-is-better. Per-class metrics carry the
+class in brackets (``recall_score[3]``); performance metrics carry the batch size or client
+count (``latency_p95_ms[batch=1]``) and are registered by ``compval.profiling``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from compval.metrics._base import (
+    Accumulator,
+    BlockSumsAccumulator,
+    Derived,
+    MetricEstimate,
+    PairedRows,
+    Resampling,
+)
+from compval.metrics._segments import ClassTable, SegmentTable, format_value
+from compval.metrics.classification import ContingencyTable
+from compval.metrics.continuous import (
+    Calibration,
+    KLQuantiles,
+    NonFiniteCounts,
+    OutputFidelity,
+    ProbabilityDivergence,
+    RegressionErrors,
+)
+
+__all__ = [
+    "METRICS",
+    "Accumulator",
+    "BlockSumsAccumulator",
+    "Calibration",
+    "ClassTable",
+    "ContingencyTable",
+    "Derived",
+    "KLQuantiles",
+    "MetricEstimate",
+    "MetricInfo",
+    "NonFiniteCounts",
+    "OutputFidelity",
+    "PairedRows",
+    "ProbabilityDivergence",
+    "RegressionErrors",
+    "Resampling",
+    "SegmentTable",
+    "format_value",
+    "metric_info",
+    "suggest_metric",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricInfo:
+    """What the checks need to know about a metric name.
+
+    Attributes:
+        name: Registry key (without any ``[...]`` qualifier).
+        higher_is_better: Direction; None when neither direction is better.
+        paired: True when the metric has one value for the pair (agreement, fidelity), not
+            one per model.
+        fraction: True when values lie in [0, 1], so thresholds on it are fractions.
+        tasks: Tasks that produce it.
+        qualified: True when the name takes a ``[...]`` qualifier (class, batch, clients).
+    """
+
+    name: str
+    higher_is_better: bool | None
+    paired: bool
+    fraction: bool
+    tasks: tuple[str, ...]
+    qualified: bool = False
+
+
+_C = ("classification",)
+_ALL = ("classification", "regression", "generic")
+METRICS: dict[str, MetricInfo] = {
+    m.name: m
+    for m in (
+        MetricInfo("accuracy_score", True, False, True, _C),
+        MetricInfo("macro_f1_score", True, False, True, _C),
+        MetricInfo("weighted_f1_score", True, False, True, _C),
+        MetricInfo("precision_score", True, False, True, _C, qualified=True),
+        MetricInfo("recall_score", True, False, True, _C, qualified=True),
+        MetricInfo("f1_score", True, False, True, _C, qualified=True),
+        MetricInfo("top1_agreement", True, True, True, _C),
+        MetricInfo("flip_correct_to_wrong_rate", False, True, True, _C),
+        MetricInfo("flip_wrong_to_correct_rate", None, True, True, _C),
+        MetricInfo("mean_kl_divergence", False, True, False, _C),
+        MetricInfo("p99_kl_divergence", False, True, False, _C),
+        MetricInfo("brier_loss", False, False, False, _C),
+        MetricInfo("expected_calibration_error", False, False, True, _C),
+        MetricInfo("mean_absolute_error", False, False, False, ("regression",)),
+        MetricInfo("root_mean_squared_error", False, False, False, ("regression",)),
+        MetricInfo("r2_score", True, False, False, ("regression",)),
+        MetricInfo("max_abs_diff", False, True, False, _ALL),
+        MetricInfo("mean_abs_diff", False, True, False, _ALL),
+        MetricInfo("sqnr_db", True, True, False, _ALL),
+        MetricInfo("cosine_similarity", True, True, False, _ALL),
+        MetricInfo("nan_count", False, False, False, _ALL),
+        MetricInfo("inf_count", False, False, False, _ALL),
+        MetricInfo("nonfinite_count", False, False, False, _ALL),
+    )
+}
+
+
+def _all_metrics() -> dict[str, MetricInfo]:
+    from compval.profiling import PERF_METRIC_DIRECTIONS
+
+    out = dict(METRICS)
+    for name, higher in PERF_METRIC_DIRECTIONS.items():
+        out.setdefault(
+            name,
+            MetricInfo(
+                name,
+                higher,
+                paired=name.startswith(("speedup", "unsupported_op")),
+                fraction=name == "weight_sparsity",
+                tasks=_ALL,
+                qualified=name.startswith(("latency_", "throughput", "speedup", "concurrent_")),
+            ),
+        )
+    return out
+
+
+def metric_info(name: str) -> MetricInfo | None:
+    """The registry entry of ``name`` (qualifiers like ``[3]`` or ``[batch=1]`` stripped)."""
+    base = name.split("[", 1)[0]
+    return _all_metrics().get(base)
+
+
+def suggest_metric(name: str) -> str:
+    """A 'did you mean' hint for an unknown metric name (empty when nothing is close)."""
+    close = difflib.get_close_matches(name.split("[", 1)[0], list(_all_metrics()), n=3)
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""

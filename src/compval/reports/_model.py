@@ -6,8 +6,11 @@ statistics and profiling code; renderers only format it.
 
 from __future__ import annotations
 
+import enum
+import math
+import numbers
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
 __all__ = ["SCHEMA_VERSION", "CheckResult", "MetricValue", "Report", "RunInfo", "Verdict"]
@@ -122,9 +125,9 @@ class Report:
             "candidates": [
                 {"name": name, "passed": self.candidate_passed(name)} for name in self.candidates
             ],
-            "run": _plain(asdict(self.run)),
-            "metrics": [_plain(asdict(m)) for m in self.metrics],
-            "checks": [{**_plain(asdict(c)), "name": c.junit_name} for c in self.checks],
+            "run": _plain(_fields(self.run)),
+            "metrics": [_plain(_fields(m)) for m in self.metrics],
+            "checks": [{**_plain(_fields(c)), "name": c.junit_name} for c in self.checks],
         }
         if self.statistics is not None:
             out["statistics"] = _plain(self.statistics)
@@ -133,26 +136,36 @@ class Report:
         return out
 
 
+def _fields(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields, one level deep.
+
+    ``dataclasses.asdict`` deep-copies every value, which fails on mappings such as
+    ``MappingProxyType`` and copies arrays for nothing; ``_plain`` does the recursion instead.
+    """
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
 def _plain(value: Any) -> Any:
-    """Convert mappings/tuples/numpy scalars to JSON types; NaN/Inf become None."""
+    """Convert to JSON types: mappings, sequences, dataclasses, enums, numpy; NaN/Inf -> None."""
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    if value is None or isinstance(value, (bool, str)):
         return value
+    if isinstance(value, enum.Enum):
+        return _plain(value.value)
     if isinstance(value, int):
         return int(value)
-    try:
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    if is_dataclass(value) and not isinstance(value, type):
+        return _plain(_fields(value))
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        # numpy scalars and arrays: tolist() gives Python scalars / nested lists.
+        return _plain(tolist())
+    if isinstance(value, numbers.Real):
         number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if number != number or number in (float("inf"), float("-inf")):
-        return None
-    if hasattr(value, "is_integer") and isinstance(value, float):
-        return number
-    if hasattr(value, "dtype") and getattr(value.dtype, "kind", "") in "iu":
-        return int(value)
-    if hasattr(value, "dtype") and getattr(value.dtype, "kind", "") == "b":
-        return bool(value)
-    return number
+        return number if math.isfinite(number) else None
+    return str(value)

@@ -1,1 +1,85 @@
-"""compval subpackage."""
+"""Statistics: the math that lets a verdict carry evidence.
+
+Small, pure, vectorized functions on sufficient statistics (counts, sums, histograms), so that
+accumulators stay mergeable and the run's orchestration stays free of math:
+
+* resampling: :func:`poisson_table_counts` (classification tables), :func:`row_blocks`,
+  :func:`block_weights` and :func:`block_replicate_means` (block bootstrap of per-row means),
+  :func:`percentile_interval`, :func:`stable_hash`;
+* paired tests: :func:`mcnemar_exact`, :func:`paired_proportion_delta_ci` (Tango),
+  :func:`paired_delta_sd`;
+* decisions: :func:`adjust_pvalues` (Holm, Benjamini-Hochberg),
+  :func:`noninferiority_verdict`, :func:`rows_needed_noninferiority`;
+* distribution shift: :func:`chi_square_counts`, :func:`g_test_counts`, :func:`psi`,
+  :func:`jensen_shannon`, :class:`FixedHistogram`, :func:`ks_from_histograms`,
+  :func:`wasserstein_from_histograms`;
+* calibration: :func:`calibration_bin_sums`, :func:`expected_calibration_error`;
+* weak slices: :class:`SliceSearch`, :class:`SliceResult`.
+
+Each private module's docstring states its method and assumptions. Randomness is a function
+of ``(seed, stream or row id, replicate)`` only.
+"""
+
+from __future__ import annotations
+
+from compval.stats._calibration import calibration_bin_sums, expected_calibration_error
+from compval.stats._decisions import (
+    Verdict,
+    adjust_pvalues,
+    noninferiority_verdict,
+    rows_needed_noninferiority,
+)
+from compval.stats._distribution import chi_square_counts, g_test_counts, jensen_shannon, psi
+from compval.stats._histogram import (
+    FixedHistogram,
+    ks_from_histograms,
+    wasserstein_from_histograms,
+)
+from compval.stats._paired import mcnemar_exact, paired_delta_sd, paired_proportion_delta_ci
+from compval.stats._resampling import (
+    block_replicate_means,
+    block_weights,
+    percentile_interval,
+    poisson_table_counts,
+    row_blocks,
+    stable_hash,
+)
+from compval.stats._result import StatKind, StatResult
+from compval.stats._slices import SliceResult, SliceSearch
+
+__all__ = [
+    "FixedHistogram",
+    "SliceResult",
+    "SliceSearch",
+    "StatKind",
+    "StatResult",
+    "Verdict",
+    "adjust_pvalues",
+    "block_replicate_means",
+    "block_weights",
+    "calibration_bin_sums",
+    "chi_square_counts",
+    "expected_calibration_error",
+    "g_test_counts",
+    "jensen_shannon",
+    "ks_from_histograms",
+    "mcnemar_exact",
+    "noninferiority_verdict",
+    "paired_delta_sd",
+    "paired_proportion_delta_ci",
+    "percentile_interval",
+    "poisson_table_counts",
+    "psi",
+    "row_blocks",
+    "rows_needed_noninferiority",
+    "stable_hash",
+    "wasserstein_from_histograms",
+]
+
+# Public objects report the package, not the private module they live in (tracebacks, docs,
+# reprs and pickles then name ``compval.stats``).
+for _name in __all__:
+    _obj = globals()[_name]
+    if hasattr(_obj, "__module__") and callable(_obj):
+        _obj.__module__ = __name__
+del _name, _obj

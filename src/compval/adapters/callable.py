@@ -1,0 +1,169 @@
+"""CallableAdapter: any Python function from input arrays to output arrays.
+
+Also holds ``structure_outputs``, the one place that turns a model's return value (one array,
+a tuple or list of arrays, or a dict) into named outputs; TorchAdapter uses it too.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from compval._types import Array, Outputs, TensorSpec
+from compval.adapters._base import AdapterInfo, ModelAdapter
+from compval.errors import InferenceError, InvalidParameterError
+
+__all__ = ["CallableAdapter", "structure_outputs"]
+
+
+class CallableAdapter(ModelAdapter):
+    """Run a Python callable as a model.
+
+    With one input name the callable gets the input array as its only positional argument;
+    with several it gets them as keyword arguments. It returns one array, a tuple (or a list
+    of arrays) of arrays, or a dict of arrays; each is converted with ``np.asarray``. Default
+    output names are ``"output"`` for one array, ``"output_0"``, ``"output_1"``... for a
+    tuple, and the keys for a dict.
+
+    Args:
+        fn: The callable.
+        name: Name shown in reports.
+        input_names: The inputs the callable takes, in order.
+        output_names: Names for the returned arrays (a dict result: the keys to keep, in
+            this order); None uses the defaults above.
+
+    Raises:
+        InvalidParameterError: ``fn`` is not callable, or a name list is empty or repeats.
+
+    Example:
+        >>> import numpy as np
+        >>> with CallableAdapter(lambda x: x.sum(axis=1), name="sum") as model:
+        ...     model.predict({"input": np.ones((2, 3))})["output"].tolist()
+        [3.0, 3.0]
+    """
+
+    runtime = "python"
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str,
+        input_names: Sequence[str] = ("input",),
+        output_names: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        if not callable(fn):
+            raise InvalidParameterError(
+                f"Model {name!r}: 'fn' must be callable; got an object of type "
+                f"{type(fn).__qualname__}. Pass a function that takes the input array."
+            )
+        self._fn = fn
+        self._input_names = check_names(name, "input_names", input_names)
+        self._output_names = (
+            None if output_names is None else check_names(name, "output_names", output_names)
+        )
+        self._spec = {n: TensorSpec(name=n, dtype=None, shape=None) for n in self._input_names}
+
+    def _open(self) -> None:
+        """Nothing to load: the callable already exists."""
+
+    def _input_spec(self) -> Mapping[str, TensorSpec]:
+        return self._spec
+
+    def _predict(self, inputs: Mapping[str, Array]) -> Outputs:
+        if len(self._input_names) == 1:
+            result = self._fn(inputs[self._input_names[0]])
+        else:
+            result = self._fn(**{n: inputs[n] for n in self._input_names})
+        outputs = structure_outputs(
+            self.name, result, output_names=self._output_names, to_array=np.asarray
+        )
+        for key, value in outputs.items():
+            if value.ndim == 0:
+                raise InferenceError(
+                    f"Model {self.name!r}: output {key!r} is a scalar; got shape (), expected "
+                    "an array with one row per input row on axis 0. Return per-row results, "
+                    "not an aggregate."
+                )
+        return outputs
+
+    def _info(self) -> AdapterInfo:
+        qualname = getattr(self._fn, "__qualname__", type(self._fn).__qualname__)
+        return AdapterInfo(
+            runtime="python",
+            runtime_version=platform.python_version(),
+            device="cpu",
+            model_id=f"python:{qualname}",
+        )
+
+    def __repr__(self) -> str:
+        return f"CallableAdapter({self._fn!r}, name={self.name!r})"
+
+
+def structure_outputs(
+    model: str,
+    result: object,
+    *,
+    output_names: Sequence[str] | None,
+    to_array: Callable[[Any], Array],
+) -> dict[str, Array]:
+    """Name a model's return value's arrays.
+
+    A dict keeps its keys (or, with ``output_names``, those keys in that order); a tuple, or
+    a list whose items all have a ``shape``, gives one output per item; anything else is one
+    output. ``to_array`` converts each item (``np.asarray``, or tensor -> numpy).
+
+    Raises:
+        InferenceError: ``output_names`` does not fit the result.
+    """
+    if isinstance(result, Mapping):
+        if output_names is None:
+            return {str(k): to_array(v) for k, v in result.items()}
+        keys = {str(k): k for k in result}
+        missing = [n for n in output_names if n not in keys]
+        if missing:
+            raise InferenceError(
+                f"Model {model!r}: the returned dict lacks output(s) {missing}; got keys "
+                f"{sorted(keys)}, expected {list(output_names)}. Fix 'output_names' or "
+                "the returned keys."
+            )
+        return {n: to_array(result[keys[n]]) for n in output_names}
+    if isinstance(result, tuple) or (
+        isinstance(result, list) and result and all(hasattr(r, "shape") for r in result)
+    ):
+        items = list(result)
+        if output_names is None:
+            return {f"output_{i}": to_array(v) for i, v in enumerate(items)}
+        if len(items) != len(output_names):
+            raise InferenceError(
+                f"Model {model!r}: the model returned {len(items)} outputs; expected "
+                f"{len(output_names)} to match output_names {list(output_names)}. Fix "
+                "'output_names'."
+            )
+        return {n: to_array(v) for n, v in zip(output_names, items, strict=True)}
+    if output_names is not None and len(output_names) != 1:
+        raise InferenceError(
+            f"Model {model!r}: the model returned 1 output; expected {len(output_names)} to "
+            f"match output_names {list(output_names)}. Fix 'output_names'."
+        )
+    return {output_names[0] if output_names else "output": to_array(result)}
+
+
+def check_names(model: str, field: str, names: Sequence[str]) -> tuple[str, ...]:
+    """Return ``names`` as a tuple; raise InvalidParameterError if empty, repeated or non-str."""
+    if isinstance(names, str) or not all(isinstance(n, str) and n for n in names):
+        raise InvalidParameterError(
+            f"Model {model!r}: {field!r} must be a sequence of non-empty strings; got "
+            f"{names!r}. Example: ('input',)."
+        )
+    as_tuple = tuple(names)
+    if not as_tuple or len(set(as_tuple)) != len(as_tuple):
+        raise InvalidParameterError(
+            f"Model {model!r}: {field!r} must be non-empty with no repeats; got {names!r}. "
+            "Give each name once."
+        )
+    return as_tuple

@@ -1,0 +1,182 @@
+"""OnnxRuntimeAdapter: runs an ``.onnx`` file with ONNX Runtime (extra: ``onnx``).
+
+onnxruntime is imported when the adapter opens, never when this module is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compval._lazy import lazy_import
+from compval._types import Array, Outputs, TensorSpec
+from compval.adapters._base import AdapterInfo, ModelAdapter
+from compval.adapters._factory import check_threads, describe_file, require_file, sha256_file
+from compval.errors import InvalidParameterError, ModelLoadError
+
+__all__ = ["ONNX_DTYPES", "OnnxRuntimeAdapter"]
+
+#: ONNX Runtime's type strings for tensor inputs -> numpy dtype.
+ONNX_DTYPES: Mapping[str, np.dtype[Any]] = {
+    "tensor(float)": np.dtype(np.float32),
+    "tensor(double)": np.dtype(np.float64),
+    "tensor(float16)": np.dtype(np.float16),
+    "tensor(int64)": np.dtype(np.int64),
+    "tensor(int32)": np.dtype(np.int32),
+    "tensor(int16)": np.dtype(np.int16),
+    "tensor(int8)": np.dtype(np.int8),
+    "tensor(uint64)": np.dtype(np.uint64),
+    "tensor(uint32)": np.dtype(np.uint32),
+    "tensor(uint16)": np.dtype(np.uint16),
+    "tensor(uint8)": np.dtype(np.uint8),
+    "tensor(bool)": np.dtype(np.bool_),
+    "tensor(string)": np.dtype(np.object_),
+}
+
+_DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
+
+
+class OnnxRuntimeAdapter(ModelAdapter):
+    """Run an ONNX model file with an ONNX Runtime ``InferenceSession``.
+
+    The session is created by ``open()``. Outputs come back as a dict in the model's output
+    order, so the first entry is the model's first output (the one compared by default).
+
+    Args:
+        path: The ``.onnx`` file.
+        name: Name shown in reports.
+        threads: Intra-op thread count; None keeps ONNX Runtime's default (one per physical
+            core).
+        providers: Execution providers in priority order; default ``CPUExecutionProvider``.
+
+    Raises:
+        InvalidParameterError: ``threads`` < 1 or ``providers`` is empty.
+
+    Example:
+        >>> adapter = OnnxRuntimeAdapter("model.onnx", name="fp32", threads=1)
+        >>> adapter.path.name
+        'model.onnx'
+    """
+
+    runtime = "onnxruntime"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        name: str,
+        threads: int | None = None,
+        providers: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        check_threads(name, threads)
+        if providers is not None and (isinstance(providers, str) or len(providers) == 0):
+            raise InvalidParameterError(
+                f"Model {name!r}: 'providers' must be a non-empty sequence of provider names; "
+                f"got {providers!r}. Example: ['CPUExecutionProvider']."
+            )
+        self._path = Path(path)
+        self._threads = threads
+        self._providers = tuple(providers) if providers is not None else _DEFAULT_PROVIDERS
+        self._session: Any = None
+        self._spec: dict[str, TensorSpec] = {}
+        self._output_names: list[str] = []
+        self._sha256: str | None = None
+
+    @property
+    def path(self) -> Path:
+        """The model file."""
+        return self._path
+
+    @property
+    def session(self) -> Any:
+        """The ``onnxruntime.InferenceSession`` (opens the adapter if needed)."""
+        self.open()
+        return self._session
+
+    def _open(self) -> None:
+        ort = lazy_import("onnxruntime", extra="onnx")
+        require_file(self._path, what="ONNX model")
+        available = list(ort.get_available_providers())
+        unknown = [p for p in self._providers if p not in available]
+        if unknown:
+            # ONNX Runtime would only warn and fall back to CPU; a silent fallback would make
+            # a GPU latency budget pass or fail on the wrong device.
+            raise InvalidParameterError(
+                f"Model {self.name!r}: execution provider(s) {unknown} are not available in "
+                f"this onnxruntime build; got {list(self._providers)}, expected names from "
+                f"{available}. Install the matching onnxruntime package or choose another."
+            )
+        options = ort.SessionOptions()
+        if self._threads is not None:
+            options.intra_op_num_threads = self._threads
+        # Inter-op threads only run independent graph branches in parallel execution mode;
+        # the session runs sequentially, so a second pool would just add idle threads that
+        # compete with the intra-op pool (and with the other model) for cores and make
+        # latency measurements noisier.
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        try:
+            session = ort.InferenceSession(
+                str(self._path), sess_options=options, providers=list(self._providers)
+            )
+        except Exception as exc:  # onnxruntime raises its own pybind11 exception types
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(
+                f"ONNX model {str(self._path)!r}: onnxruntime cannot load it; got "
+                f"{describe_file(self._path)}, expected a valid ONNX model. Re-export the "
+                "model (e.g. torch.onnx.export) or copy the file again if it was truncated; "
+                "for a PyTorch or pickle file choose the matching adapter. "
+                f"(onnxruntime: {detail})"
+            ) from exc
+        self._session = session
+        self._spec = {
+            node.name: TensorSpec(
+                name=node.name, dtype=ONNX_DTYPES.get(node.type), shape=_dims(node.shape)
+            )
+            for node in session.get_inputs()
+        }
+        self._output_names = [node.name for node in session.get_outputs()]
+
+    def _input_spec(self) -> Mapping[str, TensorSpec]:
+        return self._spec
+
+    def _predict(self, inputs: Mapping[str, Array]) -> Outputs:
+        results = self._session.run(self._output_names, dict(inputs))
+        pairs = zip(self._output_names, results, strict=True)
+        return {name: np.asarray(value) for name, value in pairs}
+
+    def _info(self) -> AdapterInfo:
+        ort = lazy_import("onnxruntime", extra="onnx")
+        if self._sha256 is None:
+            # Hashed on first request, not in open(), so that load time excludes hashing.
+            self._sha256 = sha256_file(self._path)
+        active = self._session.get_providers()
+        device = "cpu" if not active or active[0] == "CPUExecutionProvider" else active[0]
+        return AdapterInfo(
+            runtime="onnxruntime",
+            runtime_version=str(ort.__version__),
+            device=device,
+            model_id=self._sha256,
+            path=str(self._path),
+            size_bytes=self._path.stat().st_size,
+        )
+
+    def _close(self) -> None:
+        self._session = None
+        self._spec = {}
+        self._output_names = []
+
+    def __repr__(self) -> str:
+        return f"OnnxRuntimeAdapter({str(self._path)!r}, name={self.name!r})"
+
+
+def _dims(shape: Sequence[object] | None) -> tuple[int | None, ...] | None:
+    if shape is None:
+        return None
+    # Symbolic dims come back as strings ("N", "batch"), unknown ones as None.
+    return tuple(d if isinstance(d, int) and d >= 0 else None for d in shape)

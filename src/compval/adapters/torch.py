@@ -1,0 +1,357 @@
+"""TorchAdapter: runs a PyTorch ``nn.Module`` on CPU (extra: ``torch``).
+
+Three sources: an in-memory module (Python API), a TorchScript archive
+(``torch.jit.save``; ``.pt``, ``.pth``, ``.ts``, ``.torchscript``) and a ``torch.export``
+archive (``.pt2``). compval never calls ``torch.load`` on a pickled checkpoint: unpickling
+runs code from the file, and a state_dict is not a runnable model anyway.
+
+torch is imported when the adapter opens, never when this module is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from typing_extensions import Self
+
+from compval._lazy import lazy_import
+from compval._types import Array, Outputs, TensorSpec
+from compval.adapters._base import AdapterInfo, ModelAdapter
+from compval.adapters._factory import (
+    check_threads,
+    describe_file,
+    require_file,
+    sha256_file,
+    zip_names,
+)
+from compval.adapters.callable import check_names, structure_outputs
+from compval.errors import InferenceError, InvalidParameterError, ModelLoadError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["TorchAdapter"]
+
+_Source = Literal["module", "torchscript", "export"]
+
+_EXPORT_HOWTO = (
+    "Export the model instead: torch.jit.script(model) (or torch.jit.trace(model, example)) "
+    "then .save('model.pt'), or torch.export.save(torch.export.export(model, (example,)), "
+    "'model.pt2')."
+)
+
+
+class TorchAdapter(ModelAdapter):
+    """Run a PyTorch module on CPU under ``torch.inference_mode()``.
+
+    Each input array becomes a tensor with ``torch.from_numpy`` and is passed positionally,
+    in ``input_names`` order. The module's return value is converted to numpy: one tensor
+    gives ``{"output": ...}``, a tuple or list ``{"output_0": ..., "output_1": ...}``, and a
+    dict keeps its keys. ``open()`` puts in-memory and TorchScript modules in eval mode (this
+    changes the module object you passed in); exported programs are already frozen.
+
+    ``threads`` calls ``torch.set_num_threads`` when the adapter opens. That setting is
+    process-global: it applies to every torch model in the process (reference and candidate
+    alike), the last adapter opened with ``threads`` wins, and it is not restored on close.
+
+    Args:
+        module: The module to run.
+        name: Name shown in reports.
+        input_names: Names of the module's positional inputs, in order.
+        input_dtype: The dtype the module takes for every input (checked before each batch).
+        threads: Intra-op thread count for torch (process-global, see above); None leaves it.
+
+    Raises:
+        InvalidParameterError: A bad ``input_names``, ``input_dtype`` or ``threads``.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> with TorchAdapter(torch.nn.Identity(), name="id") as model:
+        ...     model.predict({"input": np.ones((2, 3), np.float32)})["output"].shape
+        (2, 3)
+    """
+
+    runtime = "torch"
+
+    _input_names: tuple[str, ...]
+    _spec: dict[str, TensorSpec]
+    _threads: int | None
+    _source: _Source
+    _path: Path | None
+    _given: Any
+    _module: Any
+    _torch: ModuleType | None
+    _sha256: str | None
+
+    def __init__(
+        self,
+        module: nn.Module,
+        *,
+        name: str,
+        input_names: Sequence[str] = ("input",),
+        input_dtype: npt.DTypeLike = np.float32,
+        threads: int | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self._setup(
+            input_names=input_names, input_dtype=input_dtype, threads=threads, source="module"
+        )
+        self._given = module
+
+    @classmethod
+    def from_torchscript(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        name: str,
+        input_names: Sequence[str] = ("input",),
+        input_dtype: npt.DTypeLike = np.float32,
+        threads: int | None = None,
+    ) -> Self:
+        """An adapter for a TorchScript archive written by ``torch.jit.save``.
+
+        The file is loaded (``torch.jit.load``, ``map_location="cpu"``) by ``open()``. A
+        ``torch.save`` checkpoint is refused: compval does not unpickle ``.pt`` files.
+
+        Args:
+            path: The archive (``.pt``, ``.pth``, ``.ts``, ``.torchscript``).
+            name: Name shown in reports.
+            input_names: Names of the module's positional inputs, in order.
+            input_dtype: The dtype the module takes for every input.
+            threads: Intra-op thread count (process-global; see the class docstring).
+
+        Returns:
+            An unopened adapter; ``open()`` raises ModelLoadError for a file that is missing
+            or is not a TorchScript archive.
+        """
+        adapter = cls.__new__(cls)
+        ModelAdapter.__init__(adapter, name=name)
+        adapter._setup(
+            input_names=input_names,
+            input_dtype=input_dtype,
+            threads=threads,
+            source="torchscript",
+            path=Path(path),
+        )
+        return adapter
+
+    @classmethod
+    def from_export(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        name: str,
+        input_names: Sequence[str] = ("input",),
+        input_dtype: npt.DTypeLike = np.float32,
+        threads: int | None = None,
+    ) -> Self:
+        """An adapter for a ``torch.export.save`` archive (``.pt2``).
+
+        ``open()`` runs ``torch.export.load(path).module()``. Export with a dynamic batch
+        dimension (``dynamic_shapes``) to run batches of any size.
+
+        Args:
+            path: The ``.pt2`` archive.
+            name: Name shown in reports.
+            input_names: Names of the program's positional inputs, in order.
+            input_dtype: The dtype the program takes for every input.
+            threads: Intra-op thread count (process-global; see the class docstring).
+
+        Returns:
+            An unopened adapter; ``open()`` raises ModelLoadError for a file that is missing
+            or is not a torch.export archive.
+        """
+        adapter = cls.__new__(cls)
+        ModelAdapter.__init__(adapter, name=name)
+        adapter._setup(
+            input_names=input_names,
+            input_dtype=input_dtype,
+            threads=threads,
+            source="export",
+            path=Path(path),
+        )
+        return adapter
+
+    def _setup(
+        self,
+        *,
+        input_names: Sequence[str],
+        input_dtype: npt.DTypeLike,
+        threads: int | None,
+        source: _Source,
+        path: Path | None = None,
+    ) -> None:
+        check_threads(self.name, threads)
+        names = check_names(self.name, "input_names", input_names)
+        try:
+            dtype = np.dtype(input_dtype)
+        except TypeError as exc:
+            raise InvalidParameterError(
+                f"Model {self.name!r}: 'input_dtype' is not a numpy dtype; got "
+                f"{input_dtype!r}, expected e.g. np.float32. Pass the dtype the module takes."
+            ) from exc
+        self._input_names = names
+        self._spec = {n: TensorSpec(name=n, dtype=dtype, shape=None) for n in names}
+        self._threads = threads
+        self._source = source
+        self._path = path
+        self._given = None
+        self._module = None
+        self._torch = None
+        self._sha256 = None
+
+    @property
+    def path(self) -> Path | None:
+        """The model file, or None for an in-memory module."""
+        return self._path
+
+    @property
+    def module(self) -> Any:
+        """The ``nn.Module`` that runs (opens the adapter if needed)."""
+        self.open()
+        return self._module
+
+    def _open(self) -> None:
+        torch = lazy_import("torch", extra="torch")
+        if self._source == "torchscript":
+            module = _load_torchscript(torch, self._require_path())
+        elif self._source == "export":
+            module = _load_export(torch, self._require_path())
+        else:
+            module = self._given
+        if self._source != "export":
+            # Exported programs refuse eval(); they were captured in the mode they were in.
+            module.eval()
+        if self._threads is not None:
+            torch.set_num_threads(self._threads)
+        self._torch = torch
+        self._module = module
+
+    def _require_path(self) -> Path:
+        path = self._path
+        if path is None:  # pragma: no cover - file sources always set a path
+            raise InvalidParameterError(f"Model {self.name!r}: no model file was given.")
+        return path
+
+    def _input_spec(self) -> Mapping[str, TensorSpec]:
+        return self._spec
+
+    def _predict(self, inputs: Mapping[str, Array]) -> Outputs:
+        torch: Any = self._torch
+        tensors = [torch.from_numpy(_as_tensor_ready(inputs[n])) for n in self._input_names]
+        try:
+            with torch.inference_mode():
+                result = self._module(*tensors)
+        except Exception as exc:
+            hint = ""
+            if self._source == "export":
+                hint = (
+                    " If the program was exported with a fixed batch size, export it again "
+                    "with dynamic_shapes={'x': {0: torch.export.Dim('batch')}} (your input's "
+                    "name for 'x')."
+                )
+            raise InferenceError(
+                f"Model {self.name!r}: torch failed on a batch: {type(exc).__name__}: {exc}.{hint}"
+            ) from exc
+        return structure_outputs(self.name, result, output_names=None, to_array=_to_numpy)
+
+    def _info(self) -> AdapterInfo:
+        torch: Any = self._torch
+        if self._path is None:
+            model_id = f"python:{type(self._module).__qualname__}"
+            size = None
+        else:
+            if self._sha256 is None:
+                # Hashed on first request, not in open(), so that load time excludes hashing.
+                self._sha256 = sha256_file(self._path)
+            model_id = self._sha256
+            size = self._path.stat().st_size
+        return AdapterInfo(
+            runtime="torch",
+            runtime_version=str(torch.__version__),
+            device="cpu",
+            model_id=model_id,
+            path=None if self._path is None else str(self._path),
+            size_bytes=size,
+        )
+
+    def _close(self) -> None:
+        self._module = None
+
+    def __repr__(self) -> str:
+        where = "in memory" if self._path is None else repr(str(self._path))
+        return f"TorchAdapter({where}, source={self._source!r}, name={self.name!r})"
+
+
+def _load_torchscript(torch: Any, path: Path) -> Any:
+    require_file(path, what="TorchScript model")
+    names = zip_names(path)
+    is_script = names is not None and any(n.endswith("constants.pkl") for n in names)
+    if not is_script:
+        # Checked before torch sees the file: torch.jit.load must never be the first thing
+        # to look at a pickle (a torch.save checkpoint is a pickle, zipped or not).
+        raise ModelLoadError(_not_torchscript(path))
+    try:
+        return torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:
+        raise ModelLoadError(f"{_not_torchscript(path)} (torch: {_first_line(exc)})") from exc
+
+
+def _not_torchscript(path: Path) -> str:
+    return (
+        f"TorchScript model {str(path)!r}: not a TorchScript archive; got "
+        f"{describe_file(path)}, expected a file written by torch.jit.save. compval does not "
+        f"unpickle .pt checkpoints (torch.save / state_dict files), because unpickling runs "
+        f"code from the file. {_EXPORT_HOWTO}"
+    )
+
+
+def _load_export(torch: Any, path: Path) -> Any:
+    require_file(path, what="torch.export model")
+    names = zip_names(path)
+    if names is None or not any(n.endswith("archive_format") for n in names):
+        # torch.export.load would log a traceback before failing; answer plainly instead.
+        raise ModelLoadError(_not_export(path))
+    try:
+        return torch.export.load(str(path)).module()
+    except Exception as exc:
+        raise ModelLoadError(f"{_not_export(path)} (torch: {_first_line(exc)})") from exc
+
+
+def _not_export(path: Path) -> str:
+    return (
+        f"torch.export model {str(path)!r}: not a loadable torch.export archive; got "
+        f"{describe_file(path)}, expected a .pt2 file written by torch.export.save with this "
+        "torch version or an older compatible one. Save it with "
+        "torch.export.save(torch.export.export(model, (example,)), 'model.pt2')."
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _as_tensor_ready(array: Array) -> Array:
+    # torch.from_numpy shares memory and warns on read-only arrays (e.g. memory-mapped
+    # data); a copy is cheaper than a warning per batch and keeps the caller's data safe.
+    if not array.flags.writeable or not array.flags.c_contiguous:
+        return np.array(array, order="C", copy=True)
+    return array
+
+
+def _to_numpy(value: Any) -> Array:
+    to_numpy: Callable[[], Array] | None = getattr(value, "numpy", None)
+    if to_numpy is not None and hasattr(value, "detach"):
+        tensor = value.detach().cpu()
+        if str(tensor.dtype) == "torch.bfloat16":
+            # numpy has no bfloat16; float32 holds every bfloat16 value exactly.
+            tensor = tensor.float()
+        return np.asarray(tensor.numpy())
+    return np.asarray(value)

@@ -1,0 +1,311 @@
+"""Criteria in explicit form: every concise spec form becomes exactly one of these.
+
+====================================  ==================================================
+spec form                             explicit criterion
+====================================  ==================================================
+``max_drop: d`` (higher is better)    compare: delta, op: ">=", threshold: -d
+``max_increase: d`` (lower is better) compare: delta, op: "<=", threshold: d
+``max_relative_drop: r``              compare: ratio, op: ">=", threshold: 1 - r
+``max_relative_increase: r``          compare: ratio, op: "<=", threshold: 1 + r
+``min: v``                            compare: candidate, op: ">=", threshold: v
+``max: v``                            compare: candidate, op: "<=", threshold: v
+====================================  ==================================================
+
+``statistic: auto`` becomes ``interval`` (non-inferiority on the confidence interval) when
+resampling is on and the compared quantity is a delta, a ratio or a paired value, and
+``point`` otherwise.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from compval.errors import SpecValidationError
+from compval.metrics import metric_info, suggest_metric
+from compval.spec._criterion import CriterionSpec
+
+__all__ = ["OPS", "Criterion", "resolve_criteria", "resolve_criterion"]
+
+OPS: Mapping[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+}
+Compare = Literal["candidate", "reference", "delta", "ratio"]
+#: Metrics that are exact counts or extremes: no sampling error, so no minimum segment size.
+EXACT_METRICS = frozenset({"nan_count", "inf_count", "nonfinite_count", "max_abs_diff"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Criterion:
+    """One criterion in explicit form, ready to evaluate."""
+
+    id: str
+    metric: str
+    compare: Compare
+    op: str
+    threshold: float
+    statistic: Literal["point", "interval"]
+    segment: str | None
+    severity: Literal["error", "warn"]
+    candidates: tuple[str, ...] | None
+    higher_is_better: bool | None
+    written_as: str | None = None
+
+    def explicit(self) -> dict[str, Any]:
+        """The explicit form recorded in the report."""
+        return {
+            "metric": self.metric,
+            "compare": self.compare,
+            "statistic": self.statistic,
+            "op": self.op,
+            "threshold": self.threshold,
+            "segment": self.segment,
+            "severity": self.severity,
+            "written_as": self.written_as,
+        }
+
+    @property
+    def is_exact(self) -> bool:
+        """True for counts and extremes, which need no minimum sample size."""
+        return self.metric.split("[", 1)[0] in EXACT_METRICS
+
+
+def _fail(index: int, field: str, message: str) -> SpecValidationError:
+    path = f"criteria[{index}].{field}"
+    return SpecValidationError(f"{path}: {message}", path=path)
+
+
+def resolve_criterion(
+    spec: CriterionSpec,
+    *,
+    index: int,
+    task: str,
+    resampling: bool,
+    segment_columns: Sequence[str] = (),
+) -> Criterion:
+    """Turn one spec criterion into its explicit form, validating it against the registry.
+
+    Raises:
+        SpecValidationError: Unknown metric, a concise form that does not fit the metric's
+            direction, a threshold that is not a fraction where one is expected, or a segment
+            scope naming an unknown column. The message names the field path.
+    """
+    info = metric_info(spec.metric)
+    if info is None:
+        raise _fail(
+            index,
+            "metric",
+            f"unknown metric {spec.metric!r}.{suggest_metric(spec.metric)} "
+            "See docs/spec.md for the list of metrics.",
+        )
+    if task not in info.tasks:
+        raise _fail(
+            index,
+            "metric",
+            f"{spec.metric!r} is not computed for task {task!r}; it needs task "
+            f"{' or '.join(info.tasks)}.",
+        )
+    if (
+        info.qualified
+        and "[" not in spec.metric
+        and info.name in ("precision_score", "recall_score", "f1_score")
+    ):
+        raise _fail(
+            index,
+            "metric",
+            f"{spec.metric!r} is per class; name the class, e.g. '{spec.metric}[3]', or use "
+            "the segment scope 'label=*' with accuracy_score for per-class recall.",
+        )
+    compare: Compare
+    written_as: str | None = None
+    hib = info.higher_is_better
+    if spec.max_drop is not None or spec.max_increase is not None:
+        form = "max_drop" if spec.max_drop is not None else "max_increase"
+        value = float(spec.max_drop if spec.max_drop is not None else spec.max_increase)  # type: ignore[arg-type]
+        wanted = form == "max_drop"
+        if info.paired:
+            raise _fail(
+                index,
+                form,
+                f"{spec.metric!r} has one value for the pair of models, so it has no drop; "
+                "use 'min' or 'max' on it instead.",
+            )
+        if hib is not wanted:
+            other = "max_increase" if wanted else "max_drop"
+            direction = {True: "higher", False: "lower", None: "neither"}[hib]
+            raise _fail(
+                index,
+                form,
+                f"{form!r} needs a metric where {'higher' if wanted else 'lower'} is better; "
+                f"{spec.metric!r} is {direction}-is-better. Use {other!r}"
+                + (" instead." if hib is not None else " with an explicit op."),
+            )
+        _check_margin(index, form, value, fraction=info.fraction)
+        compare, op, threshold = "delta", (">=" if wanted else "<="), (-value if wanted else value)
+        written_as = f"{form}: {value:g}"
+    elif spec.max_relative_drop is not None or spec.max_relative_increase is not None:
+        form = (
+            "max_relative_drop" if spec.max_relative_drop is not None else "max_relative_increase"
+        )
+        value = float(
+            spec.max_relative_drop
+            if spec.max_relative_drop is not None
+            else spec.max_relative_increase  # type: ignore[arg-type]
+        )
+        if info.paired:
+            raise _fail(
+                index, form, f"{spec.metric!r} has one value for the pair; use 'min' or 'max'."
+            )
+        if value < 0 or value > 1:
+            raise _fail(
+                index,
+                form,
+                f"must be a fraction in [0, 1]; got {value:g}."
+                + (f" Did you mean {value / 100:g}?" if 1 < value <= 100 else ""),
+            )
+        drop = form == "max_relative_drop"
+        compare, op, threshold = (
+            "ratio",
+            (">=" if drop else "<="),
+            (1 - value if drop else 1 + value),
+        )
+        written_as = f"{form}: {value:g}"
+    elif spec.min is not None or spec.max is not None:
+        form = "min" if spec.min is not None else "max"
+        value = float(spec.min if spec.min is not None else spec.max)  # type: ignore[arg-type]
+        if info.fraction and not 0 <= value <= 1:
+            raise _fail(
+                index,
+                form,
+                f"{spec.metric!r} is a fraction in [0, 1]; got {value:g}."
+                + (f" Did you mean {value / 100:g}?" if 1 < value <= 100 else "")
+                + " Thresholds are fractions, never percents.",
+            )
+        compare, op, threshold = "candidate", (">=" if form == "min" else "<="), value
+        written_as = f"{form}: {value:g}"
+    else:
+        compare = spec.compare or "candidate"
+        op = str(spec.op)
+        threshold = float(spec.threshold)  # type: ignore[arg-type]
+        if info.paired and compare in ("delta", "ratio", "reference"):
+            raise _fail(
+                index,
+                "compare",
+                f"{spec.metric!r} has one value for the pair of models; use compare: candidate.",
+            )
+        if info.fraction and compare in ("candidate", "reference", "delta") and abs(threshold) > 1:
+            raise _fail(
+                index,
+                "threshold",
+                f"{spec.metric!r} is a fraction; got {threshold:g}, expected a value in "
+                f"[-1, 1].{f' Did you mean {threshold / 100:g}?' if abs(threshold) <= 100 else ''}"
+                " Thresholds are fractions, never percents.",
+            )
+    statistic: Literal["point", "interval"]
+    if spec.statistic == "auto":
+        statistic = (
+            "interval"
+            if resampling
+            and compare in ("delta", "ratio")
+            or (resampling and info.paired and info.name not in EXACT_METRICS)
+            else "point"
+        )
+    else:
+        statistic = spec.statistic
+    segment = _resolve_scope(index, spec.segment, segment_columns)
+    return Criterion(
+        id=spec.id,
+        metric=spec.metric,
+        compare=compare,
+        op=op,
+        threshold=threshold,
+        statistic=statistic,
+        segment=segment,
+        severity=spec.severity,
+        candidates=tuple(spec.candidates) if spec.candidates else None,
+        higher_is_better=hib,
+        written_as=written_as,
+    )
+
+
+def _check_margin(index: int, form: str, value: float, *, fraction: bool) -> None:
+    if value < 0:
+        raise _fail(
+            index, form, f"must be >= 0; got {value:g}. A drop is written as a positive margin."
+        )
+    if fraction and value > 1:
+        hint = f" Did you mean {value / 100:g}?" if value <= 100 else ""
+        raise _fail(
+            index,
+            form,
+            f"must be a fraction in [0, 1]; got {value:g}.{hint} Thresholds are fractions, "
+            "never percents.",
+        )
+
+
+def _resolve_scope(index: int, scope: str | None, columns: Sequence[str]) -> str | None:
+    if scope is None or scope == "overall":
+        return None
+    if scope in ("*", "discovered"):
+        return scope
+    if "=" not in scope:
+        raise _fail(
+            index,
+            "segment",
+            f"unknown segment scope {scope!r}; expected 'overall', '*', 'discovered', "
+            "'<column>=*' or '<column>=<value>'.",
+        )
+    column = scope.split("=", 1)[0]
+    known = ["label", *columns]
+    if column not in known:
+        raise _fail(
+            index,
+            "segment",
+            f"segment column {column!r} is not in the data's segments; got {scope!r}, "
+            f"expected one of {', '.join(repr(k) for k in known)}. Add it to data.segments.",
+        )
+    return scope
+
+
+def resolve_criteria(
+    specs: Sequence[CriterionSpec],
+    *,
+    task: str,
+    resampling: bool,
+    segment_columns: Sequence[str] = (),
+    allow_nonfinite: bool = False,
+) -> tuple[Criterion, ...]:
+    """Resolve every criterion, plus the built-in ``nonfinite-outputs`` check.
+
+    The built-in check (candidate ``nonfinite_count`` == 0 overall) is added unless the spec
+    sets ``allow_nonfinite: true``: any NaN/Inf in a candidate's outputs fails by default.
+    """
+    out = [
+        resolve_criterion(
+            s, index=i, task=task, resampling=resampling, segment_columns=segment_columns
+        )
+        for i, s in enumerate(specs)
+    ]
+    if not allow_nonfinite and not any(c.id == "nonfinite-outputs" for c in out):
+        out.append(
+            Criterion(
+                id="nonfinite-outputs",
+                metric="nonfinite_count",
+                compare="candidate",
+                op="==",
+                threshold=0.0,
+                statistic="point",
+                segment=None,
+                severity="error",
+                candidates=None,
+                higher_is_better=False,
+                written_as="built-in (allow_nonfinite: false)",
+            )
+        )
+    return tuple(out)

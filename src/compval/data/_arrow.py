@@ -1,0 +1,462 @@
+"""Streaming readers for columnar files, through pyarrow: parquet and CSV (extra: ``data``).
+
+Both read a bounded number of rows at a time and re-chunk them into batches of exactly
+``batch_size`` rows (the last may be smaller), so peak memory follows the batch size (and, for
+parquet, the row-group size; for CSV, the reader's block size), not the number of rows.
+
+Column rules, shared by both formats:
+
+* features default to every column that is not the label or a segment (and not a pandas index
+  column: parquet's ``__index_level_0__`` or CSV's unnamed first column); they must be numeric
+  (int, float or bool) and are stacked into one ``"features"`` array of shape (rows, columns)
+  with numpy's common dtype of those columns;
+* missing values in a float feature are NaN; in an int or bool feature they are a DataError,
+  since the column's dtype cannot hold them;
+* a label column with missing values (null or NaN) is refused when the dataset is opened;
+* missing segment values become ``"<NA>"``; integer segments keep their integer values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from compval._lazy import lazy_import
+from compval._types import Array
+from compval.data._batch import Batch
+from compval.data._common import (
+    MISSING,
+    check_batch_size,
+    check_selection,
+    clean_segment,
+    count_missing,
+    file_subject,
+    hash_file,
+    missing_column_error,
+    missing_labels_error,
+    no_rows_error,
+    read_error,
+    row_ids,
+)
+from compval.errors import DataError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from compval.spec._model import DataRef
+
+__all__ = ["CsvDataset", "ParquetDataset"]
+
+# Rows per read when a single column is scanned at open (label check).
+_SCAN_ROWS = 65_536
+# pyarrow's streaming CSV reader parses up to ~32 blocks ahead of the consumer, so the block
+# size sets its peak memory: 128 KiB keeps it near 5 MB, where the 1 MiB default reaches
+# tens of MB. Wide files get larger blocks, since a row must fit in one block.
+_CSV_MIN_BLOCK_BYTES = 128 << 10
+_CSV_HEADER_TO_BLOCK = 64
+
+
+@dataclass(frozen=True, slots=True)
+class _Columns:
+    """The resolved column selection of a columnar file."""
+
+    features: tuple[str, ...]
+    labels: str | None
+    segments: tuple[str, ...]
+    dtype: np.dtype[Any]
+
+    @property
+    def read(self) -> list[str]:
+        """Every column to read, each once, in selection order."""
+        return list(dict.fromkeys([*self.features, *self.segments, *filter(None, [self.labels])]))
+
+    def selection(self) -> dict[str, Any]:
+        """What the fingerprint records about the selection."""
+        return {
+            "features": list(self.features),
+            "labels": self.labels,
+            "segments": list(self.segments),
+        }
+
+
+def _is_numeric(pa_mod: Any, dtype: pa.DataType) -> bool:
+    types = pa_mod.types
+    return bool(types.is_integer(dtype) or types.is_floating(dtype) or types.is_boolean(dtype))
+
+
+def _resolve_columns(
+    path: Path,
+    ref: DataRef,
+    types: dict[str, pa.DataType],
+    *,
+    index_columns: Sequence[str],
+) -> tuple[list[str], str | None, list[str]]:
+    """Check that the named columns exist and pick the default features."""
+    subject = file_subject(path)
+    names = list(types)
+    for role, wanted in (("label", [ref.labels] if ref.labels else []), ("segment", ref.segments)):
+        for name in wanted:
+            if name not in types:
+                raise missing_column_error(subject, role, name, names)
+    if ref.features is None:
+        excluded = {*ref.segments, ref.labels, *index_columns}
+        features = [n for n in names if n not in excluded]
+    else:
+        features = list(ref.features)
+        for name in features:
+            if name not in types:
+                raise missing_column_error(subject, "feature", name, names)
+    check_selection(subject, features=features, labels=ref.labels, segments=ref.segments)
+    if not features:
+        raise DataError(
+            f"{subject}: no feature columns; got only the label and segment columns {names}, "
+            "expected at least one feature column. Add feature columns or list them in "
+            "'features'."
+        )
+    return features, ref.labels, list(ref.segments)
+
+
+def _check_numeric(path: Path, pa_mod: Any, features: Sequence[str], types: dict[str, Any]) -> None:
+    bad = [f"{n} ({types[n]})" for n in features if not _is_numeric(pa_mod, types[n])]
+    if bad:
+        raise DataError(
+            f"{file_subject(path)}: feature columns must be numeric; got non-numeric columns "
+            f"{bad}, expected int, float or bool columns. List them in 'segments' if they "
+            "group rows, or drop them by listing the feature columns in 'features'."
+        )
+
+
+def _feature_dtype(features: Sequence[str], types: dict[str, Any]) -> np.dtype[Any]:
+    return np.result_type(*[np.dtype(types[n].to_pandas_dtype()) for n in features])
+
+
+def _decoded(pa_mod: Any, column: Any) -> Any:
+    # ChunkedArray.to_numpy() mis-decodes dictionary columns holding nulls; decode first.
+    if pa_mod.types.is_dictionary(column.type):
+        return column.cast(column.type.value_type)
+    return column
+
+
+def _label_array(pa_mod: Any, column: Any) -> Array:
+    return np.asarray(_decoded(pa_mod, column).to_numpy(zero_copy_only=False))
+
+
+def _segment_array(pa_mod: Any, column: Any) -> Array:
+    column = _decoded(pa_mod, column)
+    types = pa_mod.types
+    if column.null_count and (types.is_integer(column.type) or types.is_boolean(column.type)):
+        # to_numpy() would turn an integer column with nulls into floats (1 -> 1.0).
+        values = np.empty(len(column), dtype=object)
+        values[:] = [MISSING if v is None else v for v in column.to_pylist()]
+        return values
+    return clean_segment(np.asarray(column.to_numpy(zero_copy_only=False)))
+
+
+def _feature_matrix(path: Path, pa_mod: Any, table: Any, columns: _Columns, start: int) -> Array:
+    matrix = np.empty((table.num_rows, len(columns.features)), dtype=columns.dtype)
+    for j, name in enumerate(columns.features):
+        column = table.column(name)
+        if column.null_count and not pa_mod.types.is_floating(column.type):
+            nulls = column.is_null().to_numpy(zero_copy_only=False)
+            first = start + int(np.flatnonzero(nulls)[0])
+            raise DataError(
+                f"{file_subject(path)}: feature column {name!r} ({column.type}) has missing "
+                f"values; got one at row {first}, expected none in a non-float column. "
+                "Fill the missing values, or store the column as float so they become NaN."
+            )
+        matrix[:, j] = column.to_numpy(zero_copy_only=False)
+    return matrix
+
+
+def _to_batch(path: Path, pa_mod: Any, table: Any, columns: _Columns, start: int) -> Batch:
+    stop = start + table.num_rows
+    return Batch(
+        inputs={"features": _feature_matrix(path, pa_mod, table, columns, start)},
+        labels=(
+            None if columns.labels is None else _label_array(pa_mod, table.column(columns.labels))
+        ),
+        row_ids=row_ids(start, stop),
+        segments={name: _segment_array(pa_mod, table.column(name)) for name in columns.segments},
+    )
+
+
+def _rechunk(pa_mod: Any, batches: Iterator[Any], size: int) -> Iterator[Any]:
+    """Re-cut a stream of record batches into tables of exactly ``size`` rows (last: fewer).
+
+    Slicing is zero-copy; only the rows of one output batch (plus one input batch) are held.
+    """
+    pending: list[Any] = []
+    held = 0
+    for record_batch in batches:
+        if record_batch.num_rows == 0:
+            continue
+        pending.append(record_batch)
+        held += record_batch.num_rows
+        if held < size:
+            continue
+        table = pa_mod.Table.from_batches(pending)
+        offset = 0
+        while held - offset >= size:
+            yield table.slice(offset, size)
+            offset += size
+        rest = table.slice(offset)
+        pending = [b for b in rest.to_batches() if b.num_rows]
+        held = rest.num_rows
+    if held:
+        yield pa_mod.Table.from_batches(pending)
+
+
+class ParquetDataset:
+    """A parquet file, streamed a batch at a time with ``ParquetFile.iter_batches``.
+
+    The row count comes from the file's metadata. Opening reads the metadata and, when there
+    is a label column, scans that one column once to refuse missing labels early.
+    Peak memory is bounded by the batch size and the file's row-group size.
+
+    Args:
+        path: The parquet file (already resolved).
+        ref: The column selection.
+
+    Raises:
+        DataError: The file cannot be read, has no rows, lacks a named column, has a
+            non-numeric feature column, or has missing labels.
+    """
+
+    def __init__(self, path: Path, ref: DataRef) -> None:
+        self._pa = lazy_import("pyarrow", extra="data")
+        self._pq = lazy_import("pyarrow.parquet", extra="data")
+        self._path = path
+        try:
+            with self._pq.ParquetFile(path) as parquet:
+                schema = parquet.schema_arrow
+                self._n_rows = int(parquet.metadata.num_rows)
+        except (self._pa.ArrowException, OSError) as exc:
+            raise read_error(path, "parquet", exc) from exc
+        types = {field.name: field.type for field in schema}
+        pandas_meta = schema.pandas_metadata or {}
+        index_columns = [c for c in pandas_meta.get("index_columns", []) if isinstance(c, str)]
+        features, labels, segments = _resolve_columns(path, ref, types, index_columns=index_columns)
+        _check_numeric(path, self._pa, features, types)
+        self._columns = _Columns(
+            tuple(features), labels, tuple(segments), _feature_dtype(features, types)
+        )
+        if self._n_rows == 0:
+            raise no_rows_error(path)
+        if labels is not None:
+            self._check_labels(labels)
+        self._fingerprint: str | None = None
+
+    def _check_labels(self, labels: str) -> None:
+        n_missing = 0
+        for table in self._read([labels], _SCAN_ROWS):
+            n_missing += count_missing(_label_array(self._pa, table.column(labels)))
+        if n_missing:
+            raise missing_labels_error(file_subject(self._path), labels, n_missing, self._n_rows)
+
+    def _read(self, columns: list[str], size: int) -> Iterator[Any]:
+        try:
+            # pre_buffer (pyarrow's default) reads every selected column chunk of the file
+            # up front; without it one row group at a time is in memory.
+            with self._pq.ParquetFile(self._path, pre_buffer=False) as parquet:
+                for record_batch in parquet.iter_batches(batch_size=size, columns=columns):
+                    yield self._pa.Table.from_batches([record_batch])
+        except (self._pa.ArrowException, OSError) as exc:
+            raise read_error(self._path, "parquet", exc) from exc
+
+    def __len__(self) -> int:
+        return self._n_rows
+
+    def __repr__(self) -> str:
+        return f"ParquetDataset({str(self._path)!r}, rows={self._n_rows})"
+
+    @property
+    def segment_columns(self) -> tuple[str, ...]:
+        """Names of the segment columns, in order."""
+        return self._columns.segments
+
+    @property
+    def has_labels(self) -> bool:
+        """Whether batches carry labels."""
+        return self._columns.labels is not None
+
+    @property
+    def feature_columns(self) -> tuple[str, ...]:
+        """The feature columns, in the order they are stacked."""
+        return self._columns.features
+
+    def fingerprint(self) -> str:
+        """Hex sha256 of the file's bytes (streamed) and the column selection."""
+        if self._fingerprint is None:
+            self._fingerprint = hash_file(
+                self._path, kind="parquet", selection=self._columns.selection()
+            )
+        return self._fingerprint
+
+    def batches(self, batch_size: int) -> Iterator[Batch]:
+        """Yield batches of ``batch_size`` rows (the last may be smaller), in row order.
+
+        Raises:
+            InvalidParameterError: ``batch_size`` is not a positive int.
+            DataError: The file cannot be read, or an int/bool feature has a missing value.
+        """
+        size = check_batch_size(batch_size)
+        return self._iter_batches(size)
+
+    def _iter_batches(self, size: int) -> Iterator[Batch]:
+        start = 0
+        tables = self._read(self._columns.read, size)
+        for table in _rechunk(self._pa, (b for t in tables for b in t.to_batches()), size):
+            yield _to_batch(self._path, self._pa, table, self._columns, start)
+            start += table.num_rows
+
+
+class CsvDataset:
+    """A CSV file with a header row, streamed with ``pyarrow.csv.open_csv``.
+
+    Opening costs one extra pass over the whole file: the streaming reader cannot know the
+    row count in advance, so the file is parsed once (selected columns only) to count rows,
+    count missing labels and surface any parse error before the models run. Blocks of
+    128 KiB (more for very wide files) keep peak memory to a few MB whatever the file size.
+
+    Column types are inferred by pyarrow from the file's first block (1 MiB) and then fixed
+    for the whole file. Int and float feature columns are read as float64 whatever was
+    inferred, because CSV text has no binary dtype and an integer-looking first block must not
+    make a later ``1.5`` an error; bool feature columns stay bool. Empty fields and
+    ``NA``/``NaN``/``null`` are missing values, in string columns too.
+
+    Args:
+        path: The CSV file (already resolved).
+        ref: The column selection.
+
+    Raises:
+        DataError: The file cannot be parsed, has no rows, lacks a named column, has a
+            non-numeric feature column, or has missing labels.
+    """
+
+    def __init__(self, path: Path, ref: DataRef) -> None:
+        self._pa = lazy_import("pyarrow", extra="data")
+        self._csv = lazy_import("pyarrow.csv", extra="data")
+        self._path = path
+        self._read_options = self._csv.ReadOptions(block_size=self._block_size())
+        inferred = self._infer_types()
+        features, labels, segments = _resolve_columns(path, ref, inferred, index_columns=[""])
+        types = self._pinned_types(inferred, features)
+        _check_numeric(path, self._pa, features, types)
+        self._columns = _Columns(
+            tuple(features), labels, tuple(segments), _feature_dtype(features, types)
+        )
+        read = self._columns.read
+        self._convert = self._csv.ConvertOptions(
+            include_columns=read,
+            column_types={name: types[name] for name in read},
+            strings_can_be_null=True,
+        )
+        self._n_rows = self._count_rows()
+        self._fingerprint: str | None = None
+
+    def _block_size(self) -> int:
+        try:
+            with self._path.open("rb") as stream:
+                header = stream.readline(1 << 24)
+        except OSError as exc:
+            raise read_error(self._path, "CSV", exc) from exc
+        if not header:
+            raise no_rows_error(self._path)
+        return max(_CSV_MIN_BLOCK_BYTES, _CSV_HEADER_TO_BLOCK * len(header))
+
+    def _open(self, convert: Any) -> Any:
+        return self._csv.open_csv(
+            self._path, read_options=self._read_options, convert_options=convert
+        )
+
+    def _infer_types(self) -> dict[str, Any]:
+        options = self._csv.ConvertOptions(strings_can_be_null=True)
+        try:
+            with self._open(options) as reader:
+                schema = reader.schema
+        except (self._pa.ArrowException, OSError) as exc:
+            raise read_error(self._path, "CSV", exc) from exc
+        return {field.name: field.type for field in schema}
+
+    def _pinned_types(self, inferred: dict[str, Any], features: Sequence[str]) -> dict[str, Any]:
+        """Fix every column's type for the whole file, from what the first block showed."""
+        types = self._pa.types
+        pinned = dict(inferred)
+        for name, dtype in inferred.items():
+            numeric_or_empty = types.is_integer(dtype) or types.is_floating(dtype)
+            if name in features and (numeric_or_empty or types.is_null(dtype)):
+                pinned[name] = self._pa.float64()
+            elif types.is_null(dtype):
+                # Empty throughout the first block: later blocks may hold text.
+                pinned[name] = self._pa.string()
+        return pinned
+
+    def _count_rows(self) -> int:
+        labels = self._columns.labels
+        n_rows = 0
+        n_missing = 0
+        for record_batch in self._stream():
+            n_rows += record_batch.num_rows
+            if labels is not None:
+                n_missing += count_missing(_label_array(self._pa, record_batch.column(labels)))
+        if n_rows == 0:
+            raise no_rows_error(self._path)
+        if labels is not None and n_missing:
+            raise missing_labels_error(file_subject(self._path), labels, n_missing, n_rows)
+        return n_rows
+
+    def _stream(self) -> Iterator[Any]:
+        try:
+            with self._open(self._convert) as reader:
+                yield from reader
+        except (self._pa.ArrowException, OSError) as exc:
+            raise read_error(self._path, "CSV", exc) from exc
+
+    def __len__(self) -> int:
+        return self._n_rows
+
+    def __repr__(self) -> str:
+        return f"CsvDataset({str(self._path)!r}, rows={self._n_rows})"
+
+    @property
+    def segment_columns(self) -> tuple[str, ...]:
+        """Names of the segment columns, in order."""
+        return self._columns.segments
+
+    @property
+    def has_labels(self) -> bool:
+        """Whether batches carry labels."""
+        return self._columns.labels is not None
+
+    @property
+    def feature_columns(self) -> tuple[str, ...]:
+        """The feature columns, in the order they are stacked."""
+        return self._columns.features
+
+    def fingerprint(self) -> str:
+        """Hex sha256 of the file's bytes (streamed) and the column selection."""
+        if self._fingerprint is None:
+            self._fingerprint = hash_file(
+                self._path, kind="csv", selection=self._columns.selection()
+            )
+        return self._fingerprint
+
+    def batches(self, batch_size: int) -> Iterator[Batch]:
+        """Yield batches of ``batch_size`` rows (the last may be smaller), in row order.
+
+        Raises:
+            InvalidParameterError: ``batch_size`` is not a positive int.
+            DataError: The file cannot be parsed (e.g. it changed since it was opened).
+        """
+        size = check_batch_size(batch_size)
+        return self._iter_batches(size)
+
+    def _iter_batches(self, size: int) -> Iterator[Batch]:
+        start = 0
+        for table in _rechunk(self._pa, self._stream(), size):
+            yield _to_batch(self._path, self._pa, table, self._columns, start)
+            start += table.num_rows

@@ -1,0 +1,442 @@
+"""The accumulator contract and the block-sum machinery shared by continuous metrics.
+
+Laws, enforced by ``tests/metrics/test_laws.py`` for every accumulator:
+
+* split invariance: updating on A then B gives the same estimates as merging the
+  accumulator fed A with the one fed B;
+* merge is commutative and associative, and ``empty()`` is its identity;
+* ``from_state(acc.state())`` round-trips exactly.
+
+State is sums, counts and maxima, never means, so merging is exact. State is indexed by
+segment id; ids are assigned in order of first appearance (``SegmentTable``) and merges re-map
+by segment *name*, so no result depends on ids.
+
+Confidence intervals: continuous metrics keep their sums per (segment, block), where a row's
+block is a hash of (seed, row id); a bootstrap replicate weights each block by Poisson(1)
+(``compval.stats.block_weights``), so randomness is a function of (seed, row id, replicate)
+and never of batch size or sharding. Each metric is a function of the sums, evaluated on the
+totals for the estimate and on the weighted sums for the replicates: one implementation.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from typing_extensions import Self
+
+from compval._types import Array
+from compval.errors import IncompatibleMergeError
+from compval.metrics._segments import SegmentTable
+
+__all__ = [
+    "Accumulator",
+    "BlockSumsAccumulator",
+    "Derived",
+    "MetricEstimate",
+    "PairedRows",
+    "Resampling",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PairedRows:
+    """One batch of paired outputs, prepared by the runner for the accumulators.
+
+    Attributes:
+        reference: The reference's compared output, float64, shape (rows, values per row).
+        candidate: The candidate's, same shape.
+        row_ids: int64 stable row ids.
+        blocks: int64 bootstrap block of each row (a hash of seed and row id).
+        segment_ids: int64 (groupings, rows): row r belongs to segment ``segment_ids[g, r]``
+            for every grouping g (overall, label, each segment column).
+        finite: bool (rows,): both models' outputs are finite on this row.
+        labels: Classification: int64 class index (-1 when unknown); regression: float64
+            (rows, outputs); None without labels.
+        ref_pred: int64 predicted class index of the reference (classification).
+        cand_pred: Same for the candidate.
+        ref_prob: float64 (rows, classes) probabilities, when the outputs carry them.
+        cand_prob: Same for the candidate.
+    """
+
+    reference: Array
+    candidate: Array
+    row_ids: Array
+    blocks: Array
+    segment_ids: Array
+    finite: Array
+    labels: Array | None = None
+    ref_pred: Array | None = None
+    cand_pred: Array | None = None
+    ref_prob: Array | None = None
+    cand_prob: Array | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resampling:
+    """Bootstrap settings for ``Accumulator.estimates``."""
+
+    replicates: int
+    confidence: float
+    seed: int
+
+
+@dataclass(frozen=True, slots=True)
+class MetricEstimate:
+    """A metric's values in one segment, with intervals when resampling was on.
+
+    ``paired`` metrics (agreement, output fidelity, KL) have one value, in ``candidate``;
+    the others have a value per model and ``delta`` = candidate - reference. ``ci`` bounds the
+    delta (paired: the value); ``ci_candidate`` and ``ci_ratio`` bound the candidate's value
+    and candidate / reference. ``se`` is the bootstrap standard error of the quantity ``ci``
+    bounds (used for sample-size estimates).
+    """
+
+    metric: str
+    segment: str | None
+    higher_is_better: bool | None
+    paired: bool
+    n: int
+    reference: float | None
+    candidate: float | None
+    delta: float | None
+    ratio: float | None = None
+    ci: tuple[float, float] | None = None
+    ci_candidate: tuple[float, float] | None = None
+    ci_ratio: tuple[float, float] | None = None
+    se: float | None = None
+    confidence: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Derived:
+    """A metric computed from sums.
+
+    ``fn`` maps sums (..., columns) to values (...), or, for unpaired metrics, to a
+    (reference, candidate) pair of such arrays.
+    """
+
+    name: str
+    higher_is_better: bool | None
+    paired: bool
+    fn: Callable[[Array], Any]
+    bootstrap: bool = True
+
+
+class Accumulator(abc.ABC):
+    """Streaming, mergeable state for a family of metrics, per segment.
+
+    Subclasses implement ``update``, ``merge``, ``state``, ``from_state`` and ``estimates``.
+    They are created with the run's ``SegmentTable`` (shared, so ids agree across families).
+    """
+
+    family: ClassVar[str]
+
+    def __init__(self, segments: SegmentTable) -> None:
+        self.segments = segments
+
+    @abc.abstractmethod
+    def update(self, rows: PairedRows) -> None:
+        """Add one batch."""
+
+    @abc.abstractmethod
+    def merge(self, other: Self) -> Self:
+        """A new accumulator holding both states; neither input is changed."""
+
+    @abc.abstractmethod
+    def state(self) -> dict[str, Any]:
+        """Sums and counts, with the segment names they are indexed by."""
+
+    @classmethod
+    @abc.abstractmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Self:
+        """Rebuild an accumulator from ``state()``."""
+
+    @abc.abstractmethod
+    def estimates(self, resampling: Resampling | None = None) -> list[MetricEstimate]:
+        """Every metric of the family in every segment that saw rows."""
+
+    @abc.abstractmethod
+    def empty(self) -> Self:
+        """An accumulator with the same configuration and no rows."""
+
+
+class BlockSumsAccumulator(Accumulator):
+    """Per-row values summed per (segment, block), plus per-segment maxima.
+
+    Subclasses set ``columns`` (names of the per-row sums), ``max_columns`` (per-row values
+    whose maximum is kept), and implement ``_row_values`` and ``derived``.
+    """
+
+    n_blocks: ClassVar[int] = 256
+
+    def __init__(self, segments: SegmentTable, **config: Any) -> None:
+        super().__init__(segments)
+        self.config = dict(config)
+        n_cols = len(self.columns())
+        self._sums = np.zeros((len(segments), self.n_blocks, n_cols))
+        self._maxima = np.full((len(segments), len(self.max_columns())), -np.inf)
+        self._rows = np.zeros(len(segments), dtype=np.int64)
+
+    # -- subclass interface --------------------------------------------------------------
+    @abc.abstractmethod
+    def columns(self) -> Sequence[str]:
+        """Names of the per-row quantities that are summed."""
+
+    def max_columns(self) -> Sequence[str]:
+        """Names of the per-row quantities whose maximum is kept."""
+        return ()
+
+    @abc.abstractmethod
+    def _row_values(self, rows: PairedRows) -> tuple[Array, Array | None, Array]:
+        """Per-row values to sum, per-row values to maximize (or None), rows that count."""
+
+    @abc.abstractmethod
+    def derived(self) -> Sequence[Derived]:
+        """The metrics, as functions of the sums."""
+
+    def _maximum_metrics(self) -> Sequence[tuple[str, int]]:
+        """(metric name, max column) pairs reported from maxima (lower is better)."""
+        return ()
+
+    # -- accumulator ---------------------------------------------------------------------
+    def _grow(self) -> None:
+        missing = len(self.segments) - self._sums.shape[0]
+        if missing > 0:
+            self._sums = np.concatenate(
+                [self._sums, np.zeros((missing, *self._sums.shape[1:]))], axis=0
+            )
+            self._maxima = np.concatenate(
+                [self._maxima, np.full((missing, self._maxima.shape[1]), -np.inf)], axis=0
+            )
+            self._rows = np.concatenate([self._rows, np.zeros(missing, dtype=np.int64)])
+
+    def update(self, rows: PairedRows) -> None:
+        """Add one batch: one ``bincount`` over (segment, block, column) for all groupings."""
+        self._grow()
+        values, maxima, mask = self._row_values(rows)
+        seg = rows.segment_ids[:, mask]
+        if seg.shape[1] == 0:
+            return
+        values = values[mask]
+        n_seg, n_blocks, n_cols = self._sums.shape
+        # Compact to the (segment, block) cells this batch touches, so the cost of an update is
+        # proportional to the batch, not to segments x blocks x columns.
+        cell = (seg * n_blocks + (rows.blocks[mask] % n_blocks)[None, :]).reshape(-1)
+        touched, local = np.unique(cell, return_inverse=True)
+        flat = (local.reshape(-1, 1) * n_cols + np.arange(n_cols)).reshape(-1)
+        weights = np.broadcast_to(values[None, :, :], (*seg.shape, n_cols)).reshape(-1)
+        added = np.bincount(flat, weights=weights, minlength=touched.size * n_cols)
+        self._sums.reshape(-1, n_cols)[touched] += added.reshape(-1, n_cols)
+        self._rows += np.bincount(seg.reshape(-1), minlength=n_seg)
+        if maxima is not None and maxima.shape[1]:
+            maxima = maxima[mask]
+            for g in range(seg.shape[0]):
+                np.maximum.at(self._maxima, seg[g], maxima)
+
+    def empty(self) -> Self:
+        """Same configuration, a fresh segment table, no rows."""
+        return type(self)(SegmentTable(), **self.config)
+
+    def state(self) -> dict[str, Any]:
+        """Sums (segments, blocks, columns), maxima, row counts, segment names, config."""
+        self._grow()
+        return {
+            "segments": list(self.segments.names),
+            "sums": self._sums.copy(),
+            "maxima": self._maxima.copy(),
+            "rows": self._rows.copy(),
+            "config": dict(self.config),
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Self:
+        """Rebuild from ``state()`` with a fresh segment table holding its names."""
+        acc = cls(SegmentTable(state["segments"]), **state.get("config", {}))
+        acc._sums = np.array(state["sums"], dtype=np.float64)
+        acc._maxima = np.array(state["maxima"], dtype=np.float64)
+        rows = state.get("rows")
+        acc._rows = (
+            np.zeros(acc._sums.shape[0], dtype=np.int64)
+            if rows is None
+            else np.array(rows, dtype=np.int64)
+        )
+        return acc
+
+    def merge(self, other: Self) -> Self:
+        """Union of segments by name; sums add, maxima take the maximum."""
+        if type(other) is not type(self) or other.config != self.config:
+            raise IncompatibleMergeError(
+                f"cannot merge {type(self).__name__}({self.config}) with "
+                f"{type(other).__name__}({getattr(other, 'config', None)})"
+            )
+        mine, theirs = self.state(), other.state()
+        table = SegmentTable(mine["segments"])
+        lut = table.align(theirs["segments"])
+        n = len(table)
+        sums = np.zeros((n, *mine["sums"].shape[1:]))
+        maxima = np.full((n, mine["maxima"].shape[1]), -np.inf)
+        rows = np.zeros(n, dtype=np.int64)
+        k = mine["sums"].shape[0]
+        sums[:k] += mine["sums"]
+        maxima[:k] = mine["maxima"]
+        rows[:k] += mine["rows"]
+        np.add.at(sums, lut, theirs["sums"])
+        np.maximum.at(maxima, lut, theirs["maxima"])
+        np.add.at(rows, lut, theirs["rows"])
+        return type(self).from_state(
+            {
+                "segments": table.names,
+                "sums": sums,
+                "maxima": maxima,
+                "rows": rows,
+                "config": self.config,
+            }
+        )
+
+    def estimates(self, resampling: Resampling | None = None) -> list[MetricEstimate]:
+        """Every derived metric in every segment with rows; intervals from block weights."""
+        from compval.stats import block_weights
+
+        self._grow()
+        totals = self._sums.sum(axis=1)  # (segments, columns)
+        reps = None
+        if resampling is not None and resampling.replicates > 0:
+            weights = block_weights(
+                n_blocks=self.n_blocks, replicates=resampling.replicates, seed=resampling.seed
+            )
+            reps = np.einsum("rb,sbc->rsc", weights, self._sums, optimize=True)
+        out: list[MetricEstimate] = []
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for metric in self.derived():
+                point = metric.fn(totals)
+                rep = metric.fn(reps) if reps is not None and metric.bootstrap else None
+                for s, name in enumerate(self.segments.names[: totals.shape[0]]):
+                    n = int(self._rows[s])
+                    if n == 0:
+                        continue
+                    out.append(
+                        build_estimate(
+                            metric=metric.name,
+                            segment=name,
+                            higher_is_better=metric.higher_is_better,
+                            paired=metric.paired,
+                            n=n,
+                            point=_pick(point, s),
+                            replicates=None if rep is None else _pick(rep, (slice(None), s)),
+                            resampling=resampling,
+                        )
+                    )
+            for metric_name, col in self._maximum_metrics():
+                for s, name in enumerate(self.segments.names[: totals.shape[0]]):
+                    if self._rows[s] == 0 or not np.isfinite(self._maxima[s, col]):
+                        continue
+                    out.append(
+                        MetricEstimate(
+                            metric=metric_name,
+                            segment=name,
+                            higher_is_better=False,
+                            paired=True,
+                            n=int(self._rows[s]),
+                            reference=None,
+                            candidate=float(self._maxima[s, col]),
+                            delta=None,
+                        )
+                    )
+        return out
+
+
+def _pick(value: Any, index: Any) -> Any:
+    if isinstance(value, tuple):
+        return tuple(v[index] for v in value)
+    return value[index]
+
+
+def _float(x: Any) -> float | None:
+    value = float(x)
+    return None if math.isnan(value) else value
+
+
+def build_estimate(
+    *,
+    metric: str,
+    segment: str | None,
+    higher_is_better: bool | None,
+    paired: bool,
+    n: int,
+    point: Any,
+    replicates: Any,
+    resampling: Resampling | None,
+) -> MetricEstimate:
+    """Assemble a MetricEstimate from point values and replicate arrays.
+
+    ``point`` is a scalar (paired) or a (reference, candidate) pair; ``replicates`` the same
+    with a leading replicate axis, or None.
+    """
+    from compval.stats import percentile_interval
+
+    confidence = resampling.confidence if resampling is not None else None
+
+    def interval(values: Array) -> tuple[float, float] | None:
+        if confidence is None:
+            return None
+        low, high = percentile_interval(np.asarray(values, dtype=np.float64), confidence=confidence)
+        if math.isnan(low) or math.isnan(high):
+            return None
+        return (float(low), float(high))
+
+    def spread(values: Array) -> float | None:
+        finite = values[np.isfinite(values)]
+        return float(np.std(finite, ddof=1)) if finite.size > 1 else None
+
+    if paired:
+        value = _float(point)
+        ci = se = None
+        if replicates is not None:
+            reps = np.asarray(replicates, dtype=np.float64)
+            ci, se = interval(reps), spread(reps)
+        return MetricEstimate(
+            metric=metric,
+            segment=segment,
+            higher_is_better=higher_is_better,
+            paired=True,
+            n=n,
+            reference=None,
+            candidate=value,
+            delta=None,
+            ci=ci,
+            ci_candidate=ci,
+            se=se,
+            confidence=confidence if ci is not None else None,
+        )
+    ref, cand = (_float(v) for v in point)
+    delta = None if ref is None or cand is None else cand - ref
+    ratio = None if ref is None or cand is None or ref == 0 else cand / ref
+    ci = ci_cand = ci_ratio = se = None
+    if replicates is not None:
+        r_ref = np.asarray(replicates[0], dtype=np.float64)
+        r_cand = np.asarray(replicates[1], dtype=np.float64)
+        d = r_cand - r_ref
+        ci, se, ci_cand = interval(d), spread(d), interval(r_cand)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ci_ratio = interval(np.where(r_ref != 0, r_cand / r_ref, np.nan))
+    return MetricEstimate(
+        metric=metric,
+        segment=segment,
+        higher_is_better=higher_is_better,
+        paired=False,
+        n=n,
+        reference=ref,
+        candidate=cand,
+        delta=delta,
+        ratio=ratio,
+        ci=ci,
+        ci_candidate=ci_cand,
+        ci_ratio=ci_ratio,
+        se=se,
+        confidence=confidence if ci is not None else None,
+    )

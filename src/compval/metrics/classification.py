@@ -1,0 +1,279 @@
+"""Classification metrics from the 3-way contingency table (label, reference, candidate).
+
+Direction convention: ``*_score`` and ``*_agreement`` are higher-is-better; ``*_rate`` is
+lower-is-better, except ``flip_wrong_to_correct_rate`` which has no direction.
+
+For each segment the table counts rows per (true class, reference prediction, candidate
+prediction) cell. It holds everything: both models' accuracy, per-class precision / recall /
+F1, macro and weighted F1, top-1 agreement and flips. The table is stored sparse (only cells
+that occur, usually the diagonal plus the errors), so it scales to many classes. A bootstrap
+replicate draws Poisson(n) for a cell of n rows, which is exactly the row-level Poisson
+bootstrap but costs O(cells x replicates), independent of the number of rows.
+
+Per-class metrics follow scikit-learn's conventions: a class with no predicted (or no true)
+rows has precision (recall) 0, and macro F1 averages over the classes that occur in the true
+labels or the model's predictions within the segment (sklearn's ``labels=None``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from typing_extensions import Self
+
+from compval._types import Array
+from compval.errors import IncompatibleMergeError
+from compval.metrics._base import (
+    Accumulator,
+    MetricEstimate,
+    PairedRows,
+    Resampling,
+    build_estimate,
+)
+from compval.metrics._segments import SegmentTable
+
+__all__ = ["ContingencyTable", "TableMetrics"]
+
+_BITS = 16
+_MASK = (1 << _BITS) - 1
+#: Label code of rows without a label.
+NO_LABEL = _MASK
+#: Prediction code of rows whose output was NaN/Inf: never equal to a label, so it counts as
+#: a wrong prediction, and it is left out of per-class metrics.
+INVALID = _MASK - 1
+
+
+def _encode(seg: Array, label: Array, ref: Array, cand: Array) -> Array:
+    return (
+        (seg.astype(np.int64) << 48)
+        | (label.astype(np.int64) << 32)
+        | (ref.astype(np.int64) << 16)
+        | cand.astype(np.int64)
+    )
+
+
+def _decode(keys: Array) -> tuple[Array, Array, Array, Array]:
+    return (keys >> 48, (keys >> 32) & _MASK, (keys >> 16) & _MASK, keys & _MASK)
+
+
+class ContingencyTable(Accumulator):
+    """Sparse per-segment counts of (label, reference prediction, candidate prediction).
+
+    Class indices and segment ids must be below 65,536.
+    """
+
+    family = "classification"
+
+    def __init__(self, segments: SegmentTable, *, class_names: Sequence[str] = ()) -> None:
+        super().__init__(segments)
+        self.class_names: list[str] = list(class_names)
+        self._keys = np.zeros(0, dtype=np.int64)
+        self._counts = np.zeros(0, dtype=np.int64)
+        self._pending: list[Array] = []
+        self._pending_rows = 0
+
+    def update(self, rows: PairedRows) -> None:
+        """Count the batch's cells for every grouping (one ``np.unique`` per batch)."""
+        if rows.ref_pred is None or rows.cand_pred is None:
+            raise ValueError("ContingencyTable needs predicted classes")
+        n = rows.ref_pred.shape[0]
+        ref_pred = np.where(rows.ref_pred < 0, INVALID, rows.ref_pred)
+        cand_pred = np.where(rows.cand_pred < 0, INVALID, rows.cand_pred)
+        labels = (
+            np.full(n, NO_LABEL, dtype=np.int64)
+            if rows.labels is None
+            else np.where(rows.labels < 0, NO_LABEL, rows.labels)
+        )
+        seg = rows.segment_ids
+        keys = _encode(
+            seg.reshape(-1),
+            np.tile(labels, seg.shape[0]),
+            np.tile(ref_pred, seg.shape[0]),
+            np.tile(cand_pred, seg.shape[0]),
+        )
+        self._pending.append(keys)
+        self._pending_rows += keys.size
+        if self._pending_rows > 4_000_000:
+            self._consolidate()
+
+    def _consolidate(self) -> None:
+        if not self._pending:
+            return
+        new = np.concatenate(self._pending)
+        self._pending, self._pending_rows = [], 0
+        keys = np.concatenate([self._keys, new])
+        counts = np.concatenate([self._counts, np.ones(new.size, dtype=np.int64)])
+        self._keys, inverse = np.unique(keys, return_inverse=True)
+        self._counts = np.bincount(inverse.reshape(-1), weights=counts).astype(np.int64)
+
+    def state(self) -> dict[str, Any]:
+        """Sorted cell keys and their counts, with segment and class names."""
+        self._consolidate()
+        return {
+            "segments": list(self.segments.names),
+            "class_names": list(self.class_names),
+            "keys": self._keys.copy(),
+            "counts": self._counts.copy(),
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Self:
+        """Rebuild from ``state()``."""
+        acc = cls(SegmentTable(state["segments"]), class_names=state.get("class_names", ()))
+        acc._keys = np.asarray(state["keys"], dtype=np.int64)
+        acc._counts = np.asarray(state["counts"], dtype=np.int64)
+        return acc
+
+    def empty(self) -> Self:
+        """Same classes, no rows."""
+        return type(self)(SegmentTable(), class_names=self.class_names)
+
+    def merge(self, other: Self) -> Self:
+        """Add counts cell by cell; segments are matched by name, classes must agree."""
+        if not isinstance(other, ContingencyTable):
+            raise IncompatibleMergeError(f"cannot merge ContingencyTable with {type(other)}")
+        mine, theirs = self.state(), other.state()
+        a, b = mine["class_names"], theirs["class_names"]
+        if a and b and a[: len(b)] != b[: len(a)]:
+            raise IncompatibleMergeError(f"cannot merge tables with different classes: {a} and {b}")
+        table = SegmentTable(mine["segments"])
+        lut = table.align(theirs["segments"])
+        seg, label, ref, cand = _decode(theirs["keys"])
+        remapped = _encode(lut[seg], label, ref, cand)
+        keys = np.concatenate([mine["keys"], remapped])
+        counts = np.concatenate([mine["counts"], theirs["counts"]])
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        merged = np.bincount(inverse.reshape(-1), weights=counts).astype(np.int64)
+        return type(self).from_state(
+            {
+                "segments": table.names,
+                "class_names": a if len(a) >= len(b) else b,
+                "keys": uniq,
+                "counts": merged,
+            }
+        )
+
+    # -- results -------------------------------------------------------------------------
+    def segment_cells(self) -> dict[str | None, tuple[Array, Array, Array, Array]]:
+        """Per segment name: (label, ref_pred, cand_pred, count) arrays of its cells."""
+        self._consolidate()
+        seg, label, ref, cand = _decode(self._keys)
+        bounds = np.searchsorted(seg, np.arange(len(self.segments) + 1))
+        out: dict[str | None, tuple[Array, Array, Array, Array]] = {}
+        for s, name in enumerate(self.segments.names):
+            lo, hi = bounds[s], bounds[s + 1]
+            if hi > lo:
+                out[name] = (label[lo:hi], ref[lo:hi], cand[lo:hi], self._counts[lo:hi])
+        return out
+
+    def estimates(self, resampling: Resampling | None = None) -> list[MetricEstimate]:
+        """Every classification metric in every segment, with Poisson-table intervals."""
+        from compval.stats import poisson_table_counts, stable_hash
+
+        out: list[MetricEstimate] = []
+        for name, (label, ref, cand, count) in self.segment_cells().items():
+            weights = count[None, :].astype(np.float64)
+            if resampling is not None and resampling.replicates > 0:
+                reps = poisson_table_counts(
+                    count,
+                    replicates=resampling.replicates,
+                    seed=resampling.seed,
+                    stream=stable_hash(f"table:{name}"),
+                )
+                weights = np.concatenate([weights, reps.astype(np.float64)], axis=0)
+            per_class = name is None or not str(name).startswith("label=")
+            metrics = TableMetrics(label, ref, cand, class_names=self.class_names)
+            for metric, hib, paired, values in metrics.compute(weights, per_class=per_class):
+                out.append(
+                    build_estimate(
+                        metric=metric,
+                        segment=name,
+                        higher_is_better=hib,
+                        paired=paired,
+                        n=int(count.sum()),
+                        point=_row(values, 0),
+                        replicates=(_row(values, slice(1, None)) if weights.shape[0] > 1 else None),
+                        resampling=resampling,
+                    )
+                )
+        return out
+
+
+def _row(values: Any, index: Any) -> Any:
+    if isinstance(values, tuple):
+        return tuple(v[index] for v in values)
+    return values[index]
+
+
+class TableMetrics:
+    """Metric math on one segment's cells, vectorized over rows of weights.
+
+    ``weights`` has shape (M, cells): row 0 is usually the observed counts and the other rows
+    bootstrap replicates; every metric comes out with shape (M,).
+    """
+
+    def __init__(
+        self, label: Array, ref: Array, cand: Array, *, class_names: Sequence[str] = ()
+    ) -> None:
+        self.class_names = list(class_names)
+        self.has_labels = bool(np.all(label != NO_LABEL))
+        valid = [a[a < INVALID] for a in (ref, cand, label if self.has_labels else ref)]
+        k = max(len(self.class_names), *(int(a.max(initial=-1)) + 1 for a in valid))
+        self.n_classes = k
+        # Invalid predictions (NaN/Inf outputs) get the extra index k: wrong, never a class.
+        self.label = label
+        self.ref = np.where(ref == INVALID, k, ref)
+        self.cand = np.where(cand == INVALID, k, cand)
+
+    def compute(
+        self, weights: Array, *, per_class: bool = True
+    ) -> list[tuple[str, bool | None, bool, Any]]:
+        """(metric name, higher_is_better, paired, values) for every metric of the segment.
+
+        Unpaired values are (reference, candidate) tuples. Per-class metrics are named
+        ``recall_score[<class name>]`` (the class index when the class has no name).
+        """
+        w = weights
+        n = w.sum(axis=1)
+        label, ref, cand = self.label, self.ref, self.cand
+        out: list[tuple[str, bool | None, bool, Any]] = []
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out.append(("top1_agreement", True, True, (w @ (ref == cand)) / n))
+            if not self.has_labels:
+                return out
+            ref_ok, cand_ok = label == ref, label == cand
+            out.append(("accuracy_score", True, False, ((w @ ref_ok) / n, (w @ cand_ok) / n)))
+            out.append(("flip_correct_to_wrong_rate", False, True, (w @ (ref_ok & ~cand_ok)) / n))
+            out.append(("flip_wrong_to_correct_rate", None, True, (w @ (~ref_ok & cand_ok)) / n))
+            if not per_class:
+                return out
+            k = self.n_classes
+            eye = np.eye(k + 1, dtype=np.float64)[:, :k]
+            true_k = w @ eye[label]
+            stats = {}
+            for side, pred, ok in (("ref", ref, ref_ok), ("cand", cand, cand_ok)):
+                pred_k = w @ eye[pred]
+                tp_k = w @ (eye[label] * ok[:, None])
+                precision = np.where(pred_k > 0, tp_k / pred_k, 0.0)
+                recall = np.where(true_k > 0, tp_k / true_k, 0.0)
+                denom = true_k + pred_k
+                f1 = np.where(denom > 0, 2 * tp_k / denom, 0.0)
+                present = denom > 0
+                macro = (f1 * present).sum(axis=1) / present.sum(axis=1)
+                weighted = (f1 * true_k).sum(axis=1) / true_k.sum(axis=1)
+                stats[side] = (precision, recall, f1, macro, weighted, present)
+            r, c = stats["ref"], stats["cand"]
+            out.append(("macro_f1_score", True, False, (r[3], c[3])))
+            out.append(("weighted_f1_score", True, False, (r[4], c[4])))
+            observed = r[5][0] | c[5][0]
+            for cls in np.flatnonzero(observed):
+                tag = f"[{self._name(int(cls))}]"
+                out.append(("precision_score" + tag, True, False, (r[0][:, cls], c[0][:, cls])))
+                out.append(("recall_score" + tag, True, False, (r[1][:, cls], c[1][:, cls])))
+                out.append(("f1_score" + tag, True, False, (r[2][:, cls], c[2][:, cls])))
+        return out
+
+    def _name(self, index: int) -> str:
+        return self.class_names[index] if index < len(self.class_names) else str(index)

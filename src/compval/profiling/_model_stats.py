@@ -1,0 +1,291 @@
+"""Static facts about a model: size on disk, parameters, weight sparsity, load time, operators.
+
+The model kind is found by duck typing, so any adapter can be profiled: an object with a
+``session`` attribute (or a ``.onnx`` path) is ONNX, one with a ``module`` attribute is torch
+(TorchScript, or ``torch.export`` for ``.pt2`` files). For other adapters only the file size
+is known.
+
+Parameter count: ONNX counts every element of every initializer (including quantization
+scales and zero points); torch sums ``numel()`` of the parameters. Weight sparsity is the
+fraction of exact zeros over floating-point weights with two or more dimensions (matrices and
+kernels; biases and norms excluded): the honest number for pruned models, which are usually
+stored dense and so are no smaller on disk.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from compval._lazy import lazy_import
+from compval.errors import AdapterError, ProfilingError
+from compval.profiling._operators import OpUse, normalize_domain
+
+if TYPE_CHECKING:
+    from compval.adapters._base import ModelAdapter
+
+__all__ = ["ModelStats", "model_kind", "model_path", "model_stats"]
+
+_MIB = 1024 * 1024
+# onnx.TensorProto data types: FLOAT, FLOAT16, DOUBLE, BFLOAT16.
+_ONNX_FLOAT_TYPES = frozenset({1, 10, 11, 16})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelStats:
+    """Static facts about one model; None where the model kind does not tell.
+
+    Attributes:
+        kind: ``"onnx"``, ``"torchscript"``, ``"torch_export"``, ``"torch"`` (in-memory
+            module) or ``"other"``.
+        path: Model file, if any.
+        size_bytes: Bytes on disk, including ONNX external-data files.
+        parameter_count: See the module docstring.
+        weight_sparsity: Fraction of exact zeros in float weights with >= 2 dims.
+        load_time_ms: Time to load the file into a fresh runtime session, in milliseconds.
+        operators: Operator types used (ONNX only), with the opset of their domain.
+        notes: Why a value is missing.
+    """
+
+    kind: str
+    path: str | None
+    size_bytes: int | None
+    parameter_count: int | None
+    weight_sparsity: float | None
+    load_time_ms: float | None
+    operators: tuple[OpUse, ...] | None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def size_mb(self) -> float | None:
+        """Size on disk in mebibytes (2**20 bytes), or None."""
+        return None if self.size_bytes is None else self.size_bytes / _MIB
+
+
+def model_path(adapter: ModelAdapter) -> Path | None:
+    """The adapter's model file: its ``path`` attribute, else ``info().path``, else None."""
+    path = getattr(adapter, "path", None)
+    if path is None:
+        try:
+            path = adapter.info().path
+        except AdapterError:
+            path = None
+    if path is None:
+        return None
+    candidate = Path(os.fspath(path))
+    return candidate if candidate.is_file() else None
+
+
+def model_kind(adapter: ModelAdapter) -> str:
+    """``onnx``, ``torchscript``, ``torch_export``, ``torch`` or ``other`` (see ModelStats)."""
+    path = model_path(adapter)
+    if getattr(adapter, "session", None) is not None or (path and path.suffix.lower() == ".onnx"):
+        return "onnx"
+    module = getattr(adapter, "module", None)
+    if module is not None:
+        if path is None:
+            return "torch"
+        # TorchScript modules are RecursiveScriptModule / ScriptModule; torch.export
+        # programs come back as GraphModules.
+        return "torchscript" if "Script" in type(module).__name__ else "torch_export"
+    return "other"
+
+
+def model_stats(
+    adapter: ModelAdapter, *, threads: int | None = None, measure_load_time: bool = True
+) -> ModelStats:
+    """Size, parameter count, weight sparsity, load time and operators of an open adapter.
+
+    Args:
+        adapter: An open adapter.
+        threads: Intra-op threads for the fresh session used to time loading (ONNX).
+        measure_load_time: Load the file once more to time it. An adapter attribute
+            ``load_time_s`` (set by adapters that time their own ``open()``) is used instead
+            when present.
+
+    Returns:
+        The stats; values the model kind cannot provide are None and ``notes`` says why.
+
+    Raises:
+        ProfilingError: The model file cannot be read.
+    """
+    kind = model_kind(adapter)
+    path = model_path(adapter)
+    notes: list[str] = []
+    size = _file_size(adapter, path)
+    if size is None:
+        notes.append(f"model {adapter.name!r}: size unknown (no model file)")
+    params: int | None = None
+    sparsity: float | None = None
+    operators: tuple[OpUse, ...] | None = None
+    if kind == "onnx" and path is not None:
+        params, sparsity, operators, external = _onnx_stats(path)
+        size = (size or 0) + external
+    elif kind in ("torchscript", "torch_export", "torch"):
+        params, sparsity = _torch_stats(adapter.module)  # type: ignore[attr-defined]
+    elif kind == "onnx":
+        notes.append(f"model {adapter.name!r}: ONNX session without a file; graph not readable")
+    else:
+        notes.append(f"model {adapter.name!r}: parameter count unknown for this adapter")
+
+    load_ms: float | None = None
+    own = getattr(adapter, "load_time_s", None)
+    if isinstance(own, (int, float)) and not isinstance(own, bool) and math.isfinite(own):
+        load_ms = float(own) * 1000.0
+    elif measure_load_time and path is not None and kind != "other":
+        load_ms = _time_load(adapter, kind, path, threads)
+    elif measure_load_time:
+        notes.append(f"model {adapter.name!r}: load time unknown (no loadable model file)")
+    return ModelStats(
+        kind=kind,
+        path=None if path is None else str(path),
+        size_bytes=size,
+        parameter_count=params,
+        weight_sparsity=sparsity,
+        load_time_ms=load_ms,
+        operators=operators,
+        notes=tuple(notes),
+    )
+
+
+def _file_size(adapter: ModelAdapter, path: Path | None) -> int | None:
+    if path is not None:
+        return path.stat().st_size
+    try:
+        size = adapter.info().size_bytes
+    except AdapterError:
+        return None
+    return size
+
+
+def _onnx_stats(path: Path) -> tuple[int, float | None, tuple[OpUse, ...], int]:
+    onnx = lazy_import("onnx", extra="onnx")
+    try:
+        # Loading external data inlines it and forgets where it came from, so the files are
+        # listed (for the size on disk) before the data is loaded.
+        model = onnx.load(str(path), load_external_data=False)
+        external = {
+            entry.value
+            for graph in _graphs(model.graph)
+            for init in graph.initializer
+            for entry in init.external_data
+            if entry.key == "location"
+        }
+        if external:
+            onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
+    except Exception as exc:  # onnx raises DecodeError/OSError/ValueError alike
+        raise ProfilingError(
+            f"Model file {str(path)!r}: cannot read the ONNX graph; got "
+            f"{type(exc).__name__}: {exc}. Check that the file is a complete ONNX model."
+        ) from exc
+    numpy_helper = onnx.numpy_helper
+    params = 0
+    zeros = 0
+    weights = 0
+    for graph in _graphs(model.graph):
+        for init in graph.initializer:
+            count = math.prod(init.dims)
+            params += count
+            if init.data_type in _ONNX_FLOAT_TYPES and len(init.dims) >= 2:
+                weights += count
+                zeros += count - int(np.count_nonzero(numpy_helper.to_array(init)))
+        for sparse in graph.sparse_initializer:
+            count = math.prod(sparse.dims)
+            params += count
+            if sparse.values.data_type in _ONNX_FLOAT_TYPES and len(sparse.dims) >= 2:
+                weights += count
+                zeros += count - int(np.count_nonzero(numpy_helper.to_array(sparse.values)))
+    external_bytes = sum(
+        (path.parent / location).stat().st_size
+        for location in external
+        if (path.parent / location).is_file()
+    )
+    sparsity = zeros / weights if weights else None
+    return params, sparsity, _onnx_operators(model), external_bytes
+
+
+def _onnx_operators(model: Any) -> tuple[OpUse, ...]:
+    opsets = {normalize_domain(o.domain): int(o.version) for o in model.opset_import}
+    local = {(f.domain, f.name) for f in model.functions}
+    used: set[OpUse] = set()
+
+    def visit(nodes: Any, imports: dict[str, int]) -> None:
+        for node in nodes:
+            if (node.domain, node.op_type) not in local:
+                domain = normalize_domain(node.domain)
+                used.add(OpUse(domain, node.op_type, imports.get(domain)))
+            for attribute in node.attribute:
+                for subgraph in _attribute_graphs(attribute):
+                    visit(subgraph.node, imports)
+
+    visit(model.graph.node, opsets)
+    for function in model.functions:
+        # A local function is expanded by the runtime; its body's operators are what runs.
+        imports = {
+            **opsets,
+            **{normalize_domain(o.domain): o.version for o in function.opset_import},
+        }
+        visit(function.node, imports)
+    return tuple(sorted(used))
+
+
+def _graphs(graph: Any) -> Iterator[Any]:
+    """The graph and, recursively, every subgraph (If/Loop/Scan bodies) inside it."""
+    yield graph
+    for node in graph.node:
+        for attribute in node.attribute:
+            for subgraph in _attribute_graphs(attribute):
+                yield from _graphs(subgraph)
+
+
+def _attribute_graphs(attribute: Any) -> list[Any]:
+    graphs = list(attribute.graphs)
+    if attribute.HasField("g"):
+        graphs.append(attribute.g)
+    return graphs
+
+
+def _torch_stats(module: Any) -> tuple[int | None, float | None]:
+    try:
+        parameters = list(module.parameters())
+    except (AttributeError, RuntimeError, TypeError):
+        return None, None
+    params = sum(int(p.numel()) for p in parameters)
+    weights = [p for p in parameters if p.is_floating_point() and p.dim() >= 2]
+    total = sum(int(p.numel()) for p in weights)
+    zeros = sum(int((p.detach() == 0).sum()) for p in weights)
+    return params, (zeros / total if total else None)
+
+
+def _time_load(adapter: ModelAdapter, kind: str, path: Path, threads: int | None) -> float:
+    try:
+        if kind == "onnx":
+            ort = lazy_import("onnxruntime", extra="onnx")
+            options = ort.SessionOptions()
+            if threads is not None:
+                options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            session = getattr(adapter, "session", None)
+            providers = session.get_providers() if session is not None else None
+            start = time.perf_counter_ns()
+            ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        else:
+            torch = lazy_import("torch", extra="torch")
+            start = time.perf_counter_ns()
+            if kind == "torch_export":
+                torch.export.load(str(path))
+            else:
+                torch.jit.load(str(path), map_location="cpu")
+        return (time.perf_counter_ns() - start) / 1e6
+    except Exception as exc:  # runtime loaders raise their own exception types
+        raise ProfilingError(
+            f"Model {adapter.name!r}: reloading {str(path)!r} to time it failed; got "
+            f"{type(exc).__name__}: {exc}. Pass measure_load_time=False to skip it."
+        ) from exc

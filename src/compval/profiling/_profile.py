@@ -1,0 +1,255 @@
+"""``profile_models``: latency, paired speedup, concurrent load, size and memory of models.
+
+Order of work, for a reference and its candidates (all already open, same thread settings):
+
+1. static facts of each model (size, parameters, sparsity, load time, operators);
+2. for each batch size, interleaved timing: every model gets its warm-up, then the models
+   take turns in ``rounds`` rounds (reference, candidate 1, candidate 2, ...), each turn a
+   block of timed runs; latencies pool all rounds, speedups pair them round by round;
+3. for each model and client count, a fixed-duration concurrent load test;
+4. peak memory of each model file in a child process.
+
+All models see the same rows: batches are cut from the sample pool in one seeded order.
+
+ONNX Runtime models are timed on ``session.run`` itself, after one checked ``predict`` on
+the same inputs: compval's per-call input checks cost microseconds that would otherwise
+inflate the latency of small models. Other adapters are timed through ``predict``.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from compval._types import Array
+from compval.adapters._base import bind_inputs
+from compval.errors import AdapterError, InvalidParameterError, ProfilingError
+from compval.profiling._inputs import BatchCutter, check_batch_axes
+from compval.profiling._load import LoadStats, run_load
+from compval.profiling._memory import measure_peak_memory
+from compval.profiling._model_stats import ModelStats, model_stats
+from compval.profiling._result import ModelProfile, ProfileResult
+from compval.profiling._spec import ProfileSettings
+from compval.profiling._stats import (
+    LatencyStats,
+    SpeedupResult,
+    paired_speedup,
+    summarize_latencies,
+)
+from compval.profiling._timing import flatten, time_interleaved
+
+if TYPE_CHECKING:
+    from compval.adapters._base import ModelAdapter
+
+__all__ = ["profile_models"]
+
+Clock = Callable[[], int]
+_MEMORY_KINDS = ("onnx", "torchscript", "torch_export")
+
+
+def profile_models(
+    reference: ModelAdapter,
+    candidates: Mapping[str, ModelAdapter],
+    sample: Mapping[str, Array],
+    *,
+    settings: ProfileSettings,
+    seed: int = 0,
+    clock: Clock = time.perf_counter_ns,
+    progress: Callable[[str], None] | None = None,
+) -> ProfileResult:
+    """Measure the reference and every candidate under the same settings.
+
+    Args:
+        reference: The open reference adapter; reported under ``reference.name``.
+        candidates: Candidate name -> open adapter.
+        sample: A pool of input rows (batch on axis 0), by input name; batches are cut from
+            it and tiled when it is smaller than a batch size.
+        settings: Resolved settings (``resolve_settings``). Adapters must already have been
+            opened with ``settings.threads``; the count is only recorded here.
+        seed: Seed of the order in which rows are drawn from the pool.
+        clock: Integer nanosecond clock used for every timing.
+        progress: Called with a short message as each step starts.
+
+    Returns:
+        Per-model latency, load, size and memory, and per-candidate speedups.
+
+    Raises:
+        InvalidParameterError: A candidate has the reference's name.
+        DataError: The sample is empty or its arrays disagree on rows.
+        ProfilingError: A model fixes a batch size that is not profiled, its file cannot be
+            read, or its runtime failed during timing.
+        AdapterError: A model rejected the inputs or failed on its first batch.
+    """
+    say = progress or _quiet
+    if reference.name in candidates:
+        raise InvalidParameterError(
+            f"profile_models: candidate name equals the reference's; got {reference.name!r} "
+            "twice, expected distinct names. Rename the candidate."
+        )
+    models: dict[str, ModelAdapter] = {reference.name: reference, **candidates}
+    cutter = BatchCutter(sample, seed=seed)
+    sizes = set(settings.batch_sizes)
+    if settings.concurrency:
+        sizes.add(settings.concurrency_batch_size)
+    bound: dict[str, dict[str, Array]] = {}
+    for name, adapter in models.items():
+        spec = adapter.input_spec()
+        check_batch_axes(name, spec, sizes)
+        bound[name] = bind_inputs(name, sample, spec)
+    notes: list[str] = []
+
+    stats: dict[str, ModelStats] = {}
+    for name, adapter in models.items():
+        say(f"{name}: size, parameters, load time")
+        stats[name] = model_stats(adapter, threads=settings.threads)
+        notes.extend(stats[name].notes)
+
+    latency: dict[str, list[LatencyStats]] = {name: [] for name in models}
+    speedups: list[SpeedupResult] = []
+    for size in settings.batch_sizes:
+        calls = {
+            name: _timed_call(adapter, cutter.cut(bound[name], size))
+            for name, adapter in models.items()
+        }
+        try:
+            samples = time_interleaved(
+                calls,
+                warmup=settings.warmup,
+                min_iterations=settings.min_iterations,
+                min_duration_s=settings.min_duration_s,
+                rounds=settings.rounds,
+                clock=clock,
+                on_round=functools.partial(_announce_round, say, size, settings.rounds),
+            )
+        except (AdapterError, ProfilingError):
+            raise
+        except Exception as exc:  # a runtime failing mid-timing, after its checked first batch
+            raise ProfilingError(
+                f"Profiling latency at batch size {size}: a model failed while being timed; "
+                f"got {type(exc).__name__}: {exc}. The same inputs had succeeded once, so "
+                "the runtime is unstable under repeated calls."
+            ) from exc
+        for name in models:
+            latency[name].append(summarize_latencies(flatten(samples[name]), batch_size=size))
+        reference_medians = _round_medians_ms(samples[reference.name])
+        for name in candidates:
+            speedups.append(
+                paired_speedup(
+                    reference_medians,
+                    _round_medians_ms(samples[name]),
+                    candidate=name,
+                    batch_size=size,
+                    confidence=settings.confidence,
+                )
+            )
+
+    loads: dict[str, list[LoadStats]] = {name: [] for name in models}
+    for name, adapter in models.items():
+        if not settings.concurrency:
+            break
+        call = _timed_call(adapter, cutter.cut(bound[name], settings.concurrency_batch_size))
+        for _ in range(settings.warmup):
+            call()
+        for clients in settings.concurrency:
+            say(f"{name}: {clients} concurrent client(s) for {settings.concurrency_duration_s} s")
+            result = run_load(
+                call,
+                clients=clients,
+                duration_s=settings.concurrency_duration_s,
+                batch_size=settings.concurrency_batch_size,
+                clock=clock,
+            )
+            loads[name].append(result)
+            if result.errors:
+                notes.append(
+                    f"model {name!r}: {result.errors} of {result.requests} requests failed with "
+                    f"{clients} clients, e.g. {'; '.join(result.error_examples[:2])}"
+                )
+
+    memory: dict[str, float | None] = {}
+    for name, adapter in models.items():
+        memory[name] = None
+        if not settings.measure_memory:
+            continue
+        info = stats[name]
+        if info.kind not in _MEMORY_KINDS or info.path is None:
+            notes.append(
+                f"model {name!r}: peak memory not measured (only ONNX, TorchScript and "
+                "torch.export model files can be loaded in a separate process)"
+            )
+            continue
+        say(f"{name}: peak memory in a child process")
+        session = getattr(adapter, "session", None)
+        get_providers = getattr(session, "get_providers", None)
+        try:
+            memory[name] = measure_peak_memory(
+                info.path,
+                kind=info.kind,
+                inputs=cutter.cut(bound[name], max(settings.batch_sizes)),
+                input_order=list(adapter.input_spec()),
+                threads=settings.threads,
+                providers=get_providers() if callable(get_providers) else None,
+                timeout_s=settings.memory_timeout_s,
+            ).peak_mb
+        except ProfilingError as exc:
+            notes.append(f"model {name!r}: peak memory not measured: {exc}")
+
+    profiles: dict[str, ModelProfile] = {}
+    for name in models:
+        info = stats[name]
+        unsupported = None
+        if settings.operators is not None and info.operators is not None:
+            unsupported = tuple(settings.operators.unsupported(info.operators))
+        elif settings.operators is not None:
+            notes.append(f"model {name!r}: operators not checked (not an ONNX model file)")
+        profiles[name] = ModelProfile(
+            name=name,
+            role="reference" if name == reference.name else "candidate",
+            size_mb=info.size_mb,
+            parameter_count=info.parameter_count,
+            weight_sparsity=info.weight_sparsity,
+            load_time_ms=info.load_time_ms,
+            peak_memory_mb=memory[name],
+            latency=tuple(latency[name]),
+            concurrency=tuple(loads[name]),
+            unsupported_ops=unsupported,
+        )
+    return ProfileResult(
+        settings=settings,
+        reference=reference.name,
+        models=profiles,
+        speedups=tuple(speedups),
+        notes=tuple(notes),
+    )
+
+
+def _quiet(_: str) -> None:
+    """Progress sink that drops messages."""
+
+
+def _timed_call(adapter: ModelAdapter, inputs: Mapping[str, Array]) -> Callable[[], object]:
+    """A zero-argument callable running one batch, checked once through ``predict``."""
+    adapter.predict(inputs)
+    session = getattr(adapter, "session", None)
+    run = getattr(session, "run", None)
+    if callable(run):
+        feed = dict(inputs)
+        try:
+            run(None, feed)
+        except Exception:  # the adapter feeds the session differently; time predict instead
+            pass
+        else:
+            return functools.partial(run, None, feed)
+    return functools.partial(adapter.predict, inputs)
+
+
+def _announce_round(say: Callable[[str], None], size: int, rounds: int, index: int) -> None:
+    say(f"latency batch={size}: round {index + 1}/{rounds}")
+
+
+def _round_medians_ms(rounds: list[list[int]]) -> list[float]:
+    return [float(np.median(block)) / 1e6 for block in rounds]

@@ -1,0 +1,202 @@
+"""The profiler's result: per-model measurements, speedups, and their metric values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from compval.errors import InvalidParameterError
+from compval.profiling._load import LoadStats
+from compval.profiling._metrics import PERF_METRIC_DIRECTIONS
+from compval.profiling._spec import ProfileSettings
+from compval.profiling._stats import LatencyStats, SpeedupResult
+from compval.reports._model import MetricValue
+
+__all__ = ["SPEEDUP_CI_METHOD", "ModelProfile", "ProfileResult"]
+
+#: ``ci_method`` recorded on speedup metric values (see ``compval.profiling._stats``).
+SPEEDUP_CI_METHOD = "paired_t_log_ratio"
+_LATENCY_FIELDS = (("p50", "p50_ms"), ("p90", "p90_ms"), ("p95", "p95_ms"), ("p99", "p99_ms"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelProfile:
+    """Everything measured for one model. Missing measurements are None."""
+
+    name: str
+    role: Literal["reference", "candidate"]
+    size_mb: float | None
+    parameter_count: int | None
+    weight_sparsity: float | None
+    load_time_ms: float | None
+    peak_memory_mb: float | None
+    latency: tuple[LatencyStats, ...]
+    concurrency: tuple[LoadStats, ...]
+    unsupported_ops: tuple[str, ...] | None
+
+    def latency_at(self, batch_size: int) -> LatencyStats | None:
+        """The latency entry for ``batch_size``, if measured."""
+        return next((s for s in self.latency if s.batch_size == batch_size), None)
+
+    def load_at(self, clients: int) -> LoadStats | None:
+        """The load-test entry for ``clients``, if measured."""
+        return next((s for s in self.concurrency if s.clients == clients), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report's entry for this model."""
+        return {
+            "role": self.role,
+            "size_mb": self.size_mb,
+            "parameter_count": self.parameter_count,
+            "weight_sparsity": self.weight_sparsity,
+            "load_time_ms": self.load_time_ms,
+            "peak_memory_mb": self.peak_memory_mb,
+            "latency": [s.to_dict() for s in self.latency],
+            "concurrency": [s.to_dict() for s in self.concurrency],
+            "unsupported_ops": None if self.unsupported_ops is None else list(self.unsupported_ops),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProfileResult:
+    """What ``profile_models`` measured.
+
+    Attributes:
+        settings: The settings the run used.
+        reference: Name of the reference model.
+        models: Model name -> its profile, reference first.
+        speedups: One entry per candidate and batch size.
+        notes: Why some values are missing (e.g. memory of an in-memory model).
+    """
+
+    settings: ProfileSettings
+    reference: str
+    models: Mapping[str, ModelProfile]
+    speedups: tuple[SpeedupResult, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        """Candidate names, in the order they were given."""
+        return tuple(n for n, m in self.models.items() if m.role == "candidate")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report's ``profile`` section (the structure the renderers rely on)."""
+        s = self.settings
+        return {
+            "target": {
+                "name": s.target,
+                "threads": s.threads,
+                "batch_sizes": list(s.batch_sizes),
+                "concurrency": list(s.concurrency),
+            },
+            "settings": {
+                "warmup": s.warmup,
+                "min_iterations": s.min_iterations,
+                "min_duration_s": s.min_duration_s,
+            },
+            "models": {name: m.to_dict() for name, m in self.models.items()},
+            "speedup": [r.to_dict() for r in self.speedups],
+        }
+
+    def metric_values(self, candidate: str) -> list[MetricValue]:
+        """The candidate's performance metrics, named as in the shared vocabulary.
+
+        Two-sided metrics carry the reference's value, the candidate's and their difference
+        (candidate - reference); ``speedup[batch=B]`` carries the ratio and its interval in
+        ``candidate_value``/``ci_low``/``ci_high``; ``unsupported_op_count`` (only when the
+        target has an operator set) is the candidate's alone.
+
+        Args:
+            candidate: A candidate's name.
+
+        Raises:
+            InvalidParameterError: ``candidate`` is not a profiled candidate.
+        """
+        if candidate not in self.candidates:
+            raise InvalidParameterError(
+                f"ProfileResult.metric_values: unknown candidate; got {candidate!r}, expected "
+                f"one of {list(self.candidates)}."
+            )
+        ref, cand = self.models[self.reference], self.models[candidate]
+        values: list[MetricValue] = []
+
+        def add(metric: str, r: float | None, c: float | None, n: int = 1) -> None:
+            values.append(
+                MetricValue(
+                    candidate=candidate,
+                    metric=metric,
+                    segment=None,
+                    reference_value=r,
+                    candidate_value=c,
+                    delta=None if r is None or c is None else c - r,
+                    n=max(n, 1),
+                    higher_is_better=PERF_METRIC_DIRECTIONS[metric.split("[", 1)[0]],
+                )
+            )
+
+        for size in self.settings.batch_sizes:
+            r_lat, c_lat = ref.latency_at(size), cand.latency_at(size)
+            if r_lat is None or c_lat is None:
+                continue
+            for short, attr in (*_LATENCY_FIELDS, ("mean", "mean_ms")):
+                add(
+                    f"latency_{short}_ms[batch={size}]",
+                    getattr(r_lat, attr),
+                    getattr(c_lat, attr),
+                    c_lat.iterations,
+                )
+            add(f"throughput_sps[batch={size}]", r_lat.throughput_sps, c_lat.throughput_sps,
+                c_lat.iterations)  # fmt: skip
+        for speedup in self.speedups:
+            if speedup.candidate == candidate:
+                values.append(
+                    MetricValue(
+                        candidate=candidate,
+                        metric=f"speedup[batch={speedup.batch_size}]",
+                        segment=None,
+                        reference_value=None,
+                        candidate_value=speedup.ratio,
+                        delta=None,
+                        n=speedup.rounds,
+                        higher_is_better=True,
+                        ci_low=speedup.ci_low,
+                        ci_high=speedup.ci_high,
+                        confidence=speedup.confidence,
+                        ci_method=SPEEDUP_CI_METHOD,
+                    )
+                )
+        add("model_size_mb", ref.size_mb, cand.size_mb)
+        add("parameter_count", _float(ref.parameter_count), _float(cand.parameter_count))
+        add("weight_sparsity", ref.weight_sparsity, cand.weight_sparsity)
+        add("load_time_ms", ref.load_time_ms, cand.load_time_ms)
+        if self.settings.measure_memory:
+            add("peak_memory_mb", ref.peak_memory_mb, cand.peak_memory_mb)
+        for clients in self.settings.concurrency:
+            r_load, c_load = ref.load_at(clients), cand.load_at(clients)
+            if r_load is None or c_load is None:
+                continue
+            ok = c_load.requests - c_load.errors
+            add(f"concurrent_throughput_sps[clients={clients}]", r_load.throughput_sps,
+                c_load.throughput_sps, ok)  # fmt: skip
+            add(f"concurrent_latency_p95_ms[clients={clients}]", r_load.p95_ms, c_load.p95_ms, ok)
+        if self.settings.operators is not None:
+            count = None if cand.unsupported_ops is None else float(len(cand.unsupported_ops))
+            values.append(
+                MetricValue(
+                    candidate=candidate,
+                    metric="unsupported_op_count",
+                    segment=None,
+                    reference_value=None,
+                    candidate_value=count,
+                    delta=None,
+                    n=1,
+                    higher_is_better=False,
+                )
+            )
+        return values
+
+
+def _float(value: int | None) -> float | None:
+    return None if value is None else float(value)

@@ -1,0 +1,129 @@
+"""``load_spec``: the one loader for YAML and TOML acceptance specs."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from compval.errors import SpecParseError, SpecValidationError
+from compval.spec._model import AcceptanceSpec
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["LoadedSpec", "load_spec", "parse_spec", "spec_from_mapping"]
+
+
+class LoadedSpec:
+    """A validated spec with where it came from (paths in it are relative to ``base_dir``)."""
+
+    def __init__(self, spec: AcceptanceSpec, *, path: Path | None, text_hash: str | None) -> None:
+        self.spec = spec
+        self.path = path
+        self.base_dir = path.parent if path is not None else Path.cwd()
+        self.hash = text_hash
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def spec_from_mapping(data: Any, *, source: str = "spec") -> AcceptanceSpec:
+    """Validate a parsed mapping into an AcceptanceSpec.
+
+    Raises:
+        SpecValidationError: With the field path of the first problems, e.g.
+            ``criteria[2].threshold``; unknown keys are errors.
+    """
+    if not isinstance(data, Mapping):
+        raise SpecValidationError(
+            f"{source}: the spec must be a mapping of keys (version, reference, candidates, "
+            f"data, criteria ...); got {type(data).__name__}. Start from `compval init`."
+        )
+    try:
+        return AcceptanceSpec.model_validate(dict(data))
+    except ValidationError as exc:
+        lines = []
+        first_path = None
+        for err in exc.errors()[:6]:
+            loc = tuple(
+                p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))
+            )
+            path = _loc(loc)
+            first_path = first_path or path
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (check its spelling; unknown keys are errors so typos cannot pass silently)"
+            elif err["type"] == "missing":
+                msg = "required key is missing"
+            elif msg.startswith("Value error, "):
+                msg = msg[len("Value error, ") :]
+            got = err.get("input")
+            got_text = (
+                ""
+                if err["type"] in ("missing", "extra_forbidden") or isinstance(got, dict)
+                else f"; got {got!r}"
+            )
+            lines.append(f"{path}: {msg}{got_text}")
+        more = len(exc.errors()) - len(lines)
+        tail = f"\n  ... and {more} more" if more > 0 else ""
+        raise SpecValidationError(
+            f"{source}: invalid spec:\n  " + "\n  ".join(lines) + tail, path=first_path
+        ) from None
+
+
+def parse_spec(text: str, *, fmt: str, source: str = "spec") -> AcceptanceSpec:
+    """Parse YAML or TOML text into an AcceptanceSpec."""
+    try:
+        if fmt == "toml":
+            data: Any = tomllib.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        where = f" line {line}" if line else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecParseError(
+            f"{source}:{where}: not valid YAML: {problem}. Check indentation and quoting.",
+            file=source,
+            line=line,
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecParseError(f"{source}: not valid TOML: {exc}.", file=source) from None
+    return spec_from_mapping(data, source=source)
+
+
+def load_spec(path: str | Path) -> LoadedSpec:
+    """Load and validate a ``.yaml``/``.yml``/``.toml`` spec file.
+
+    Raises:
+        SpecError: The file is missing, unreadable, not YAML/TOML, or not a valid spec.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise SpecValidationError(
+            f"{p}: spec file not found. Create one with `compval init {p}`.", path=str(p)
+        )
+    try:
+        raw = p.read_bytes()
+        text = raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecParseError(f"{p}: cannot read the spec: {exc}.", file=str(p)) from None
+    fmt = "toml" if p.suffix.lower() == ".toml" else "yaml"
+    spec = parse_spec(text, fmt=fmt, source=str(p))
+    return LoadedSpec(spec, path=p.resolve(), text_hash=hashlib.sha256(raw).hexdigest())

@@ -1,0 +1,757 @@
+"""Weak-slice discovery: where does the candidate lose accuracy against the reference?
+
+Method. Every feature is discretized: numeric features into ``n_bins`` quantile bins (plus a
+"missing" bin for NaN), categorical features by value. A *slice* is one bin or category of one
+feature, or the intersection of two such conditions on two different features. For each slice
+the search counts, over its rows, the four paired outcomes (both right, reference only,
+candidate only, both wrong) and derives the reference and candidate accuracy, the accuracy
+delta ``candidate - reference``, Tango's score interval for the delta, and the exact McNemar
+p-value (see :mod:`compval.stats._paired`).
+
+Search. All single-feature slices with at least ``min_rows`` rows are scored; then the
+``pair_features`` features whose worst single slice is worst are crossed pairwise. Slices that
+cover every row, and pairs that contain exactly the rows of one of their two single slices,
+are not tested (they repeat another hypothesis). The p-values of *all* tested slices (singles
+and pairs) are adjusted together with Holm's method: the adjusted p-value is the correction
+for having searched. Caveats: which pairs are searched depends on the single-slice results,
+which Holm over the tested family does not account for; intervals are per slice, not
+simultaneous; and the top slices, chosen for their low delta, overstate their drop (the
+winner's curse). Judge a slice by its adjusted p-value and interval, not its rank.
+
+Streaming and determinism. ``update`` stores, per row, one small integer code per feature
+(uint8, or uint16 when a categorical feature has more than 255 values) and a 2-bit outcome,
+plus a 64-bit hash for subsampling: about ``rows x (features + 9)`` bytes, e.g. 59 MB for a
+million rows and 50 features. Quantile edges of numeric features are fixed from the first
+``edge_rows`` rows in row order (rows are buffered until then), so results never depend on the
+batch size. Beyond ``max_rows`` rows the search keeps the rows with the ``max_rows`` smallest
+``hash(seed, row_id)``: a deterministic subsample, independent of order and sharding, reported
+by an ApproximationWarning. ``merge`` concatenates two searches with identical edges;
+shard workers should start from ``empty()`` of a search whose edges are fixed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from scipy import stats as sps
+
+from compval.errors import (
+    ApproximationWarning,
+    EmptyAccumulatorError,
+    IncompatibleMergeError,
+    InvalidParameterError,
+)
+from compval.stats._checks import check_confidence, check_count, check_positive_int, check_seed
+from compval.stats._decisions import adjust_pvalues
+from compval.stats._paired import mcnemar_pvalues, tango_intervals
+from compval.stats._resampling import _check_row_ids, row_hash
+
+__all__ = ["SliceResult", "SliceSearch"]
+
+SliceMetric = Literal["accuracy_drop", "flip_rate"]
+
+_SALT_SUBSAMPLE = 0x511C_E5EA_2C40_0002
+_MAX_CATEGORIES = 1 << 16
+_MAX_BINS = 255
+_ROW_CHUNK = 1 << 16
+_DENSE_PAIR_LIMIT = 1 << 22
+# Outcome code per row: 2 * reference_correct + candidate_correct.
+_BOTH_WRONG, _CAND_ONLY, _REF_ONLY, _BOTH_RIGHT = 0, 1, 2, 3
+
+Codes = npt.NDArray[np.unsignedinteger[Any]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SliceResult:
+    """One discovered slice and the evidence that the candidate is worse (or better) on it.
+
+    Attributes:
+        description: Readable condition, e.g. ``"px_12 in [3.0, 7.0) & ink = heavy"``.
+        features: The feature names the condition uses (one or two).
+        n: Rows in the slice.
+        reference_accuracy: Reference accuracy on the slice.
+        candidate_accuracy: Candidate accuracy on the slice.
+        delta: ``candidate_accuracy - reference_accuracy``.
+        ci: Tango score interval of ``delta`` at ``confidence`` (per slice, not simultaneous).
+        confidence: The interval's confidence level.
+        p_value: Exact McNemar p-value on the slice.
+        p_value_adjusted: Holm-adjusted p-value across every slice searched.
+        flip_correct_to_wrong_rate: Share of the slice's rows the reference got right and the
+            candidate got wrong.
+        flip_wrong_to_correct_rate: Share the candidate got right and the reference got wrong.
+        slices_searched: How many slices were tested (the Holm family size).
+    """
+
+    description: str
+    features: tuple[str, ...]
+    n: int
+    reference_accuracy: float
+    candidate_accuracy: float
+    delta: float
+    ci: tuple[float, float]
+    confidence: float
+    p_value: float
+    p_value_adjusted: float
+    flip_correct_to_wrong_rate: float
+    flip_wrong_to_correct_rate: float
+    slices_searched: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; tuples become lists."""
+        out = asdict(self)
+        out["features"] = list(self.features)
+        out["ci"] = list(self.ci)
+        return out
+
+
+class SliceSearch:
+    """Mergeable accumulator that finds slices of the data where the candidate is weakest.
+
+    Args:
+        feature_names: One name per feature column, unique.
+        categorical: One flag per feature: True for categorical (any values, compared as
+            strings), False for numeric (binned by quantiles; NaN is "missing").
+        n_bins: Quantile bins per numeric feature, 1 to 255 (default 4: quartiles). Tied
+            quantiles merge bins.
+        edge_rows: Rows (in row order) from which the numeric bin edges are fixed.
+        max_rows: Rows kept; beyond it a deterministic hash subsample is kept.
+        seed: Seed of the subsample hash.
+
+    Raises:
+        InvalidParameterError: Invalid names, flags or sizes.
+
+    Example:
+        >>> import numpy as np
+        >>> search = SliceSearch(["x", "kind"], categorical=[False, True], n_bins=2)
+        >>> x = np.arange(200.0)
+        >>> kind = np.where(x % 2 == 0, "even", "odd")
+        >>> ref = np.ones(200, dtype=bool)
+        >>> cand = ~((x >= 100) & (kind == "odd"))
+        >>> search.update([x, kind], np.arange(200), ref, cand)
+        >>> search.result(min_rows=20)[0].description
+        'x >= 99.5 & kind = odd'
+    """
+
+    def __init__(
+        self,
+        feature_names: Sequence[str],
+        *,
+        categorical: Sequence[bool],
+        n_bins: int = 4,
+        edge_rows: int = 4096,
+        max_rows: int = 1_000_000,
+        seed: int = 0,
+    ) -> None:
+        names = tuple(feature_names)
+        if not names or not all(isinstance(name, str) and name for name in names):
+            raise InvalidParameterError(
+                f"SliceSearch: feature_names must be non-empty strings; got {names!r}, "
+                "expected e.g. ['age', 'country']."
+            )
+        if len(set(names)) != len(names):
+            duplicated = sorted({name for name in names if names.count(name) > 1})
+            raise InvalidParameterError(
+                f"SliceSearch: feature_names must be unique; got duplicates {duplicated}, "
+                "expected one name per column."
+            )
+        flags = tuple(categorical)
+        if len(flags) != len(names) or not all(isinstance(f, bool | np.bool_) for f in flags):
+            raise InvalidParameterError(
+                f"SliceSearch: categorical must hold one bool per feature; got {flags!r} for "
+                f"{len(names)} features, expected {len(names)} True/False flags."
+            )
+        bins = check_positive_int(n_bins, subject="SliceSearch: n_bins")
+        if bins > _MAX_BINS:
+            raise InvalidParameterError(
+                f"SliceSearch: n_bins too large; got {n_bins!r}, expected at most {_MAX_BINS}. "
+                "Slices of a few rows each are not useful; 4 to 10 bins is typical."
+            )
+        self._names = names
+        self._categorical = tuple(bool(f) for f in flags)
+        self._n_bins = bins
+        self._edge_rows = check_positive_int(edge_rows, subject="SliceSearch: edge_rows")
+        self._max_rows = check_positive_int(max_rows, subject="SliceSearch: max_rows")
+        self._seed = check_seed(seed, subject="SliceSearch: seed")
+        self._numeric = [j for j, cat in enumerate(self._categorical) if not cat]
+        self._edges: list[npt.NDArray[np.float64]] | None = None
+        self._categories: list[dict[str, int]] = [{} for _ in names]
+        # Rows waiting for the numeric edges: raw numeric values, then the other per-row data.
+        self._pending_values: list[npt.NDArray[np.float64]] = []
+        self._pending: list[tuple[Codes, npt.NDArray[np.uint8], npt.NDArray[np.uint64]]] = []
+        self._stored: list[tuple[Codes, npt.NDArray[np.uint8], npt.NDArray[np.uint64]]] = []
+        self._rows_seen = 0
+
+    # -- introspection ---------------------------------------------------------------------
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The feature names, in column order."""
+        return self._names
+
+    @property
+    def rows_seen(self) -> int:
+        """Rows passed to ``update`` (over all merged searches)."""
+        return self._rows_seen
+
+    @property
+    def edges(self) -> dict[str, tuple[float, ...]] | None:
+        """Interior quantile edges per numeric feature, or None until they are fixed."""
+        if self._edges is None:
+            return None
+        return {
+            self._names[j]: tuple(float(e) for e in edges)
+            for j, edges in zip(self._numeric, self._edges, strict=True)
+        }
+
+    def empty(self) -> SliceSearch:
+        """A search with the same configuration, edges and categories, and no rows."""
+        clone = SliceSearch(
+            self._names,
+            categorical=self._categorical,
+            n_bins=self._n_bins,
+            edge_rows=self._edge_rows,
+            max_rows=self._max_rows,
+            seed=self._seed,
+        )
+        clone._edges = None if self._edges is None else list(self._edges)
+        clone._categories = [dict(mapping) for mapping in self._categories]
+        return clone
+
+    # -- accumulation ----------------------------------------------------------------------
+    def update(
+        self,
+        features: npt.ArrayLike | Sequence[npt.ArrayLike],
+        row_ids: npt.ArrayLike,
+        ref_correct: npt.ArrayLike,
+        cand_correct: npt.ArrayLike,
+    ) -> None:
+        """Add one batch of rows.
+
+        Args:
+            features: A 2-D array ``(rows, features)`` or a sequence of 1-D columns, in the
+                order of ``feature_names``. Numeric columns must convert to float.
+            row_ids: Stable integer id per row (drives the deterministic subsample).
+            ref_correct: Whether the reference was right, per row (bool or 0/1).
+            cand_correct: Whether the candidate was right, per row (bool or 0/1).
+
+        Raises:
+            InvalidParameterError: Wrong number of columns, mismatched lengths, a numeric
+                column that is not numeric, correctness flags that are not 0/1, or a
+                categorical feature with more than 65536 distinct values.
+        """
+        columns = self._split_columns(features)
+        ids = _check_row_ids(row_ids, subject="SliceSearch.update: row_ids")
+        n = ids.size
+        ref = _check_flags(ref_correct, n, subject="SliceSearch.update: ref_correct")
+        cand = _check_flags(cand_correct, n, subject="SliceSearch.update: cand_correct")
+        values = np.empty((n, len(self._numeric)), dtype=np.float64)
+        labels: dict[int, npt.NDArray[np.str_]] = {}
+        for j, column in enumerate(columns):
+            if column.shape != (n,):
+                raise InvalidParameterError(
+                    f"SliceSearch.update: feature {self._names[j]!r} has shape {column.shape}; "
+                    f"got {n} row ids, expected a 1-D column of {n} values."
+                )
+            if self._categorical[j]:
+                labels[j] = column.astype(str)
+            else:
+                values[:, self._numeric.index(j)] = _as_numeric(column, self._names[j])
+        uniques = {j: np.unique(text, return_inverse=True) for j, text in labels.items()}
+        for j, (unique, _) in uniques.items():
+            new = sum(1 for value in unique if value not in self._categories[j])
+            if len(self._categories[j]) + new > _MAX_CATEGORIES:
+                raise InvalidParameterError(
+                    f"SliceSearch.update: feature {self._names[j]!r} has too many categories; "
+                    f"got {len(self._categories[j]) + new}, expected at most "
+                    f"{_MAX_CATEGORIES}. Drop id-like columns or bin them first."
+                )
+        if n == 0:
+            return
+        codes = np.zeros((n, len(self._names)), dtype=np.uint16)
+        for j, (unique, inverse) in uniques.items():
+            mapping = self._categories[j]
+            lut = np.array([mapping.setdefault(str(v), len(mapping)) for v in unique], np.uint16)
+            codes[:, j] = lut[inverse.ravel()]
+        outcome = (2 * ref.astype(np.uint8) + cand.astype(np.uint8)).astype(np.uint8)
+        hashes = row_hash(ids, seed=self._seed, salt=_SALT_SUBSAMPLE)
+        self._rows_seen += n
+        if self._edges is None:
+            self._pending_values.append(values)
+            self._pending.append((codes, outcome, hashes))
+            if sum(len(v) for v in self._pending_values) >= self._edge_rows:
+                self._edges = self._edges_from_pending(self._pending_values)
+                self._flush_pending()
+        else:
+            self._store(self._bin(values, codes, self._edges), outcome, hashes)
+
+    def merge(self, other: SliceSearch) -> SliceSearch:
+        """Return a search over the rows of both; neither operand changes.
+
+        Rows of ``self`` come first. If only one side has fixed its edges, the other side's
+        buffered rows are binned with them; a merge then equals a single pass when ``self``
+        holds the earliest rows.
+
+        Raises:
+            IncompatibleMergeError: Different configuration, or different numeric edges.
+        """
+        if not isinstance(other, SliceSearch) or self._config() != other._config():
+            raise IncompatibleMergeError(
+                "SliceSearch.merge: configurations differ; got "
+                f"{getattr(other, '_config', lambda: type(other).__name__)()!r}, expected "
+                f"{self._config()!r}. Merge searches built with the same arguments."
+            )
+        if (
+            self._edges is not None
+            and other._edges is not None
+            and not all(
+                np.array_equal(a, b) for a, b in zip(self._edges, other._edges, strict=True)
+            )
+        ):
+            raise IncompatibleMergeError(
+                f"SliceSearch.merge: numeric bin edges differ; got {other.edges!r}, expected "
+                f"{self.edges!r}. Create shard searches with empty() from one whose edges "
+                "are fixed."
+            )
+        merged = self.empty()
+        merged._rows_seen = self._rows_seen + other._rows_seen
+        if merged._edges is None:
+            merged._edges = None if other._edges is None else list(other._edges)
+        luts = [
+            _merge_categories(merged._categories[j], other._categories[j])
+            for j in range(len(self._names))
+        ]
+        own_pending = list(zip(self._pending_values, self._pending, strict=True))
+        other_pending = [
+            (values, (_remap(codes, luts), outcome, hashes))
+            for values, (codes, outcome, hashes) in zip(
+                other._pending_values, other._pending, strict=True
+            )
+        ]
+        other_stored = [
+            (_remap(codes, luts), outcome, hashes) for codes, outcome, hashes in other._stored
+        ]
+        if merged._edges is None:
+            # Neither side has fixed its edges, so neither has stored rows yet.
+            pending = own_pending + other_pending
+            merged._pending_values = [values for values, _ in pending]
+            merged._pending = [rest for _, rest in pending]
+            if sum(len(values) for values in merged._pending_values) >= self._edge_rows:
+                merged._edges = merged._edges_from_pending(merged._pending_values)
+                merged._flush_pending()
+        else:
+            edges = merged._edges
+            merged._stored = (
+                list(self._stored)
+                + [(merged._bin(v, codes, edges), o, h) for v, (codes, o, h) in own_pending]
+                + other_stored
+                + [(merged._bin(v, codes, edges), o, h) for v, (codes, o, h) in other_pending]
+            )
+        merged._prune(final=False)
+        return merged
+
+    # -- result ----------------------------------------------------------------------------
+    def result(
+        self,
+        *,
+        min_rows: int = 30,
+        confidence: float = 0.95,
+        top_k: int = 10,
+        pair_features: int = 16,
+        metric: SliceMetric = "accuracy_drop",
+    ) -> list[SliceResult]:
+        """Search the slices and return the weakest ones.
+
+        Args:
+            min_rows: Slices with fewer rows are not tested.
+            confidence: Confidence level of each slice's interval.
+            top_k: Number of slices returned.
+            pair_features: Number of features (worst first) whose slices are crossed in pairs.
+            metric: ``"accuracy_drop"`` ranks by ``delta`` (most negative first);
+                ``"flip_rate"`` ranks by the correct-to-wrong flip rate (highest first).
+                Ties are broken by p-value, then by feature and value order.
+
+        Returns:
+            Up to ``top_k`` slices, weakest first (empty if no slice has ``min_rows`` rows).
+
+        Raises:
+            EmptyAccumulatorError: No rows were added.
+            InvalidParameterError: Invalid arguments.
+
+        Warns:
+            ApproximationWarning: More than ``max_rows`` rows were seen; a subsample was used.
+        """
+        minimum = check_positive_int(min_rows, subject="SliceSearch.result: min_rows")
+        level = check_confidence(confidence, subject="SliceSearch.result: confidence")
+        keep = check_positive_int(top_k, subject="SliceSearch.result: top_k")
+        crossed = check_count(pair_features, subject="SliceSearch.result: pair_features")
+        if metric not in ("accuracy_drop", "flip_rate"):
+            raise InvalidParameterError(
+                f"SliceSearch.result: unknown metric; got {metric!r}, expected "
+                "'accuracy_drop' or 'flip_rate'."
+            )
+        codes, outcome, edges = self._materialize()
+        total = len(outcome)
+        if total == 0:
+            raise EmptyAccumulatorError(
+                "SliceSearch.result: no rows; got 0 rows, expected at least one update() with "
+                "rows. Call update() before result()."
+            )
+        if self._rows_seen > total:
+            warnings.warn(
+                f"SliceSearch: searched a deterministic subsample of {total} of "
+                f"{self._rows_seen} rows (max_rows={self._max_rows}).",
+                ApproximationWarning,
+                stacklevel=2,
+            )
+        sizes = self._code_sizes(edges)
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        single = _single_counts(codes, outcome, offsets, int(sum(sizes)))
+        single_n = single.sum(axis=1)
+        feature_of = np.repeat(np.arange(len(sizes)), sizes)
+        code_of = np.arange(int(sum(sizes))) - offsets[feature_of]
+        tested = (single_n >= minimum) & (single_n < total)
+        score = _score(single, metric)
+        # Slice identity columns: (feature f, code f, feature g, code g); -1 for singles.
+        ids = [np.stack([feature_of, code_of, -np.ones_like(code_of), -np.ones_like(code_of)], 1)]
+        ids[0] = ids[0][tested]
+        tables = [single[tested]]
+        worst = np.full(len(sizes), np.inf)
+        np.minimum.at(worst, feature_of[tested], score[tested])
+        ranked = [j for j in np.argsort(worst, kind="stable") if np.isfinite(worst[j])]
+        chosen = sorted(int(j) for j in ranked[:crossed])
+        for f, g in itertools.combinations(chosen, 2):
+            pair_ids, pair_table = _pair_counts(codes[:, f], codes[:, g], int(sizes[g]), outcome)
+            code_f, code_g = pair_ids // sizes[g], pair_ids % sizes[g]
+            pair_n = pair_table.sum(axis=1)
+            useful = (
+                (pair_n >= minimum)
+                & (pair_n < single_n[offsets[f] + code_f])
+                & (pair_n < single_n[offsets[g] + code_g])
+            )
+            count = int(useful.sum())
+            ids.append(
+                np.stack([np.full(count, f), code_f[useful], np.full(count, g), code_g[useful]], 1)
+            )
+            tables.append(pair_table[useful])
+        slice_ids = np.concatenate(ids).astype(np.int64)
+        table = np.concatenate(tables).astype(np.int64)
+        if len(table) == 0:
+            return []
+        return self._rank(slice_ids, table, edges, metric, level, keep)
+
+    # -- internals -------------------------------------------------------------------------
+    def _config(self) -> tuple[object, ...]:
+        return (
+            self._names,
+            self._categorical,
+            self._n_bins,
+            self._edge_rows,
+            self._max_rows,
+            self._seed,
+        )
+
+    def _split_columns(
+        self, features: npt.ArrayLike | Sequence[npt.ArrayLike]
+    ) -> list[npt.NDArray[Any]]:
+        if isinstance(features, np.ndarray):
+            if features.ndim != 2:
+                raise InvalidParameterError(
+                    f"SliceSearch.update: features must be 2-D (rows, features) or a list of "
+                    f"columns; got shape {features.shape}, expected (n, {len(self._names)})."
+                )
+            columns = [features[:, j] for j in range(features.shape[1])]
+        elif isinstance(features, Sequence) and not isinstance(features, str | bytes):
+            columns = [np.asarray(column) for column in features]
+        else:
+            raise InvalidParameterError(
+                f"SliceSearch.update: features must be a 2-D array or a list of columns; got "
+                f"{type(features).__name__}, expected one of those."
+            )
+        if len(columns) != len(self._names):
+            raise InvalidParameterError(
+                f"SliceSearch.update: wrong number of feature columns; got {len(columns)}, "
+                f"expected {len(self._names)} ({', '.join(self._names)})."
+            )
+        return columns
+
+    def _edges_from_pending(
+        self, pending: list[npt.NDArray[np.float64]]
+    ) -> list[npt.NDArray[np.float64]]:
+        values = np.concatenate(pending)[: self._edge_rows]
+        probs = np.linspace(0.0, 1.0, self._n_bins + 1)[1:-1]
+        edges: list[npt.NDArray[np.float64]] = []
+        for k in range(values.shape[1]):
+            column = values[:, k]
+            finite = column[np.isfinite(column)]
+            if finite.size and probs.size:
+                edges.append(np.unique(np.quantile(finite, probs)).astype(np.float64))
+            else:
+                edges.append(np.empty(0, dtype=np.float64))
+        return edges
+
+    def _flush_pending(self) -> None:
+        assert self._edges is not None  # internal invariant: called right after fixing edges
+        for values, (codes, outcome, hashes) in zip(
+            self._pending_values, self._pending, strict=True
+        ):
+            self._store(self._bin(values, codes, self._edges), outcome, hashes)
+        self._pending_values, self._pending = [], []
+
+    def _bin(
+        self, values: npt.NDArray[np.float64], codes: Codes, edges: list[npt.NDArray[np.float64]]
+    ) -> Codes:
+        binned = codes.astype(np.uint16, copy=True)
+        for k, j in enumerate(self._numeric):
+            column = values[:, k]
+            code = np.searchsorted(edges[k], column, side="right")
+            code[np.isnan(column)] = edges[k].size + 1
+            binned[:, j] = code
+        return _narrow(binned)
+
+    def _store(
+        self, codes: Codes, outcome: npt.NDArray[np.uint8], hashes: npt.NDArray[np.uint64]
+    ) -> None:
+        self._stored.append((_narrow(codes), outcome, hashes))
+        self._prune(final=False)
+
+    def _prune(self, *, final: bool) -> None:
+        stored = sum(len(outcome) for _, outcome, _ in self._stored)
+        # Pruning lazily at 2x amortizes the partition; the final cut happens in result().
+        if stored <= (self._max_rows if final else 2 * self._max_rows):
+            return
+        codes, outcome, hashes = _concat(self._stored)
+        kept = np.sort(np.argpartition(hashes, self._max_rows - 1)[: self._max_rows])
+        self._stored = [(codes[kept], outcome[kept], hashes[kept])]
+
+    def _materialize(self) -> tuple[Codes, npt.NDArray[np.uint8], list[npt.NDArray[np.float64]]]:
+        # Does not change self: buffered rows are binned with provisional edges.
+        edges = self._edges
+        parts = list(self._stored)
+        if self._pending:
+            if edges is None:
+                edges = self._edges_from_pending(self._pending_values)
+            parts += [
+                (self._bin(values, codes, edges), outcome, hashes)
+                for values, (codes, outcome, hashes) in zip(
+                    self._pending_values, self._pending, strict=True
+                )
+            ]
+        if edges is None:
+            edges = [np.empty(0) for _ in self._numeric]
+        if not parts:
+            return np.zeros((0, len(self._names)), np.uint8), np.zeros(0, np.uint8), edges
+        codes, outcome, hashes = _concat(parts)
+        if len(outcome) > self._max_rows:
+            kept = np.sort(np.argpartition(hashes, self._max_rows - 1)[: self._max_rows])
+            codes, outcome = codes[kept], outcome[kept]
+        return codes, outcome, edges
+
+    def _code_sizes(self, edges: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.int64]:
+        sizes = np.empty(len(self._names), dtype=np.int64)
+        for j in range(len(self._names)):
+            if self._categorical[j]:
+                sizes[j] = max(len(self._categories[j]), 1)
+            else:
+                sizes[j] = edges[self._numeric.index(j)].size + 2
+        return sizes
+
+    def _describe(self, feature: int, code: int, edges: list[npt.NDArray[np.float64]]) -> str:
+        name = self._names[feature]
+        if self._categorical[feature]:
+            return f"{name} = {self._category_names(feature)[code]}"
+        cuts = edges[self._numeric.index(feature)]
+        if code == cuts.size + 1:
+            return f"{name} is missing"
+        if cuts.size == 0:
+            return f"{name} is not missing"
+        if code == 0:
+            return f"{name} < {_number(cuts[0])}"
+        if code == cuts.size:
+            return f"{name} >= {_number(cuts[-1])}"
+        return f"{name} in [{_number(cuts[code - 1])}, {_number(cuts[code])})"
+
+    def _category_names(self, feature: int) -> list[str]:
+        mapping = self._categories[feature]
+        names = [""] * len(mapping)
+        for value, code in mapping.items():
+            names[code] = value
+        return names
+
+    def _canonical_rank(
+        self, feature: npt.NDArray[np.int64], code: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.int64]:
+        # Category codes follow first appearance, which depends on batching; ranks by the
+        # sorted value do not, so ties are broken the same way for any batch size.
+        rank: npt.NDArray[np.int64] = code.copy()
+        for j in np.unique(feature[feature >= 0]):
+            if self._categorical[j]:
+                names = self._category_names(int(j))
+                order = np.empty(len(names), dtype=np.int64)
+                order[np.argsort(np.array(names), kind="stable")] = np.arange(len(names))
+                mask = feature == j
+                rank[mask] = order[code[mask]]
+        return rank
+
+    def _rank(
+        self,
+        slice_ids: npt.NDArray[np.int64],
+        table: npt.NDArray[np.int64],
+        edges: list[npt.NDArray[np.float64]],
+        metric: SliceMetric,
+        confidence: float,
+        top_k: int,
+    ) -> list[SliceResult]:
+        n = table.sum(axis=1)
+        b, c = table[:, _REF_ONLY], table[:, _CAND_ONLY]
+        p_values = mcnemar_pvalues(b, c)
+        adjusted = adjust_pvalues(p_values, method="holm")
+        score = _score(table, metric)
+        f, cf, g, cg = slice_ids.T
+        order = np.lexsort(
+            (
+                self._canonical_rank(g, cg),
+                g,
+                self._canonical_rank(f, cf),
+                f,
+                p_values,
+                score,
+            )
+        )[:top_k]
+        z = float(sps.norm.ppf(0.5 + confidence / 2.0))
+        low, high = tango_intervals(b[order], c[order], n[order], z=z)
+        results = []
+        for rank, i in enumerate(order):
+            parts = [self._describe(int(f[i]), int(cf[i]), edges)]
+            names = [self._names[int(f[i])]]
+            if g[i] >= 0:
+                parts.append(self._describe(int(g[i]), int(cg[i]), edges))
+                names.append(self._names[int(g[i])])
+            rows = int(n[i])
+            ref_acc = (table[i, _REF_ONLY] + table[i, _BOTH_RIGHT]) / rows
+            cand_acc = (table[i, _CAND_ONLY] + table[i, _BOTH_RIGHT]) / rows
+            results.append(
+                SliceResult(
+                    description=" & ".join(parts),
+                    features=tuple(names),
+                    n=rows,
+                    reference_accuracy=float(ref_acc),
+                    candidate_accuracy=float(cand_acc),
+                    delta=float((c[i] - b[i]) / rows),
+                    ci=(float(low[rank]), float(high[rank])),
+                    confidence=confidence,
+                    p_value=float(p_values[i]),
+                    p_value_adjusted=float(adjusted[i]),
+                    flip_correct_to_wrong_rate=float(b[i] / rows),
+                    flip_wrong_to_correct_rate=float(c[i] / rows),
+                    slices_searched=len(table),
+                )
+            )
+        return results
+
+
+def _single_counts(
+    codes: Codes, outcome: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64], size: int
+) -> npt.NDArray[np.int64]:
+    # One bincount over every feature's slice index per chunk of rows (chunks bound memory).
+    counts = np.zeros(size * 4, dtype=np.int64)
+    for start in range(0, len(outcome), _ROW_CHUNK):
+        block = codes[start : start + _ROW_CHUNK].astype(np.int64) + offsets
+        keys = block * 4 + outcome[start : start + _ROW_CHUNK, None]
+        counts += np.bincount(keys.ravel(), minlength=size * 4)
+    return counts.reshape(size, 4)
+
+
+def _pair_counts(
+    first: Codes, second: Codes, second_size: int, outcome: npt.NDArray[np.uint8]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    keys = (first.astype(np.int64) * second_size + second) * 4 + outcome
+    upper = int(keys.max()) + 1 if keys.size else 0
+    if upper <= max(_DENSE_PAIR_LIMIT, 8 * len(keys)):
+        upper += -upper % 4
+        dense = np.bincount(keys, minlength=upper).reshape(-1, 4)
+        present = np.flatnonzero(dense.sum(axis=1))
+        return present.astype(np.int64), dense[present]
+    # Sparse path for high-cardinality pairs: only the combinations that occur.
+    unique, counts = np.unique(keys, return_counts=True)
+    slices, inverse = np.unique(unique // 4, return_inverse=True)
+    table = np.zeros((slices.size, 4), dtype=np.int64)
+    np.add.at(table, (inverse.ravel(), unique % 4), counts)
+    return slices.astype(np.int64), table
+
+
+def _score(table: npt.NDArray[np.int64], metric: SliceMetric) -> npt.NDArray[np.float64]:
+    # Lower score = weaker slice, for both metrics.
+    n = np.maximum(table.sum(axis=1), 1)
+    if metric == "accuracy_drop":
+        return np.asarray((table[:, _CAND_ONLY] - table[:, _REF_ONLY]) / n, dtype=np.float64)
+    return np.asarray(-table[:, _REF_ONLY] / n, dtype=np.float64)
+
+
+def _merge_categories(target: dict[str, int], source: dict[str, int]) -> npt.NDArray[np.uint16]:
+    lut = np.zeros(max(len(source), 1), dtype=np.uint16)
+    for value, code in source.items():
+        lut[code] = target.setdefault(value, len(target))
+    return lut
+
+
+def _remap(codes: Codes, luts: list[npt.NDArray[np.uint16]]) -> Codes:
+    out = codes.astype(np.uint16, copy=True)
+    for j, lut in enumerate(luts):
+        if lut.size > 1 or lut[0] != 0:
+            out[:, j] = lut[codes[:, j]]
+    return _narrow(out)
+
+
+def _narrow(codes: npt.NDArray[Any]) -> Codes:
+    if codes.size == 0 or int(codes.max()) <= np.iinfo(np.uint8).max:
+        return codes.astype(np.uint8)
+    return codes.astype(np.uint16, copy=False)
+
+
+def _concat(
+    parts: list[tuple[Codes, npt.NDArray[np.uint8], npt.NDArray[np.uint64]]],
+) -> tuple[Codes, npt.NDArray[np.uint8], npt.NDArray[np.uint64]]:
+    return (
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
+    )
+
+
+def _check_flags(values: npt.ArrayLike, n: int, *, subject: str) -> npt.NDArray[np.bool_]:
+    array = np.asarray(values)
+    if array.shape != (n,):
+        raise InvalidParameterError(
+            f"{subject}: wrong shape; got {array.shape}, expected ({n},), one flag per row id."
+        )
+    if array.dtype == np.bool_:
+        return array
+    if n and (not np.issubdtype(array.dtype, np.number) or not np.all((array == 0) | (array == 1))):
+        raise InvalidParameterError(
+            f"{subject}: not a correctness flag; got dtype {array.dtype} with values other "
+            "than 0/1, expected bool per row."
+        )
+    return array.astype(bool)
+
+
+def _as_numeric(column: npt.NDArray[Any], name: str) -> npt.NDArray[np.float64]:
+    try:
+        return column.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(
+            f"SliceSearch.update: numeric feature {name!r} holds non-numeric values; got dtype "
+            f"{column.dtype}, expected numbers (NaN for missing). Mark it categorical=True."
+        ) from exc
+
+
+def _number(value: float) -> str:
+    text = f"{value:.4g}"
+    if math.isfinite(value) and not any(ch in text for ch in ".en"):
+        text += ".0"
+    return text

@@ -1,0 +1,168 @@
+"""OnnxRuntimeAdapter: input checks, output order, load errors and file identity."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from compval.adapters import OnnxRuntimeAdapter
+from compval.errors import (
+    InferenceError,
+    InputMismatchError,
+    InvalidParameterError,
+    MissingDependencyError,
+    ModelLoadError,
+)
+
+
+@pytest.fixture
+def adapter(onnx_path: Path) -> Any:
+    with OnnxRuntimeAdapter(onnx_path, name="fp32", threads=1) as opened:
+        yield opened
+
+
+def test_input_spec_maps_type_and_symbolic_batch(adapter: OnnxRuntimeAdapter) -> None:
+    (spec,) = adapter.input_spec().values()
+    assert spec.name == "input"
+    assert spec.dtype == np.dtype(np.float32)
+    assert spec.shape == (None, 4)
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.zeros((2, 4), np.float64), r"'input' has dtype float64; expected float32\[\?, 4\]"),
+        (np.zeros((2, 5), np.float32), r"'input' has shape \(2, 5\); expected float32\[\?, 4\]"),
+        (np.zeros((2, 4, 1), np.float32), r"has shape \(2, 4, 1\)"),
+    ],
+)
+def test_input_mismatch(adapter: OnnxRuntimeAdapter, array: np.ndarray, message: str) -> None:
+    with pytest.raises(InputMismatchError, match=message):
+        adapter.predict({"input": array})
+
+
+def test_wrong_input_name(adapter: OnnxRuntimeAdapter) -> None:
+    with pytest.raises(InputMismatchError, match=r"got \['features'\], expected \['input'\]"):
+        adapter.predict({"features": np.zeros((2, 4), np.float32)})
+
+
+def test_outputs_follow_the_model_order(
+    tmp_path: Path, write_onnx: Any, weights: tuple[np.ndarray, np.ndarray], batch: np.ndarray
+) -> None:
+    w, b = weights
+    path = write_onnx(tmp_path / "two.onnx", w, b, with_softmax_first=True)
+    with OnnxRuntimeAdapter(path, name="two") as model:
+        out = model.predict({"input": batch})
+    assert list(out) == ["probabilities", "logits"]  # the model's order, not sorted
+    logits = batch.astype(np.float64) @ w + b
+    np.testing.assert_allclose(out["logits"], logits, rtol=1e-5)
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(out["probabilities"], expected, rtol=1e-5)
+
+
+def test_info_hashes_the_file(onnx_path: Path, adapter: OnnxRuntimeAdapter) -> None:
+    import onnxruntime
+
+    info = adapter.info()
+    assert info.model_id == hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+    assert info.path == str(onnx_path)
+    assert info.size_bytes == onnx_path.stat().st_size
+    assert info.runtime_version == onnxruntime.__version__
+
+
+def test_session_options_follow_threads(onnx_path: Path, adapter: OnnxRuntimeAdapter) -> None:
+    assert adapter.path == onnx_path
+    options = adapter.session.get_session_options()
+    assert options.intra_op_num_threads == 1
+    assert options.inter_op_num_threads == 1
+    assert adapter.session.get_providers() == ["CPUExecutionProvider"]
+
+
+def test_session_property_opens_the_adapter(onnx_path: Path) -> None:
+    model = OnnxRuntimeAdapter(onnx_path, name="m")
+    assert model.session is not None
+    assert model.is_open
+    model.close()
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.onnx"
+    model = OnnxRuntimeAdapter(missing, name="m")
+    with pytest.raises(ModelLoadError, match=r"nope\.onnx'.*file not found.*Check the path"):
+        model.open()
+    assert not model.is_open
+
+
+@pytest.mark.parametrize(
+    ("content", "found"),
+    [
+        (b"\x08\x07\x12\x03abc\xff\xfe\x00garbage", "binary data that looks like a protobuf"),
+        (b"", "an empty file"),
+        (pickle.dumps({"weights": [1, 2]}, protocol=4), r"a Python pickle \(protocol 4\)"),
+        (b"this is a text file, not a model\n", "a text file starting with 'this is a text"),
+    ],
+)
+def test_unloadable_file(tmp_path: Path, content: bytes, found: str) -> None:
+    path = tmp_path / "broken.onnx"
+    path.write_bytes(content)
+    with pytest.raises(ModelLoadError, match=rf"broken\.onnx'.*cannot load it; got {found}") as e:
+        OnnxRuntimeAdapter(path, name="m").open()
+    assert "Re-export the model" in str(e.value)
+    assert "(onnxruntime:" in str(e.value)
+
+
+def test_directory_is_not_a_model(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="is a directory"):
+        OnnxRuntimeAdapter(tmp_path, name="m").open()
+
+
+def test_unknown_provider(onnx_path: Path) -> None:
+    model = OnnxRuntimeAdapter(onnx_path, name="m", providers=["NoSuchExecutionProvider"])
+    with pytest.raises(InvalidParameterError, match=r"\['NoSuchExecutionProvider'\] are not"):
+        model.open()
+
+
+@pytest.mark.parametrize("threads", [0, -2, 1.5, True])
+def test_bad_threads(onnx_path: Path, threads: Any) -> None:
+    with pytest.raises(InvalidParameterError, match=r"'threads' must be an int >= 1"):
+        OnnxRuntimeAdapter(onnx_path, name="m", threads=threads)
+
+
+@pytest.mark.parametrize("providers", [[], "CPUExecutionProvider"])
+def test_bad_providers(onnx_path: Path, providers: Any) -> None:
+    with pytest.raises(InvalidParameterError, match="'providers' must be a non-empty sequence"):
+        OnnxRuntimeAdapter(onnx_path, name="m", providers=providers)
+
+
+def test_missing_onnxruntime(onnx_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'compval\[onnx\]'"):
+        OnnxRuntimeAdapter(onnx_path, name="m").open()
+
+
+def test_runtime_failure_becomes_inference_error(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    # Reshape to (-1, 3) is valid for the declared shape [N, 4] only when 4N divides by 3.
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["input", "shape"], ["out"])],
+        "reshape",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.array([-1, 3], np.int64), "shape")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "reshape.onnx"
+    onnx.save(model, str(path))
+    with OnnxRuntimeAdapter(path, name="r") as adapter:
+        assert adapter.predict({"input": np.zeros((3, 4), np.float32)})["out"].shape == (4, 3)
+        with pytest.raises(InferenceError, match=r"Model 'r': the runtime failed on a batch"):
+            adapter.predict({"input": np.zeros((2, 4), np.float32)})

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import make_rows, synthetic_classification
+from scipy import stats as sstats
+from sklearn import metrics as skm
+
+from compval._prepare import softmax
+from compval.metrics import (
+    Calibration,
+    KLQuantiles,
+    NonFiniteCounts,
+    OutputFidelity,
+    ProbabilityDivergence,
+    RegressionErrors,
+    Resampling,
+    SegmentTable,
+)
+
+
+def _run(acc_cls, data, batch=500, classification=True, resampling=None, **config):
+    table = SegmentTable()
+    acc = acc_cls(table, **config)
+    n = data["ref"].shape[0]
+    for lo in range(0, n, batch):
+        sl = slice(lo, lo + batch)
+        acc.update(make_rows(table, ref=data["ref"][sl], cand=data["cand"][sl],
+                             labels=None if data.get("labels") is None else data["labels"][sl],
+                             region=data.get("region")[sl] if data.get("region") is not None else None,
+                             row_ids=np.arange(lo, min(lo + batch, n)), classification=classification))
+    return {(e.metric, e.segment): e for e in acc.estimates(resampling)}
+
+
+def test_fidelity_matches_numpy():
+    data = synthetic_classification()
+    est = _run(OutputFidelity, data)
+    p, q = softmax(data["ref"]), softmax(data["cand"])
+    assert est[("mean_abs_diff", None)].candidate == pytest.approx(np.abs(p - q).mean(), rel=1e-10)
+    assert est[("max_abs_diff", None)].candidate == pytest.approx(np.abs(p - q).max(), rel=1e-12)
+    sqnr = 10 * np.log10((p**2).sum() / ((p - q) ** 2).sum())
+    assert est[("sqnr_db", None)].candidate == pytest.approx(sqnr, rel=1e-10)
+    cos = (p * q).sum(1) / np.linalg.norm(p, axis=1) / np.linalg.norm(q, axis=1)
+    assert est[("cosine_similarity", None)].candidate == pytest.approx(cos.mean(), rel=1e-10)
+    north = data["region"] == "north"
+    assert est[("mean_abs_diff", "region=north")].candidate == pytest.approx(
+        np.abs(p - q)[north].mean(), rel=1e-10
+    )
+
+
+def test_kl_matches_scipy_entropy():
+    data = synthetic_classification()
+    est = _run(ProbabilityDivergence, data)
+    p, q = softmax(data["ref"]), softmax(data["cand"])
+    kl = sstats.entropy(p, q, axis=1)
+    assert est[("mean_kl_divergence", None)].candidate == pytest.approx(kl.mean(), rel=1e-9)
+    q99 = _run(KLQuantiles, data)[("p99_kl_divergence", None)].candidate
+    true = np.quantile(kl, 0.99)
+    assert true / 1.16 <= q99 <= true * 1.16
+
+
+def test_calibration_matches_sklearn_and_direct_ece():
+    data = synthetic_classification()
+    est = _run(Calibration, data)
+    y = data["labels"]
+    for side, logits in (("reference", data["ref"]), ("candidate", data["cand"])):
+        p = softmax(logits)
+        onehot = np.eye(5)[y]
+        brier = ((p - onehot) ** 2).sum(1).mean()
+        e = est[("brier_loss", None)]
+        assert getattr(e, side) == pytest.approx(brier, rel=1e-10)
+        conf, pred = p.max(1), p.argmax(1)
+        bins = np.minimum((conf * 15).astype(int), 14)
+        ece = sum(
+            (bins == b).mean() * abs((pred == y)[bins == b].mean() - conf[bins == b].mean())
+            for b in range(15) if (bins == b).any()
+        )
+        assert getattr(est[("expected_calibration_error", None)], side) == pytest.approx(ece, rel=1e-9)
+
+
+def test_regression_matches_sklearn_multioutput():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(1000, 2)) * [1.0, 3.0] + [0.5, -2.0]
+    ref = y + rng.normal(scale=0.3, size=y.shape)
+    cand = y + rng.normal(scale=0.5, size=y.shape)
+    est = _run(RegressionErrors, {"ref": ref, "cand": cand, "labels": y}, classification=False, width=2)
+    for side, pred in (("reference", ref), ("candidate", cand)):
+        assert getattr(est[("mean_absolute_error", None)], side) == pytest.approx(skm.mean_absolute_error(y, pred), rel=1e-10)
+        assert getattr(est[("root_mean_squared_error", None)], side) == pytest.approx(skm.root_mean_squared_error(y, pred), rel=1e-10)
+        assert getattr(est[("r2_score", None)], side) == pytest.approx(skm.r2_score(y, pred), rel=1e-8)
+
+
+def test_nonfinite_counts_and_exclusion():
+    ref = np.ones((6, 3))
+    cand = np.ones((6, 3))
+    cand[0, 0] = np.nan
+    cand[1, :] = np.inf
+    ref[2, 1] = np.nan
+    data = {"ref": ref, "cand": cand}
+    est = _run(NonFiniteCounts, data, classification=False)
+    assert est[("nan_count", None)].reference == 1
+    assert est[("nan_count", None)].candidate == 1
+    assert est[("inf_count", None)].candidate == 3
+    assert est[("nonfinite_count", None)].candidate == 4
+    fid = _run(OutputFidelity, data, classification=False)
+    assert fid[("mean_abs_diff", None)].n == 3  # rows 0-2 left out
+    assert fid[("mean_abs_diff", None)].candidate == 0.0
+
+
+def test_block_bootstrap_interval_is_reasonable():
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=(4000, 1))
+    ref = y + rng.normal(scale=0.3, size=y.shape)
+    cand = y + rng.normal(scale=0.35, size=y.shape)
+    est = _run(RegressionErrors, {"ref": ref, "cand": cand, "labels": y}, classification=False,
+               resampling=Resampling(replicates=400, confidence=0.95, seed=1), width=1)
+    e = est[("mean_absolute_error", None)]
+    d = np.abs(cand - y)[:, 0] - np.abs(ref - y)[:, 0]
+    se = d.std(ddof=1) / np.sqrt(d.size)
+    assert e.ci[0] < e.delta < e.ci[1]
+    width = e.ci[1] - e.ci[0]
+    assert 0.7 * 3.92 * se < width < 1.3 * 3.92 * se
