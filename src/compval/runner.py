@@ -32,9 +32,10 @@ from compval._prepare import (
     select_output,
 )
 from compval._types import Array
+from compval._evidence import RunEvidence, table_tests
 from compval.adapters import ModelAdapter, as_adapter, bind_inputs, load_model
 from compval.checks import CheckSettings, Criterion, evaluate, resolve_criteria
-from compval.data import Dataset, as_dataset, load_dataset
+from compval.data import Batch, Dataset, as_dataset, load_dataset
 from compval.errors import DataError, SpecValidationError
 from compval.metrics import (
     Accumulator,
@@ -274,6 +275,8 @@ def run_validation(
             infos[st.name] = _info_dict(st.adapter, "candidate", run.kinds.get(st.name))
         estimates = {st.name: _estimates(run, st) for st in states}
         statistics = _statistics(run, states)
+        for name, slices in statistics["discovered"].items():
+            estimates[name] = [*estimates[name], *_slice_estimates(slices)]
         profile_dict = None
         if s.performance is not None and options.profile:
             profile_dict, perf = _profile(run, loaded, ref_adapter, states)
@@ -440,11 +443,16 @@ def _stream(
                 nonfinite = rows
             if not st.accumulators:
                 st.accumulators = _make_accumulators(run, ref_kind, st.kind, ref_rows.shape[1])
-                st.extras = _make_extras(run, st)
+                st.extras = _make_extras(run, st, batch, ref_kind)
             for acc in st.accumulators:
                 acc.update(nonfinite if isinstance(acc, NonFiniteCounts) else rows)
-            if st.extras is not None:
-                st.extras.update(batch, rows)
+            if isinstance(st.extras, RunEvidence):
+                n_features = 0
+                if st.extras.slices is not None:
+                    n_features = len(st.extras.slices.feature_names) - sum(
+                        1 for c in run.columns if c in st.extras.slices.feature_names
+                    )
+                st.extras.update(batch, rows, _slice_columns(batch, run, n_features))
         done += n
         if options.progress is not None:
             options.progress("validate", done, total)
@@ -458,7 +466,10 @@ def _estimates(run: _Run, st: _CandidateState) -> list[MetricEstimate]:
     for acc in st.accumulators:
         if isinstance(acc, ContingencyTable):
             acc.class_names = [run.classes.display(i) for i in range(len(run.classes))]
+            out.extend(table_tests(acc))
         out.extend(acc.estimates(run.resampling))
+    if isinstance(st.extras, RunEvidence):
+        out.extend(st.extras.estimates())
     return out
 
 
@@ -507,12 +518,104 @@ def _runtime_versions() -> dict[str, str]:
     return out
 
 
-def _make_extras(run: _Run, st: _CandidateState) -> Any:
-    return None
+MAX_SLICE_FEATURES = 256
 
 
-def _statistics(run: _Run, states: Sequence[_CandidateState]) -> dict[str, Any] | None:
-    return None
+def _slice_layout(run: _Run, batch: Batch) -> tuple[list[str], list[bool]] | None:
+    """Names and categorical flags of the columns searched for weak slices, or None."""
+    if not run.spec.statistics.discovery or run.task != "classification":
+        return None
+    if not run.dataset.has_labels or len(batch.inputs) != 1:
+        return None
+    (features,) = batch.inputs.values()
+    if features.ndim != 2 or features.shape[1] > MAX_SLICE_FEATURES:
+        return None
+    names = list(getattr(run.dataset, "feature_columns", ()) or ())
+    if len(names) != features.shape[1]:
+        names = [f"x{j}" for j in range(features.shape[1])]
+    names = [n for n in names]
+    segs = [c for c in run.columns if c not in names]
+    return names + segs, [False] * len(names) + [True] * len(segs)
+
+
+def _slice_columns(batch: Batch, run: _Run, n_features: int) -> list[Array]:
+    (features,) = batch.inputs.values()
+    cols = [features[:, j] for j in range(n_features)]
+    return cols + [np.asarray(batch.segments[c]) for c in run.columns if c in batch.segments]
+
+
+def _make_extras(run: _Run, st: _CandidateState, batch: Batch, ref_kind: OutputKind) -> RunEvidence | None:
+    if run.task != "classification":
+        return None
+    layout = _slice_layout(run, batch)
+    scores = ref_kind != "labels" and st.kind != "labels"
+    if not scores and layout is None:
+        return None
+    return RunEvidence(
+        confidences=scores,
+        slice_features=None if layout is None else layout[0],
+        categorical=() if layout is None else layout[1],
+        seed=run.seed,
+    )
+
+
+def _statistics(run: _Run, states: Sequence[_CandidateState]) -> dict[str, Any]:
+    s = run.spec.statistics
+    out: dict[str, Any] = {
+        "resampling": None
+        if run.resampling is None
+        else {
+            "method": "poisson bootstrap: Poisson(n) counts per contingency-table cell for "
+            "classification metrics; Poisson(1) weights per hashed row block "
+            f"({N_BLOCKS} blocks) for continuous metrics",
+            "replicates": run.resampling.replicates,
+            "confidence": run.resampling.confidence,
+            "seed": run.resampling.seed,
+            "interval": "percentile",
+        },
+        "decision": {
+            "rule": "non-inferiority: pass when the interval's worst end meets the threshold, "
+            "fail when the estimate does not, else inconclusive",
+            "min_rows": s.min_rows,
+            "correction": s.correction,
+            "inconclusive": s.inconclusive,
+        },
+        "discovered": {},
+    }
+    for st in states:
+        if isinstance(st.extras, RunEvidence):
+            slices = st.extras.discovered(
+                min_rows=s.min_rows, confidence=s.confidence, top_k=s.top_slices
+            )
+            if slices:
+                out["discovered"][st.name] = slices
+    return out
+
+
+def _slice_estimates(slices: Sequence[Mapping[str, Any]]) -> list[MetricEstimate]:
+    """Discovered slices as estimates, so criteria with ``segment: discovered`` can gate them."""
+    out: list[MetricEstimate] = []
+    for sl in slices:
+        seg = f"slice:{sl['description']}"
+        ci = (float(sl["ci"][0]), float(sl["ci"][1]))
+        ref, cand = float(sl["reference_accuracy"]), float(sl["candidate_accuracy"])
+        out.append(
+            MetricEstimate(
+                metric="accuracy_score", segment=seg, higher_is_better=True, paired=False,
+                n=int(sl["n"]), reference=ref, candidate=cand, delta=cand - ref,
+                ratio=cand / ref if ref else None, ci=ci, confidence=float(sl["confidence"]),
+                p_adjusted=float(sl["p_value_adjusted"]),
+            )
+        )
+        out.append(
+            MetricEstimate(
+                metric="flip_correct_to_wrong_rate", segment=seg, higher_is_better=False,
+                paired=True, n=int(sl["n"]), reference=None,
+                candidate=float(sl["flip_correct_to_wrong_rate"]), delta=None,
+                p_adjusted=float(sl["p_value_adjusted"]),
+            )
+        )
+    return out
 
 
 def _profile(

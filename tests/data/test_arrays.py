@@ -72,6 +72,7 @@ def test_array_segment_missing_values_become_na():
             "n": pd.array([1, pd.NA, 3, 4], dtype="Int64").to_numpy(),
             "d": np.array(["2024-01-01", "NaT", "2024-01-02", "2024-01-03"], dtype="M8[D]"),
             "i": np.array([4, 5, 6, 7]),
+            "p": np.array(["a", pd.NA, pd.NaT, "b"], dtype=object),
         },
     )
     (batch,) = list(ds.batches(4))
@@ -80,6 +81,14 @@ def test_array_segment_missing_values_become_na():
     assert batch.segments["n"].tolist() == [1, "<NA>", 3, 4]
     assert batch.segments["d"][1] == "<NA>"
     assert batch.segments["i"].dtype.kind == "i"  # nothing missing: left as is
+    assert batch.segments["p"].tolist() == ["a", "<NA>", "<NA>", "b"]
+
+
+def test_array_repr():
+    ds = ArrayDataset({"a": np.zeros((2, 3), np.float32)}, labels=[0, 1], segments={"s": [1, 2]})
+    assert repr(ds) == (
+        "ArrayDataset(rows=2, inputs={a: float32[2, 3]}, labels=True, segments=['s'])"
+    )
 
 
 def test_array_fingerprint_stable_and_sensitive():

@@ -105,3 +105,18 @@ def test_public_names_report_the_package():
     }
     assert data.ArrayDataset.__module__ == "compval.data"
     assert data.load_dataset.__module__ == "compval.data"
+
+
+def test_missing_extra_named(tmp_path, monkeypatch, frame):
+    from compval.data import from_dataframe, load_dataset
+    from compval.errors import MissingDependencyError
+    from compval.spec._model import DataRef
+
+    path = tmp_path / "d.csv"
+    path.write_text("a,b\n1,2\n")
+    for module in ("pyarrow", "pyarrow.csv", "pyarrow.parquet", "pandas"):
+        monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'compval\[data\]'"):
+        load_dataset(DataRef(path=str(path)), base_dir=tmp_path)
+    with pytest.raises(MissingDependencyError, match=r"'pandas' is not installed"):
+        from_dataframe(frame, labels=None)

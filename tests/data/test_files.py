@@ -580,3 +580,28 @@ def test_csv_non_numeric_feature_after_first_block_is_a_read_error(tmp_path):
     path.write_text("a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(n)) + "oops,1\n")
     with pytest.raises(DataError, match=r"late\.csv.*cannot be read as CSV.*oops"):
         load(path, labels="y")
+
+
+def test_csv_segment_empty_in_first_block(tmp_path):
+    path = tmp_path / "g.csv"
+    path.write_text("a,g\n1,\n2,\n")
+    ds = load(path, segments=["g"])
+    (batch,) = list(ds.batches(5))
+    assert batch.segments["g"].tolist() == ["<NA>", "<NA>"]
+
+
+def test_reprs_and_input_names(tmp_path, frame):
+    paths = _all_formats(tmp_path, frame.drop(columns="lang"))
+    assert repr(load(paths["parquet"])) == f"ParquetDataset({str(paths['parquet'])!r}, rows=257)"
+    assert repr(load(paths["csv"])) == f"CsvDataset({str(paths['csv'])!r}, rows=257)"
+    assert repr(load(paths["npy"])) == f"NpyDataset({str(paths['npy'])!r}, rows=257)"
+    assert load(paths["npz"]).input_names == ("features",)
+
+
+def test_fingerprint_of_a_vanished_file(tmp_path):
+    path = tmp_path / "gone.npy"
+    np.save(path, np.ones((3, 2)))
+    ds = load(path)
+    path.unlink()
+    with pytest.raises(DataError, match=r"gone\.npy.*cannot be read for fingerprinting"):
+        ds.fingerprint()

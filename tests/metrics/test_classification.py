@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_rows, synthetic_classification
+from metrics_helpers import make_rows, synthetic_classification
 from sklearn import metrics as skm
 
 from compval._prepare import softmax

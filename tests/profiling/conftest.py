@@ -146,7 +146,7 @@ def dense_weight() -> Array:
 
 @pytest.fixture
 def half_zero_weight(dense_weight: Array) -> Array:
-    weight = dense_weight.copy()
+    weight: Array = np.array(dense_weight, copy=True)
     flat = weight.reshape(-1)
     flat[np.random.default_rng(1).permutation(flat.size)[: flat.size // 2]] = 0.0
     return weight

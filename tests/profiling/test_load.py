@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,13 +13,18 @@ from compval.profiling import run_load
 
 MS = 1_000_000
 
+Clock = Callable[[], int]
+MakeFake = Callable[..., Any]
+
 
 def _call(model: object, rows: int = 1):  # type: ignore[no-untyped-def]
     return functools.partial(model.predict, {"x": np.ones((rows, 4), dtype=np.float32)})  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("clients", [1, 3])
-def test_requests_are_counted_and_run_stops_on_the_fake_clock(clients, clock, make_fake) -> None:
+def test_requests_are_counted_and_run_stops_on_the_fake_clock(
+    clients: int, clock: Clock, make_fake: MakeFake
+) -> None:
     model = make_fake("m", 2 * MS)
     result = run_load(
         _call(model, rows=2), clients=clients, duration_s=0.1, batch_size=2, clock=clock
@@ -34,7 +41,7 @@ def test_requests_are_counted_and_run_stops_on_the_fake_clock(clients, clock, ma
     assert result.p50_ms >= 2.0  # with several clients, others' calls land inside one's window
 
 
-def test_errors_are_counted_and_excluded_from_latency(clock, make_fake) -> None:
+def test_errors_are_counted_and_excluded_from_latency(clock: Clock, make_fake: MakeFake) -> None:
     model = make_fake("m", 1 * MS, fail_every=3)
     result = run_load(_call(model), clients=2, duration_s=0.06, clock=clock)
     assert result.errors == model.failures > 0
@@ -45,7 +52,7 @@ def test_errors_are_counted_and_excluded_from_latency(clock, make_fake) -> None:
     assert result.to_dict()["errors"] == model.failures
 
 
-def test_all_failures_give_no_percentiles(clock, make_fake) -> None:
+def test_all_failures_give_no_percentiles(clock: Clock, make_fake: MakeFake) -> None:
     model = make_fake("m", 1 * MS, fail_every=1)
     result = run_load(_call(model), clients=1, duration_s=0.01, clock=clock)
     assert result.errors == result.requests == 10

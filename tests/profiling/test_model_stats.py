@@ -1,13 +1,19 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from compval._types import Array
 from compval.adapters.onnxruntime import OnnxRuntimeAdapter
 from compval.errors import ProfilingError
 from compval.profiling import OpUse, load_operator_set, model_stats
+
+Clock = Callable[[], int]
+MakeFake = Callable[..., Any]
 
 
 def test_onnx_size_params_and_sparsity(onnx_pair: tuple[Path, Path]) -> None:
@@ -35,7 +41,9 @@ def test_onnx_size_params_and_sparsity(onnx_pair: tuple[Path, Path]) -> None:
     assert d.notes == ()
 
 
-def test_external_data_counts_toward_size(tmp_path: Path, linear_onnx, dense_weight) -> None:  # type: ignore[no-untyped-def]
+def test_external_data_counts_toward_size(
+    tmp_path: Path, linear_onnx: Callable[..., Path], dense_weight: Array
+) -> None:
     import onnx
 
     path = linear_onnx(tmp_path / "inline.onnx", np.tile(dense_weight, (64, 64)))
@@ -52,8 +60,8 @@ def test_external_data_counts_toward_size(tmp_path: Path, linear_onnx, dense_wei
 
 
 def test_operator_check_lists_ops_the_target_lacks(
-    tmp_path: Path, linear_onnx, dense_weight
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, linear_onnx: Callable[..., Path], dense_weight: Array
+) -> None:
     path = linear_onnx(tmp_path / "m.onnx", dense_weight, extra_op="Softsign")
     with OnnxRuntimeAdapter(path, name="m") as adapter:
         stats = model_stats(adapter, measure_load_time=False)
@@ -123,7 +131,7 @@ def test_torch_module_params_and_sparsity() -> None:
     assert any("load time unknown" in n for n in stats.notes)
 
 
-def test_adapter_reported_load_time_is_used(make_fake) -> None:  # type: ignore[no-untyped-def]
+def test_adapter_reported_load_time_is_used(make_fake: MakeFake) -> None:
     model = make_fake("m", 1)
     model.load_time_s = 0.25
     stats = model_stats(model)
@@ -133,7 +141,7 @@ def test_adapter_reported_load_time_is_used(make_fake) -> None:  # type: ignore[
     assert any("parameter count unknown" in n for n in stats.notes)
 
 
-def test_unreadable_onnx_file_is_a_profiling_error(tmp_path: Path, make_fake) -> None:  # type: ignore[no-untyped-def]
+def test_unreadable_onnx_file_is_a_profiling_error(tmp_path: Path, make_fake: MakeFake) -> None:
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x00not a protobuf\xff" * 10)
     model = make_fake("m", 1)
@@ -142,7 +150,9 @@ def test_unreadable_onnx_file_is_a_profiling_error(tmp_path: Path, make_fake) ->
         model_stats(model)
 
 
-def test_load_time_failure_is_a_profiling_error(onnx_pair, make_fake) -> None:  # type: ignore[no-untyped-def]
+def test_load_time_failure_is_a_profiling_error(
+    onnx_pair: tuple[Path, Path], make_fake: MakeFake
+) -> None:
     model = make_fake("m", 1)
     model.session = _BrokenSession()
     model.path = onnx_pair[0]

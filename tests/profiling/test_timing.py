@@ -3,6 +3,7 @@ from __future__ import annotations
 import functools
 import statistics
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,13 +13,18 @@ from compval.profiling import measure_latency, time_interleaved
 
 MS = 1_000_000
 
+Clock = Callable[[], int]
+MakeFake = Callable[..., Any]
+
 
 def _call(model: object, rows: int = 1) -> Callable[[], object]:
     x = np.ones((rows, 4), dtype=np.float32)
     return functools.partial(model.predict, {"x": x})  # type: ignore[attr-defined]
 
 
-def test_stops_at_min_iterations_when_duration_is_already_reached(clock, make_fake) -> None:
+def test_stops_at_min_iterations_when_duration_is_already_reached(
+    clock: Clock, make_fake: MakeFake
+) -> None:
     model = make_fake("m", 10 * MS)
     result = measure_latency(
         _call(model), batch_size=1, warmup=3, min_iterations=40, min_duration_s=0.1, clock=clock
@@ -31,7 +37,9 @@ def test_stops_at_min_iterations_when_duration_is_already_reached(clock, make_fa
     assert result.throughput_sps == pytest.approx(100.0)
 
 
-def test_stops_at_min_duration_when_iterations_are_already_reached(clock, make_fake) -> None:
+def test_stops_at_min_duration_when_iterations_are_already_reached(
+    clock: Clock, make_fake: MakeFake
+) -> None:
     model = make_fake("m", 10 * MS)
     result = measure_latency(
         _call(model), batch_size=1, warmup=0, min_iterations=5, min_duration_s=0.5, clock=clock
@@ -40,7 +48,7 @@ def test_stops_at_min_duration_when_iterations_are_already_reached(clock, make_f
     assert model.calls == 50
 
 
-def test_percentiles_of_known_costs(clock, make_fake) -> None:
+def test_percentiles_of_known_costs(clock: Clock, make_fake: MakeFake) -> None:
     costs = [(k % 20 + 1) * MS for k in range(100)]  # 1..20 ms, five times
     model = make_fake("m", costs)
     result = measure_latency(
@@ -61,7 +69,7 @@ def test_percentiles_of_known_costs(clock, make_fake) -> None:
     assert result.throughput_sps == pytest.approx(4 / (statistics.fmean(ms) / 1000))
 
 
-def test_warmup_runs_are_not_timed(clock, make_fake) -> None:
+def test_warmup_runs_are_not_timed(clock: Clock, make_fake: MakeFake) -> None:
     model = make_fake("m", [1000 * MS] * 2 + [1 * MS] * 1000)  # two slow cold starts
     result = measure_latency(
         _call(model), batch_size=1, warmup=2, min_iterations=10, min_duration_s=0.0, clock=clock
@@ -69,7 +77,7 @@ def test_warmup_runs_are_not_timed(clock, make_fake) -> None:
     assert result.p99_ms == 1.0
 
 
-def test_interleaving_alternates_models_in_rounds(clock, make_fake) -> None:
+def test_interleaving_alternates_models_in_rounds(clock: Clock, make_fake: MakeFake) -> None:
     log: list[str] = []
     ref = make_fake("ref", 2 * MS, log=log)
     cand = make_fake("cand", 1 * MS, log=log)
@@ -85,7 +93,7 @@ def test_interleaving_alternates_models_in_rounds(clock, make_fake) -> None:
     assert samples == {"ref": [[2 * MS]] * 6, "cand": [[1 * MS]] * 6}
 
 
-def test_rounds_split_the_minimums(clock, make_fake) -> None:
+def test_rounds_split_the_minimums(clock: Clock, make_fake: MakeFake) -> None:
     ref = make_fake("ref", 10 * MS)
     cand = make_fake("cand", 5 * MS)
     rounds: list[int] = []

@@ -160,9 +160,10 @@ def bind_inputs(
 ) -> dict[str, Array]:
     """Map a batch's feature arrays onto the model's input names.
 
-    A dataset with one feature array feeds a model with one input whatever the names. Float
-    features are cast to the model's float dtype (CSV and parquet data are usually float64
-    while models take float32); any other dtype difference is left for ``check_inputs``.
+    A dataset with one feature array feeds a model with one input whatever the names. Numeric
+    features (float, int or bool) are cast to the model's float dtype: CSV and parquet data are
+    usually float64 or int64 while models take float32. Any other dtype difference is left for
+    ``check_inputs`` to report.
     """
     if len(features) == 1 and len(spec) == 1:
         ((_, array),) = features.items()
@@ -176,7 +177,7 @@ def bind_inputs(
             declared is not None
             and declared.dtype is not None
             and array.dtype != declared.dtype
-            and np.issubdtype(array.dtype, np.floating)
+            and array.dtype.kind in "fiub"
             and np.issubdtype(declared.dtype, np.floating)
         ):
             bound[name] = array.astype(declared.dtype, copy=False)

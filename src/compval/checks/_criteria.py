@@ -209,13 +209,8 @@ def resolve_criterion(
             )
     statistic: Literal["point", "interval"]
     if spec.statistic == "auto":
-        statistic = (
-            "interval"
-            if resampling
-            and compare in ("delta", "ratio")
-            or (resampling and info.paired and info.name not in EXACT_METRICS)
-            else "point"
-        )
+        has_interval = resampling and info.interval and compare != "reference"
+        statistic = "interval" if has_interval else "point"
     else:
         statistic = spec.statistic
     segment = _resolve_scope(index, spec.segment, segment_columns)

@@ -135,6 +135,22 @@ def _decide_one(
             None,
         )
     ok = OPS[c.op](value, c.threshold)
+    if not ok and est.p_adjusted is not None and est.p_adjusted > 1 - settings.confidence:
+        # A discovered slice was picked as the worst of many: without search-corrected
+        # evidence that the drop is real, its point estimate alone must not fail the gate.
+        details["p_adjusted"] = est.p_adjusted
+        return (
+            _Decision(
+                "inconclusive",
+                value,
+                f"{subject} = {_fmt(value, c.compare == 'delta')} violates {c.op} "
+                f"{_fmt(c.threshold)}, but the slice was found by searching many slices and the "
+                f"drop is not significant after correcting for the search (Holm-adjusted "
+                f"p = {_fmt(est.p_adjusted)}).",
+                details,
+            ),
+            None,
+        )
     p = _p_value(c.op, value, c.threshold, est.se) if c.statistic == "interval" else None
     if p is not None:
         details["p_value"] = p
@@ -226,7 +242,9 @@ def _segments_in_scope(
     if c.segment is None:
         return [None]
     if c.segment == "*":
-        return present
+        return [s for s in present if s is None or not s.startswith("slice:")]
+    if c.segment == "discovered":
+        return [s for s in present if s is not None and s.startswith("slice:")]
     if c.segment.endswith("=*"):
         prefix = c.segment[:-1]
         return [s for s in present if s is not None and s.startswith(prefix)]
@@ -266,7 +284,7 @@ def evaluate(
             if not segments:
                 decided.append((c.segment, (_missing(c, c.segment, by_key), None)))
             decisions = [d for _, d in decided]
-            if c.statistic == "interval" and len(decisions) > 1:
+            if c.statistic == "interval" and len(decisions) > 1 and c.segment != "discovered":
                 final = _adjust(decisions, c, settings)
             else:
                 final = [d for d, _ in decisions]

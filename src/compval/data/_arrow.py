@@ -192,8 +192,6 @@ def _rechunk(pa_mod: Any, batches: Iterator[Any], size: int) -> Iterator[Any]:
     pending: list[Any] = []
     held = 0
     for record_batch in batches:
-        if record_batch.num_rows == 0:
-            continue
         pending.append(record_batch)
         held += record_batch.num_rows
         if held < size:

@@ -205,9 +205,6 @@ def hash_array(digest: Any, name: str, values: Array) -> None:
     ``repr`` of their values, since their bytes are pointers.
     """
     digest.update(f"\0{name}\0{values.dtype.str}\0{values.shape}\0".encode())
-    if values.ndim == 0 or values.shape[0] == 0:
-        digest.update(values.tobytes())
-        return
     row_bytes = max(1, values.itemsize * math.prod(values.shape[1:]))
     step = max(1, _HASH_CHUNK_BYTES // row_bytes)
     for start in range(0, values.shape[0], step):

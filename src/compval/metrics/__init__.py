@@ -1,8 +1,9 @@
 """Mergeable metric accumulators and the registry of metric names.
 
 Names follow scikit-learn's contract, checked by a test: ``*_score``, ``*_agreement``,
-``*_similarity`` and ``*_db`` are higher-is-better; ``*_error``, ``*_loss``, ``*_diff``,
-``*_rate``, ``*_divergence`` and ``*_count`` are lower-is-better. Per-class metrics carry the
+``*_similarity``, ``*_db`` and ``*_pvalue`` are higher-is-better (a larger p-value is less
+evidence of a difference); ``*_error``, ``*_loss``, ``*_diff``, ``*_rate``, ``*_divergence``,
+``*_distance`` and ``*_count`` are lower-is-better. Per-class metrics carry the
 class in brackets (``recall_score[3]``); performance metrics carry the batch size or client
 count (``latency_p95_ms[batch=1]``) and are registered by ``compval.profiling``.
 """
@@ -67,6 +68,7 @@ class MetricInfo:
         fraction: True when values lie in [0, 1], so thresholds on it are fractions.
         tasks: Tasks that produce it.
         qualified: True when the name takes a ``[...]`` qualifier (class, batch, clients).
+        interval: True when the metric comes with a bootstrap interval when resampling is on.
     """
 
     name: str
@@ -75,6 +77,7 @@ class MetricInfo:
     fraction: bool
     tasks: tuple[str, ...]
     qualified: bool = False
+    interval: bool = True
 
 
 _C = ("classification",)
@@ -92,19 +95,27 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("flip_correct_to_wrong_rate", False, True, True, _C),
         MetricInfo("flip_wrong_to_correct_rate", None, True, True, _C),
         MetricInfo("mean_kl_divergence", False, True, False, _C),
-        MetricInfo("p99_kl_divergence", False, True, False, _C),
+        MetricInfo("p99_kl_divergence", False, True, False, _C, interval=False),
         MetricInfo("brier_loss", False, False, False, _C),
         MetricInfo("expected_calibration_error", False, False, True, _C),
         MetricInfo("mean_absolute_error", False, False, False, ("regression",)),
         MetricInfo("root_mean_squared_error", False, False, False, ("regression",)),
         MetricInfo("r2_score", True, False, False, ("regression",)),
-        MetricInfo("max_abs_diff", False, True, False, _ALL),
+        MetricInfo("max_abs_diff", False, True, False, _ALL, interval=False),
         MetricInfo("mean_abs_diff", False, True, False, _ALL),
         MetricInfo("sqnr_db", True, True, False, _ALL),
         MetricInfo("cosine_similarity", True, True, False, _ALL),
-        MetricInfo("nan_count", False, False, False, _ALL),
-        MetricInfo("inf_count", False, False, False, _ALL),
-        MetricInfo("nonfinite_count", False, False, False, _ALL),
+        MetricInfo("nan_count", False, False, False, _ALL, interval=False),
+        MetricInfo("inf_count", False, False, False, _ALL, interval=False),
+        MetricInfo("nonfinite_count", False, False, False, _ALL, interval=False),
+        # Paired and distribution tests (compval._evidence): no bootstrap interval.
+        MetricInfo("mcnemar_pvalue", True, True, True, _C, interval=False),
+        MetricInfo("prediction_chi2_pvalue", True, True, True, _C, interval=False),
+        MetricInfo("prediction_g_pvalue", True, True, True, _C, interval=False),
+        MetricInfo("prediction_js_distance", False, True, True, _C, interval=False),
+        MetricInfo("prediction_psi_distance", False, True, False, _C, interval=False),
+        MetricInfo("confidence_ks_distance", False, True, True, _C, interval=False),
+        MetricInfo("confidence_wasserstein_distance", False, True, True, _C, interval=False),
     )
 }
 
@@ -123,6 +134,7 @@ def _all_metrics() -> dict[str, MetricInfo]:
                 fraction=name == "weight_sparsity",
                 tasks=_ALL,
                 qualified=name.startswith(("latency_", "throughput", "speedup", "concurrent_")),
+                interval=name.startswith("speedup"),
             ),
         )
     return out

@@ -110,6 +110,7 @@ class MetricEstimate:
     ci_ratio: tuple[float, float] | None = None
     se: float | None = None
     confidence: float | None = None
+    p_adjusted: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,10 @@ inflate the latency of small models. Other adapters are timed through ``predict`
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -115,7 +116,7 @@ def profile_models(
             name: _timed_call(adapter, cutter.cut(bound[name], size))
             for name, adapter in models.items()
         }
-        try:
+        with _runtime_errors(f"latency at batch size {size}"):
             samples = time_interleaved(
                 calls,
                 warmup=settings.warmup,
@@ -125,14 +126,6 @@ def profile_models(
                 clock=clock,
                 on_round=functools.partial(_announce_round, say, size, settings.rounds),
             )
-        except (AdapterError, ProfilingError):
-            raise
-        except Exception as exc:  # a runtime failing mid-timing, after its checked first batch
-            raise ProfilingError(
-                f"Profiling latency at batch size {size}: a model failed while being timed; "
-                f"got {type(exc).__name__}: {exc}. The same inputs had succeeded once, so "
-                "the runtime is unstable under repeated calls."
-            ) from exc
         for name in models:
             latency[name].append(summarize_latencies(flatten(samples[name]), batch_size=size))
         reference_medians = _round_medians_ms(samples[reference.name])
@@ -152,8 +145,9 @@ def profile_models(
         if not settings.concurrency:
             break
         call = _timed_call(adapter, cutter.cut(bound[name], settings.concurrency_batch_size))
-        for _ in range(settings.warmup):
-            call()
+        with _runtime_errors(f"the load test's warm-up of {name!r}"):
+            for _ in range(settings.warmup):
+                call()
         for clients in settings.concurrency:
             say(f"{name}: {clients} concurrent client(s) for {settings.concurrency_duration_s} s")
             result = run_load(
@@ -245,6 +239,21 @@ def _timed_call(adapter: ModelAdapter, inputs: Mapping[str, Array]) -> Callable[
         else:
             return functools.partial(run, None, feed)
     return functools.partial(adapter.predict, inputs)
+
+
+@contextlib.contextmanager
+def _runtime_errors(what: str) -> Iterator[None]:
+    """Turn a runtime's own exception, raised after its checked first batch, into ours."""
+    try:
+        yield
+    except (AdapterError, ProfilingError):
+        raise
+    except Exception as exc:  # raw session.run calls raise the runtime's exception types
+        raise ProfilingError(
+            f"Profiling {what}: a model failed while being timed; got {type(exc).__name__}: "
+            f"{exc}. The same inputs had succeeded once, so the runtime is unstable under "
+            "repeated calls."
+        ) from exc
 
 
 def _announce_round(say: Callable[[str], None], size: int, rounds: int, index: int) -> None:

@@ -116,7 +116,9 @@ def _verdict_text(check: CheckResult) -> Text:
 
 
 def _metrics_table(report: Report) -> Table | None:
-    overall = [m for m in report.metrics if m.segment is None]
+    # Headline metrics only: per-class and per-batch-size entries would flood a terminal
+    # (they are in report.json and report.md).
+    overall = [m for m in report.metrics if m.segment is None and "[" not in m.metric]
     if not overall:
         return None
     with_ci = any(m.ci_low is not None or m.ci_high is not None for m in overall)

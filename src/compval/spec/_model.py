@@ -76,6 +76,12 @@ class StatisticsSpec(_Strict):
     min_rows: int = Field(default=30, ge=1, description="Smaller segments are too small to decide.")
     correction: Literal["holm", "bh", "none"] = "holm"
     inconclusive: Literal["block", "warn"] = "block"
+    discovery: bool = Field(
+        default=True,
+        description="Search single features and pairs for the slices where the candidate "
+        "loses most (tabular data with labels).",
+    )
+    top_slices: int = Field(default=5, ge=1, le=100, description="Discovered slices reported.")
 
 
 class AcceptanceSpec(_Strict):

@@ -60,11 +60,12 @@ def calibration_bin_sums(
             f"calibration_bin_sums: lengths differ; got {conf.size} confidences and "
             f"{hit.size} correctness flags, expected one of each per row."
         )
-    if conf.size and not (np.all(conf >= 0.0) and np.all(conf <= 1.0)):
+    outside = conf[~((conf >= 0.0) & (conf <= 1.0))]
+    if outside.size:
         raise InvalidParameterError(
-            f"calibration_bin_sums: confidence outside [0, 1]; got min {np.nanmin(conf)!r}, "
-            f"max {np.nanmax(conf)!r} (or NaN), expected probabilities. Pass the softmax "
-            "probability of the predicted class."
+            f"calibration_bin_sums: confidence outside [0, 1]; got {outside.size} such values, "
+            f"e.g. {float(outside[0])!r}, expected probabilities. Pass the softmax probability "
+            "of the predicted class."
         )
     index = np.minimum((conf * bins).astype(np.int64), bins - 1)
     count: npt.NDArray[np.int64] = np.bincount(index, minlength=bins).astype(np.int64)
@@ -106,7 +107,7 @@ def expected_calibration_error(
     total = float(count.sum())
     if count.size and count.min() < 0:
         raise InvalidParameterError(
-            f"expected_calibration_error: negative bin count; got min {count.min()!r}, "
+            f"expected_calibration_error: negative bin count; got min {float(count.min())!r}, "
             "expected counts >= 0."
         )
     if total <= 0.0:

@@ -82,8 +82,8 @@ def adjust_pvalues(p: npt.ArrayLike, *, method: AdjustMethod) -> npt.NDArray[np.
     finite = values[present]
     if finite.size and (finite.min() < 0.0 or finite.max() > 1.0):
         raise InvalidParameterError(
-            f"adjust_pvalues: p-values out of range; got min {finite.min()!r} and max "
-            f"{finite.max()!r}, expected values in [0, 1] (or NaN for tests not run)."
+            f"adjust_pvalues: p-values out of range; got min {float(finite.min())!r} and max "
+            f"{float(finite.max())!r}, expected values in [0, 1] (or NaN for tests not run)."
         )
     if method == "none" or finite.size == 0:
         return values
