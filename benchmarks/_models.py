@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 
 
-def build_mlp(directory: Path, *, n_features: int = 64, hidden: int = 256, n_classes: int = 10, seed: int = 0) -> tuple[Path, Path]:
+def build_mlp(
+    directory: Path, *, n_features: int = 64, hidden: int = 256, n_classes: int = 10, seed: int = 0
+) -> tuple[Path, Path]:
     """Write fp32.onnx (Gemm-Relu-Gemm-Relu-Gemm-Softmax) and int8.onnx (dynamic quantization)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -28,7 +30,8 @@ def build_mlp(directory: Path, *, n_features: int = 64, hidden: int = 256, n_cla
         prev = out
     nodes.append(helper.make_node("Softmax", [prev], ["probabilities"], axis=1))
     graph = helper.make_graph(
-        nodes, "mlp",
+        nodes,
+        "mlp",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", n_features])],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", n_classes])],
         inits,
@@ -41,14 +44,18 @@ def build_mlp(directory: Path, *, n_features: int = 64, hidden: int = 256, n_cla
     return fp32, int8
 
 
-def make_data(fp32: Path, *, rows: int, n_features: int = 64, seed: int = 1, segments: int = 0) -> dict[str, np.ndarray]:
+def make_data(
+    fp32: Path, *, rows: int, n_features: int = 64, seed: int = 1, segments: int = 0
+) -> dict[str, np.ndarray]:
     """Features, labels (the float model's argmax, 10% flipped) and an optional segment column."""
     import onnxruntime as ort
 
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(rows, n_features)).astype(np.float32)
     sess = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
-    pred = np.concatenate([sess.run(None, {"input": x[i : i + 8192]})[0].argmax(1) for i in range(0, rows, 8192)])
+    pred = np.concatenate(
+        [sess.run(None, {"input": x[i : i + 8192]})[0].argmax(1) for i in range(0, rows, 8192)]
+    )
     flip = rng.random(rows) < 0.1
     y = np.where(flip, rng.integers(0, 10, rows), pred)
     out = {"x": x, "y": y}

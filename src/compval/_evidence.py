@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from compval._types import Array
-from compval.data import Batch
 from compval.metrics import MetricEstimate, PairedRows
 from compval.metrics.classification import INVALID, NO_LABEL, ContingencyTable
 
@@ -33,8 +32,14 @@ _CONF_BINS = 200
 
 def _paired(metric: str, segment: str | None, n: int, value: float, hib: bool) -> MetricEstimate:
     return MetricEstimate(
-        metric=metric, segment=segment, higher_is_better=hib, paired=True, n=n,
-        reference=None, candidate=float(value), delta=None,
+        metric=metric,
+        segment=segment,
+        higher_is_better=hib,
+        paired=True,
+        n=n,
+        reference=None,
+        candidate=float(value),
+        delta=None,
     )
 
 
@@ -49,20 +54,48 @@ def table_tests(table: ContingencyTable) -> list[MetricEstimate]:
         if np.all(label != NO_LABEL):
             b = int(count[(label == ref) & (label != cand)].sum())
             c = int(count[(label != ref) & (label == cand)].sum())
-            out.append(_paired("mcnemar_pvalue", name, n, mcnemar_exact(b, c, n=n).p_value or 1.0, True))
+            out.append(
+                _paired("mcnemar_pvalue", name, n, mcnemar_exact(b, c, n=n).p_value or 1.0, True)
+            )
         k = int(max(ref[ref != INVALID].max(initial=0), cand[cand != INVALID].max(initial=0))) + 2
         ref_counts = np.bincount(np.where(ref == INVALID, k - 1, ref), weights=count, minlength=k)
-        cand_counts = np.bincount(np.where(cand == INVALID, k - 1, cand), weights=count, minlength=k)
+        cand_counts = np.bincount(
+            np.where(cand == INVALID, k - 1, cand), weights=count, minlength=k
+        )
         ref_counts, cand_counts = ref_counts.astype(np.int64), cand_counts.astype(np.int64)
         try:
             chi = chi_square_counts(ref_counts, cand_counts)
             g = g_test_counts(ref_counts, cand_counts)
         except InvalidParameterError:
             continue
-        out.append(_paired("prediction_chi2_pvalue", name, n, chi.p_value if chi.p_value is not None else 1.0, True))
-        out.append(_paired("prediction_g_pvalue", name, n, g.p_value if g.p_value is not None else 1.0, True))
-        out.append(_paired("prediction_js_distance", name, n, jensen_shannon(ref_counts, cand_counts).estimate, False))
-        out.append(_paired("prediction_psi_distance", name, n, psi(ref_counts, cand_counts).estimate, False))
+        out.append(
+            _paired(
+                "prediction_chi2_pvalue",
+                name,
+                n,
+                chi.p_value if chi.p_value is not None else 1.0,
+                True,
+            )
+        )
+        out.append(
+            _paired(
+                "prediction_g_pvalue", name, n, g.p_value if g.p_value is not None else 1.0, True
+            )
+        )
+        out.append(
+            _paired(
+                "prediction_js_distance",
+                name,
+                n,
+                jensen_shannon(ref_counts, cand_counts).estimate,
+                False,
+            )
+        )
+        out.append(
+            _paired(
+                "prediction_psi_distance", name, n, psi(ref_counts, cand_counts).estimate, False
+            )
+        )
     return out
 
 
@@ -87,17 +120,28 @@ class RunEvidence:
             else None
         )
 
-    def update(self, batch: Batch, rows: PairedRows, slice_columns: Sequence[Array]) -> None:
-        """Add one batch (``slice_columns``: the feature then segment columns, in order)."""
+    def update(self, rows: PairedRows, slice_columns: Sequence[Array]) -> None:
+        """Add a chunk of rows (``slice_columns``: feature then segment columns, in order)."""
         if self.hist_ref is not None and self.hist_cand is not None:
             assert rows.ref_prob is not None and rows.cand_prob is not None
             mask = rows.finite
-            self.hist_ref.update(rows.ref_prob[mask].max(axis=1))
-            self.hist_cand.update(rows.cand_prob[mask].max(axis=1))
+            for hist, prob, pred in (
+                (self.hist_ref, rows.ref_prob, rows.ref_pred),
+                (self.hist_cand, rows.cand_prob, rows.cand_pred),
+            ):
+                # The top-class probability is the probability of the predicted class.
+                top = (
+                    prob[np.arange(prob.shape[0]), np.maximum(pred, 0)]
+                    if pred is not None
+                    else prob.max(axis=1)
+                )
+                hist.update(top[mask])
         if self.slices is not None and rows.labels is not None:
             assert rows.ref_pred is not None and rows.cand_pred is not None
             self.slices.update(
-                list(slice_columns), rows.row_ids, rows.ref_pred == rows.labels,
+                list(slice_columns),
+                rows.row_ids,
+                rows.ref_pred == rows.labels,
                 rows.cand_pred == rows.labels,
             )
 
@@ -109,17 +153,27 @@ class RunEvidence:
             return []
         n = int(self.hist_ref.total)
         return [
-            _paired("confidence_ks_distance", None, n, ks_from_histograms(self.hist_ref, self.hist_cand).estimate, False),
             _paired(
-                "confidence_wasserstein_distance", None, n,
-                wasserstein_from_histograms(self.hist_ref, self.hist_cand).estimate, False,
+                "confidence_ks_distance",
+                None,
+                n,
+                ks_from_histograms(self.hist_ref, self.hist_cand).estimate,
+                False,
+            ),
+            _paired(
+                "confidence_wasserstein_distance",
+                None,
+                n,
+                wasserstein_from_histograms(self.hist_ref, self.hist_cand).estimate,
+                False,
             ),
         ]
 
-    def discovered(
-        self, *, min_rows: int, confidence: float, top_k: int
-    ) -> list[dict[str, Any]]:
+    def discovered(self, *, min_rows: int, confidence: float, top_k: int) -> list[dict[str, Any]]:
         """The weakest slices, as JSON-ready dicts (empty when discovery is off)."""
         if self.slices is None or self.slices.rows_seen == 0:
             return []
-        return [s.to_dict() for s in self.slices.result(min_rows=min_rows, confidence=confidence, top_k=top_k)]
+        return [
+            s.to_dict()
+            for s in self.slices.result(min_rows=min_rows, confidence=confidence, top_k=top_k)
+        ]

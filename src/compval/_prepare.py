@@ -109,14 +109,16 @@ def prepare_classification(
         pred = classes.codes_for(values) if dynamic else classes.lookup(values)
         return PreparedOutput(kind, np.where(finite, pred, -1), None, finite)
     scores = raw.reshape(n, -1).astype(np.float64, copy=False)
-    finite = np.isfinite(scores).all(axis=1)
+    finite = np.asarray(np.isfinite(scores).all(axis=1))
     safe = np.where(finite[:, None], scores, 0.0)
     prob = softmax(safe) if kind == "logits" else safe
     pred = np.where(finite, prob.argmax(axis=1), -1).astype(np.int64)
     return PreparedOutput(kind, pred, prob, finite)
 
 
-def label_codes(labels: Array, classes: ClassTable, *, dynamic: bool, n_scores: int | None) -> Array:
+def label_codes(
+    labels: Array, classes: ClassTable, *, dynamic: bool, n_scores: int | None
+) -> Array:
     """Class index of each label; unknown labels are a DataError when classes are fixed."""
     if dynamic:
         return classes.codes_for(labels)
@@ -141,14 +143,23 @@ def segment_ids(
     table: SegmentTable,
     *,
     n: int,
-    label_names: Array | None,
+    labels: Array | None,
+    classes: ClassTable | None,
     segments: Mapping[str, Array],
     columns: Sequence[str],
 ) -> Array:
-    """(groupings, rows) segment ids: overall, then ``label=``, then each segment column."""
+    """(groupings, rows) segment ids: overall, then ``label=<class>``, then each column.
+
+    ``labels`` are class indices into ``classes`` (classification only).
+    """
     groups = [np.zeros(n, dtype=np.int64)]
-    if label_names is not None:
-        groups.append(table.ids_for("label", label_names))
+    if labels is not None and classes is not None:
+        # Unique over the int codes, not over the class values (which may be Python objects).
+        uniques, inverse = np.unique(labels, return_inverse=True)
+        lut = np.array(
+            [table.add(f"label={classes.display(int(u))}") for u in uniques], dtype=np.int64
+        )
+        groups.append(lut[inverse.reshape(-1)])
     for column in columns:
         groups.append(table.ids_for(column, np.asarray(segments[column])))
     return np.stack(groups)

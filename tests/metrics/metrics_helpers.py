@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from compval._prepare import segment_ids, softmax
-from compval.metrics import PairedRows, SegmentTable
+from compval.metrics import ClassTable, PairedRows, SegmentTable
 from compval.stats import row_blocks
 
 
@@ -25,24 +25,40 @@ def make_rows(
     n = ref.shape[0]
     row_ids = np.arange(n, dtype=np.int64) if row_ids is None else row_ids
     segs = {"region": region} if region is not None else {}
-    label_names = labels if (classification and labels is not None) else None
-    seg = segment_ids(table, n=n, label_names=label_names, segments=segs, columns=list(segs))
+    use_labels = classification and labels is not None
+    classes = ClassTable(list(range(int(labels.max()) + 1))) if use_labels else None
+    seg = segment_ids(
+        table, n=n, labels=labels if use_labels else None, classes=classes, segments=segs,
+        columns=list(segs),
+    )
     blocks = row_blocks(row_ids, seed=seed, n_blocks=256)
     ref2 = ref.reshape(n, -1).astype(np.float64)
     cand2 = cand.reshape(n, -1).astype(np.float64)
     finite = np.isfinite(ref2).all(1) & np.isfinite(cand2).all(1)
     if not classification:
         return PairedRows(
-            reference=ref2, candidate=cand2, row_ids=row_ids, blocks=blocks, segment_ids=seg,
-            finite=finite, labels=None if labels is None else labels.reshape(n, -1).astype(float),
+            reference=ref2,
+            candidate=cand2,
+            row_ids=row_ids,
+            blocks=blocks,
+            segment_ids=seg,
+            finite=finite,
+            labels=None if labels is None else labels.reshape(n, -1).astype(float),
         )
     p_ref = softmax(np.where(finite[:, None], ref2, 0))
     p_cand = softmax(np.where(finite[:, None], cand2, 0))
     return PairedRows(
-        reference=p_ref, candidate=p_cand, row_ids=row_ids, blocks=blocks, segment_ids=seg,
-        finite=finite, labels=labels,
-        ref_pred=np.where(finite, p_ref.argmax(1), -1), cand_pred=np.where(finite, p_cand.argmax(1), -1),
-        ref_prob=p_ref, cand_prob=p_cand,
+        reference=p_ref,
+        candidate=p_cand,
+        row_ids=row_ids,
+        blocks=blocks,
+        segment_ids=seg,
+        finite=finite,
+        labels=labels,
+        ref_pred=np.where(finite, p_ref.argmax(1), -1),
+        cand_pred=np.where(finite, p_cand.argmax(1), -1),
+        ref_prob=p_ref,
+        cand_prob=p_cand,
     )
 
 

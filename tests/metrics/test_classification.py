@@ -16,8 +16,14 @@ def _estimates(data, batch=700):
     for lo in range(0, n, batch):
         sl = slice(lo, lo + batch)
         acc.update(
-            make_rows(table, ref=data["ref"][sl], cand=data["cand"][sl], labels=data["labels"][sl],
-                      region=data["region"][sl], row_ids=np.arange(lo, min(lo + batch, n)))
+            make_rows(
+                table,
+                ref=data["ref"][sl],
+                cand=data["cand"][sl],
+                labels=data["labels"][sl],
+                region=data["region"][sl],
+                row_ids=np.arange(lo, min(lo + batch, n)),
+            )
         )
     return {(e.metric, e.segment): e for e in acc.estimates()}
 
@@ -26,7 +32,11 @@ def _estimates(data, batch=700):
 def test_table_metrics_match_sklearn(segment):
     data = synthetic_classification()
     est = _estimates(data)
-    mask = np.ones(data["labels"].size, bool) if segment is None else data["region"] == segment.split("=")[1]
+    mask = (
+        np.ones(data["labels"].size, bool)
+        if segment is None
+        else data["region"] == segment.split("=")[1]
+    )
     y = data["labels"][mask]
     pr = softmax(data["ref"][mask]).argmax(1)
     pc = softmax(data["cand"][mask]).argmax(1)
@@ -40,8 +50,11 @@ def test_table_metrics_match_sklearn(segment):
         assert e.reference == pytest.approx(skm.f1_score(y, pr, average=avg), rel=1e-12)
         assert e.candidate == pytest.approx(skm.f1_score(y, pc, average=avg), rel=1e-12)
     labels = np.arange(5)
-    for name, fn in (("precision_score", skm.precision_score), ("recall_score", skm.recall_score),
-                     ("f1_score", skm.f1_score)):
+    for name, fn in (
+        ("precision_score", skm.precision_score),
+        ("recall_score", skm.recall_score),
+        ("f1_score", skm.f1_score),
+    ):
         ref_k = fn(y, pr, average=None, labels=labels, zero_division=0)
         cand_k = fn(y, pc, average=None, labels=labels, zero_division=0)
         for k in labels:
@@ -79,8 +92,12 @@ def test_macro_f1_ignores_absent_classes_like_sklearn():
     cand = np.eye(5)[[0, 2, 2, 3, 1, 1]] * 5
     acc.update(make_rows(table, ref=ref, cand=cand, labels=y))
     est = {(e.metric, e.segment): e for e in acc.estimates()}
-    assert est[("macro_f1_score", None)].reference == pytest.approx(skm.f1_score(y, [0, 1, 2, 0, 0, 1], average="macro"))
-    assert est[("macro_f1_score", None)].candidate == pytest.approx(skm.f1_score(y, [0, 2, 2, 3, 1, 1], average="macro"))
+    assert est[("macro_f1_score", None)].reference == pytest.approx(
+        skm.f1_score(y, [0, 1, 2, 0, 0, 1], average="macro")
+    )
+    assert est[("macro_f1_score", None)].candidate == pytest.approx(
+        skm.f1_score(y, [0, 2, 2, 3, 1, 1], average="macro")
+    )
     assert ("precision_score[4]", None) not in est
 
 

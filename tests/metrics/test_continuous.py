@@ -25,10 +25,17 @@ def _run(acc_cls, data, batch=500, classification=True, resampling=None, **confi
     n = data["ref"].shape[0]
     for lo in range(0, n, batch):
         sl = slice(lo, lo + batch)
-        acc.update(make_rows(table, ref=data["ref"][sl], cand=data["cand"][sl],
-                             labels=None if data.get("labels") is None else data["labels"][sl],
-                             region=data.get("region")[sl] if data.get("region") is not None else None,
-                             row_ids=np.arange(lo, min(lo + batch, n)), classification=classification))
+        acc.update(
+            make_rows(
+                table,
+                ref=data["ref"][sl],
+                cand=data["cand"][sl],
+                labels=None if data.get("labels") is None else data["labels"][sl],
+                region=data.get("region")[sl] if data.get("region") is not None else None,
+                row_ids=np.arange(lo, min(lo + batch, n)),
+                classification=classification,
+            )
+        )
     return {(e.metric, e.segment): e for e in acc.estimates(resampling)}
 
 
@@ -73,9 +80,12 @@ def test_calibration_matches_sklearn_and_direct_ece():
         bins = np.minimum((conf * 15).astype(int), 14)
         ece = sum(
             (bins == b).mean() * abs((pred == y)[bins == b].mean() - conf[bins == b].mean())
-            for b in range(15) if (bins == b).any()
+            for b in range(15)
+            if (bins == b).any()
         )
-        assert getattr(est[("expected_calibration_error", None)], side) == pytest.approx(ece, rel=1e-9)
+        assert getattr(est[("expected_calibration_error", None)], side) == pytest.approx(
+            ece, rel=1e-9
+        )
 
 
 def test_regression_matches_sklearn_multioutput():
@@ -83,11 +93,19 @@ def test_regression_matches_sklearn_multioutput():
     y = rng.normal(size=(1000, 2)) * [1.0, 3.0] + [0.5, -2.0]
     ref = y + rng.normal(scale=0.3, size=y.shape)
     cand = y + rng.normal(scale=0.5, size=y.shape)
-    est = _run(RegressionErrors, {"ref": ref, "cand": cand, "labels": y}, classification=False, width=2)
+    est = _run(
+        RegressionErrors, {"ref": ref, "cand": cand, "labels": y}, classification=False, width=2
+    )
     for side, pred in (("reference", ref), ("candidate", cand)):
-        assert getattr(est[("mean_absolute_error", None)], side) == pytest.approx(skm.mean_absolute_error(y, pred), rel=1e-10)
-        assert getattr(est[("root_mean_squared_error", None)], side) == pytest.approx(skm.root_mean_squared_error(y, pred), rel=1e-10)
-        assert getattr(est[("r2_score", None)], side) == pytest.approx(skm.r2_score(y, pred), rel=1e-8)
+        assert getattr(est[("mean_absolute_error", None)], side) == pytest.approx(
+            skm.mean_absolute_error(y, pred), rel=1e-10
+        )
+        assert getattr(est[("root_mean_squared_error", None)], side) == pytest.approx(
+            skm.root_mean_squared_error(y, pred), rel=1e-10
+        )
+        assert getattr(est[("r2_score", None)], side) == pytest.approx(
+            skm.r2_score(y, pred), rel=1e-8
+        )
 
 
 def test_nonfinite_counts_and_exclusion():
@@ -112,8 +130,13 @@ def test_block_bootstrap_interval_is_reasonable():
     y = rng.normal(size=(4000, 1))
     ref = y + rng.normal(scale=0.3, size=y.shape)
     cand = y + rng.normal(scale=0.35, size=y.shape)
-    est = _run(RegressionErrors, {"ref": ref, "cand": cand, "labels": y}, classification=False,
-               resampling=Resampling(replicates=400, confidence=0.95, seed=1), width=1)
+    est = _run(
+        RegressionErrors,
+        {"ref": ref, "cand": cand, "labels": y},
+        classification=False,
+        resampling=Resampling(replicates=400, confidence=0.95, seed=1),
+        width=1,
+    )
     e = est[("mean_absolute_error", None)]
     d = np.abs(cand - y)[:, 0] - np.abs(ref - y)[:, 0]
     se = d.std(ddof=1) / np.sqrt(d.size)

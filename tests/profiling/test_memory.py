@@ -47,3 +47,16 @@ def test_child_without_result_line_is_a_profiling_error(
     x = {"x": np.ones((1, 8), dtype=np.float32)}
     with pytest.raises(ProfilingError, match=r"printed no result; got 'hello\\n'"):
         measure_peak_memory(onnx_pair[0], kind="onnx", inputs=x)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's VmHWM")
+def test_peak_excludes_the_parent_process_memory(onnx_pair: tuple[Path, Path]) -> None:
+    import resource
+
+    ballast = np.ones(300 * 2**20 // 8)  # the parent now has a peak of 300 MiB or more
+    parent_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    x = {"x": np.ones((4, 8), dtype=np.float32)}
+    result = measure_peak_memory(onnx_pair[0], kind="onnx", inputs=x, timeout_s=120)
+    del ballast
+    # Linux carries ru_maxrss (the parent's peak) across exec; the reported peak must not.
+    assert 0 < result.peak_mb < parent_peak_mb - 200

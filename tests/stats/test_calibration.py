@@ -37,9 +37,14 @@ def test_ece_from_merged_bin_sums_equals_one_pass() -> None:
     confidence = rng.uniform(size=4000)
     correct = rng.uniform(size=4000) < 0.7
     one = calibration_bin_sums(confidence, correct)
-    parts = [calibration_bin_sums(c, k) for c, k in zip(np.array_split(confidence, 7), np.array_split(correct, 7), strict=True)]
+    parts = [
+        calibration_bin_sums(c, k)
+        for c, k in zip(np.array_split(confidence, 7), np.array_split(correct, 7), strict=True)
+    ]
     merged = [sum(part[i] for part in parts) for i in range(3)]
-    assert expected_calibration_error(*merged) == pytest.approx(expected_calibration_error(*one), rel=1e-12)
+    assert expected_calibration_error(*merged) == pytest.approx(
+        expected_calibration_error(*one), rel=1e-12
+    )
     perfectly_calibrated = expected_calibration_error([10, 10], [2.0, 8.0], [2, 8])
     assert perfectly_calibrated == 0.0
 

@@ -71,7 +71,11 @@ def test_ks_within_documented_bound_of_scipy(name: str, make: object) -> None:
     assert result.estimate <= exact.statistic + 1e-12
     assert exact.statistic <= result.estimate + max_mass + 1e-12
     assert result.p_value >= exact.pvalue - 1e-12
-    assert (result.kind, result.higher_is_worse, result.n) == ("distance", True, ref.size + cand.size)
+    assert (result.kind, result.higher_is_worse, result.n) == (
+        "distance",
+        True,
+        ref.size + cand.size,
+    )
 
 
 def test_ks_identical_histograms() -> None:
@@ -104,28 +108,40 @@ def test_wasserstein_warns_about_values_outside_edges() -> None:
 def test_histogram_errors() -> None:
     with pytest.raises(InvalidParameterError, match=r"edges must be 1-D with at least 2 values"):
         FixedHistogram([0.0])
-    with pytest.raises(InvalidParameterError, match=r"finite and strictly increasing; got \[0.0, 0.0, 1.0\]"):
+    with pytest.raises(
+        InvalidParameterError, match=r"finite and strictly increasing; got \[0.0, 0.0, 1.0\]"
+    ):
         FixedHistogram([0.0, 0.0, 1.0])
     with pytest.raises(InvalidParameterError, match=r"n_bins must be an int >= 1; got 0"):
         FixedHistogram.linspace(0, 1, 0)
     histogram = FixedHistogram.linspace(0, 1, 4)
     with pytest.raises(InvalidParameterError, match=r"values must be numeric; got dtype <U1"):
         histogram.update(np.array(["a"]))
-    with pytest.raises(IncompatibleMergeError, match=r"edges differ; got histograms with 4 and 5 bins"):
+    with pytest.raises(
+        IncompatibleMergeError, match=r"edges differ; got histograms with 4 and 5 bins"
+    ):
         histogram.merge(FixedHistogram.linspace(0, 1, 5))
     with pytest.raises(InvalidParameterError, match=r"from_state: missing keys"):
         FixedHistogram.from_state({"edges": [0, 1]})
     state = histogram.state()
     state["counts"] = np.zeros(3)
-    with pytest.raises(InvalidParameterError, match=r"counts do not fit the edges; got shape \(3,\)"):
+    with pytest.raises(
+        InvalidParameterError, match=r"counts do not fit the edges; got shape \(3,\)"
+    ):
         FixedHistogram.from_state(state)
 
 
 def test_distance_errors() -> None:
     a = filled(np.array([0.5]), np.linspace(0, 1, 5))
-    with pytest.raises(InvalidParameterError, match=r"ks_from_histograms: histograms have different edges"):
+    with pytest.raises(
+        InvalidParameterError, match=r"ks_from_histograms: histograms have different edges"
+    ):
         ks_from_histograms(a, filled(np.array([0.5]), np.linspace(0, 1, 6)))
-    with pytest.raises(InvalidParameterError, match=r"wasserstein_from_histograms: h_cand is empty"):
+    with pytest.raises(
+        InvalidParameterError, match=r"wasserstein_from_histograms: h_cand is empty"
+    ):
         wasserstein_from_histograms(a, FixedHistogram(np.linspace(0, 1, 5)))
-    with pytest.raises(InvalidParameterError, match=r"expected two FixedHistogram objects; got list"):
+    with pytest.raises(
+        InvalidParameterError, match=r"expected two FixedHistogram objects; got list"
+    ):
         ks_from_histograms([0.5], a)  # type: ignore[arg-type]

@@ -47,7 +47,11 @@ def test_mcnemar_fields_and_estimate() -> None:
     [
         ((-1, 2), {}, r"mcnemar_exact: b: negative count; got -1"),
         ((1, 2.5), {}, r"mcnemar_exact: c: not an integer; got 2.5"),
-        ((5, 6), {"n": 10}, r"n is smaller than the discordant rows or zero; got n=10, b \+ c = 11"),
+        (
+            (5, 6),
+            {"n": 10},
+            r"n is smaller than the discordant rows or zero; got n=10, b \+ c = 11",
+        ),
         ((1, 2), {"confidence": 0.95}, r"confidence=0.95 needs the total row count; got n=None"),
         ((1, 2), {"n": 5, "confidence": 0.0}, r"confidence: out of range; got 0.0"),
     ],
@@ -98,7 +102,13 @@ def tango_reference(b: int, c: int, n: int, confidence: float) -> tuple[float, f
 
 @pytest.mark.parametrize(
     ("b", "c", "n", "confidence"),
-    [(16, 6, 161, 0.95), (40, 20, 160, 0.95), (3, 0, 50, 0.9), (1, 7, 21, 0.99), (120, 90, 5000, 0.95)],
+    [
+        (16, 6, 161, 0.95),
+        (40, 20, 160, 0.95),
+        (3, 0, 50, 0.9),
+        (1, 7, 21, 0.99),
+        (120, 90, 5000, 0.95),
+    ],
 )
 def test_tango_interval_matches_first_principles(b: int, c: int, n: int, confidence: float) -> None:
     low, high = paired_proportion_delta_ci(b, c, n, confidence=confidence)

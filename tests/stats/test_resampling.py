@@ -11,6 +11,7 @@ from scipy import stats
 
 from compval.errors import InvalidParameterError
 from compval.stats import (
+    _resampling,
     block_replicate_means,
     block_weights,
     percentile_interval,
@@ -18,7 +19,6 @@ from compval.stats import (
     row_blocks,
     stable_hash,
 )
-from compval.stats import _resampling
 
 MASK = (1 << 64) - 1
 
@@ -204,9 +204,7 @@ def test_block_replicate_means_equal_row_weighted_means() -> None:
     np.add.at(sums, blocks, values)
     counts = np.bincount(blocks, minlength=50)
     got = block_replicate_means(sums, counts, weights)
-    expected = np.array(
-        [np.average(values, axis=0, weights=weights[r, blocks]) for r in range(20)]
-    )
+    expected = np.array([np.average(values, axis=0, weights=weights[r, blocks]) for r in range(20)])
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     one = block_replicate_means(sums[:, 0], counts, weights)
     np.testing.assert_allclose(one, expected[:, 0], rtol=1e-12)

@@ -157,7 +157,8 @@ def _decide_one(
     if c.statistic == "point" or ci is None:
         verdict: Verdict = "pass" if ok else "fail"
         basis = "" if c.statistic == "point" else " (no interval available: point estimate)"
-        msg = f"{subject} = {_fmt(value, c.compare == 'delta')} {'meets' if ok else 'violates'} {rule}{basis}."
+        verb = "meets" if ok else "violates"
+        msg = f"{subject} = {_fmt(value, c.compare == 'delta')} {verb} {rule}{basis}."
         return _Decision(verdict, value, msg, details), p
     level = f"{round(settings.confidence * 100):g}% CI [{_fmt(ci[0])}, {_fmt(ci[1])}]"
     worst = _worst_end(c.op, ci)
@@ -222,10 +223,7 @@ def _adjust(
         verdict = d.verdict
         message = d.message
         if d.verdict != "fail":
-            if adj <= alpha:
-                verdict = "pass"
-            else:
-                verdict = "inconclusive"
+            verdict = "pass" if adj <= alpha else "inconclusive"
             if verdict != d.verdict or settings.correction != "none":
                 message = (
                     f"{d.message} Across segments ({settings.correction}): p = {_fmt(p)}, "

@@ -33,7 +33,12 @@ from compval._types import Array
 from compval.errors import IncompatibleMergeError
 from compval.metrics._segments import SegmentTable
 
+#: Rows are hashed into this many blocks (``PairedRows.blocks``); accumulators may use fewer
+#: (a divisor), taking the block id modulo their count.
+N_BLOCKS_MAX = 256
+
 __all__ = [
+    "N_BLOCKS_MAX",
     "Accumulator",
     "BlockSumsAccumulator",
     "Derived",
@@ -61,6 +66,8 @@ class PairedRows:
         cand_pred: Same for the candidate.
         ref_prob: float64 (rows, classes) probabilities, when the outputs carry them.
         cand_prob: Same for the candidate.
+        kl: Per-row KL(reference || candidate) (0 on non-finite rows), computed once per batch
+            for the accumulators that need it.
     """
 
     reference: Array
@@ -74,6 +81,7 @@ class PairedRows:
     cand_pred: Array | None = None
     ref_prob: Array | None = None
     cand_prob: Array | None = None
+    kl: Array | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,8 +201,13 @@ class BlockSumsAccumulator(Accumulator):
         return ()
 
     @abc.abstractmethod
-    def _row_values(self, rows: PairedRows) -> tuple[Array, Array | None, Array]:
-        """Per-row values to sum, per-row values to maximize (or None), rows that count."""
+    def _row_values(self, rows: PairedRows) -> tuple[Any, Array | None, Array]:
+        """Per-row values to sum, per-row values to maximize (or None), rows that count.
+
+        The values are either dense, shape (rows, columns), or sparse, a pair of arrays
+        ``(column_index, value)`` of shape (rows, k) when each row touches only k columns
+        (histograms, calibration bins).
+        """
 
     @abc.abstractmethod
     def derived(self) -> Sequence[Derived]:
@@ -220,22 +233,35 @@ class BlockSumsAccumulator(Accumulator):
         """Add one batch: one ``bincount`` over (segment, block, column) for all groupings."""
         self._grow()
         values, maxima, mask = self._row_values(rows)
-        seg = rows.segment_ids[:, mask]
+        every = bool(mask.all())
+        seg = rows.segment_ids if every else rows.segment_ids[:, mask]
         if seg.shape[1] == 0:
             return
-        values = values[mask]
         n_seg, n_blocks, n_cols = self._sums.shape
-        # Compact to the (segment, block) cells this batch touches, so the cost of an update is
-        # proportional to the batch, not to segments x blocks x columns.
-        cell = (seg * n_blocks + (rows.blocks[mask] % n_blocks)[None, :]).reshape(-1)
-        touched, local = np.unique(cell, return_inverse=True)
-        flat = (local.reshape(-1, 1) * n_cols + np.arange(n_cols)).reshape(-1)
-        weights = np.broadcast_to(values[None, :, :], (*seg.shape, n_cols)).reshape(-1)
-        added = np.bincount(flat, weights=weights, minlength=touched.size * n_cols)
-        self._sums.reshape(-1, n_cols)[touched] += added.reshape(-1, n_cols)
+        if isinstance(values, tuple):
+            cols, vals = (values[0], values[1]) if every else (values[0][mask], values[1][mask])
+        else:
+            vals = values if every else values[mask]
+            cols = np.broadcast_to(np.arange(n_cols), vals.shape)
+        blocks = rows.blocks if every else rows.blocks[mask]
+        cell = seg * n_blocks + (blocks % n_blocks if n_blocks != N_BLOCKS_MAX else blocks)[None, :]
+        weights = np.broadcast_to(vals[None, :, :], (seg.shape[0], *vals.shape)).reshape(-1)
+        if self._sums.size <= 4 * weights.size:
+            # Small state: one dense bincount straight into it.
+            flat = (cell[..., None] * n_cols + cols[None, :, :]).reshape(-1)
+            self._sums += np.bincount(flat, weights=weights, minlength=self._sums.size).reshape(
+                self._sums.shape
+            )
+        else:
+            # Large state (many segments or columns): compact to the (segment, block) cells the
+            # batch touches, so the cost stays proportional to the batch.
+            touched, local = np.unique(cell.reshape(-1), return_inverse=True)
+            flat = (local.reshape(*seg.shape, 1) * n_cols + cols[None, :, :]).reshape(-1)
+            added = np.bincount(flat, weights=weights, minlength=touched.size * n_cols)
+            self._sums.reshape(-1, n_cols)[touched] += added.reshape(-1, n_cols)
         self._rows += np.bincount(seg.reshape(-1), minlength=n_seg)
         if maxima is not None and maxima.shape[1]:
-            maxima = maxima[mask]
+            maxima = maxima if every else maxima[mask]
             for g in range(seg.shape[0]):
                 np.maximum.at(self._maxima, seg[g], maxima)
 

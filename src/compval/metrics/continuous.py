@@ -10,7 +10,7 @@ out of every other continuous metric (one NaN would otherwise poison all of them
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -41,6 +41,18 @@ def kl_divergence_rows(p: Array, q: Array) -> Array:
     return out
 
 
+def _kl(rows: PairedRows) -> Array:
+    """Per-row KL of a batch: the runner's precomputed one, else computed here."""
+    if rows.kl is not None:
+        return rows.kl
+    if rows.ref_prob is None or rows.cand_prob is None:
+        raise ValueError("KL divergence needs probabilities")
+    kl = np.zeros(rows.ref_prob.shape[0])
+    mask = rows.finite
+    kl[mask] = kl_divergence_rows(rows.ref_prob[mask], rows.cand_prob[mask])
+    return kl
+
+
 class NonFiniteCounts(BlockSumsAccumulator):
     """NaN and Inf element counts in each model's outputs, over every row."""
 
@@ -51,7 +63,19 @@ class NonFiniteCounts(BlockSumsAccumulator):
         """Element counts per model."""
         return ("nan_ref", "inf_ref", "nan_cand", "inf_cand")
 
-    def _row_values(self, rows: PairedRows) -> tuple[Array, Array | None, Array]:
+    def update(self, rows: PairedRows) -> None:
+        """Count NaN/Inf; when every row is finite only the row counts change."""
+        if (
+            rows.finite.all()
+            and np.isfinite(rows.reference).all()
+            and np.isfinite(rows.candidate).all()
+        ):
+            self._grow()
+            self._rows += np.bincount(rows.segment_ids.reshape(-1), minlength=len(self._rows))
+            return
+        super().update(rows)
+
+    def _row_values(self, rows: PairedRows) -> tuple[Any, Array | None, Array]:
         ref, cand = rows.reference, rows.candidate
         values = np.stack(
             [
@@ -98,33 +122,30 @@ class OutputFidelity(BlockSumsAccumulator):
         """Largest absolute difference of a row."""
         return ("max_abs",)
 
-    def _row_values(self, rows: PairedRows) -> tuple[Array, Array | None, Array]:
+    def _row_values(self, rows: PairedRows) -> tuple[Any, Array | None, Array]:
         ref, cand = rows.reference, rows.candidate
         mask = rows.finite
-        ref = np.where(mask[:, None], ref, 0.0)
-        cand = np.where(mask[:, None], cand, 0.0)
+        if not mask.all():
+            ref = np.where(mask[:, None], ref, 0.0)
+            cand = np.where(mask[:, None], cand, 0.0)
         diff = ref - cand
         abs_diff = np.abs(diff)
-        norm_ref = np.linalg.norm(ref, axis=1)
-        norm_cand = np.linalg.norm(cand, axis=1)
-        denom = norm_ref * norm_cand
+        signal = np.einsum("ij,ij->i", ref, ref)
+        power_cand = np.einsum("ij,ij->i", cand, cand)
+        denom = np.sqrt(signal * power_cand)
         with np.errstate(divide="ignore", invalid="ignore"):
             cosine = np.where(
                 denom > 0,
                 np.einsum("ij,ij->i", ref, cand) / denom,
-                np.where((norm_ref == 0) & (norm_cand == 0), 1.0, 0.0),
+                np.where((signal == 0) & (power_cand == 0), 1.0, 0.0),
             )
-        values = np.stack(
-            [
-                np.ones(ref.shape[0]),
-                np.full(ref.shape[0], ref.shape[1], dtype=np.float64),
-                abs_diff.sum(axis=1),
-                np.einsum("ij,ij->i", ref, ref),
-                np.einsum("ij,ij->i", diff, diff),
-                cosine,
-            ],
-            axis=1,
-        )
+        values = np.empty((ref.shape[0], 6))
+        values[:, 0] = 1.0
+        values[:, 1] = ref.shape[1]
+        values[:, 2] = abs_diff.sum(axis=1)
+        values[:, 3] = signal
+        values[:, 4] = np.einsum("ij,ij->i", diff, diff)
+        values[:, 5] = cosine
         return values, abs_diff.max(axis=1, initial=0.0)[:, None], mask
 
     def derived(self) -> Sequence[Derived]:
@@ -148,13 +169,9 @@ class ProbabilityDivergence(BlockSumsAccumulator):
         """Row count and KL sum."""
         return ("rows", "kl")
 
-    def _row_values(self, rows: PairedRows) -> tuple[Array, Array | None, Array]:
-        if rows.ref_prob is None or rows.cand_prob is None:
-            raise ValueError("ProbabilityDivergence needs probabilities")
-        kl = np.zeros(rows.ref_prob.shape[0])
-        mask = rows.finite
-        kl[mask] = kl_divergence_rows(rows.ref_prob[mask], rows.cand_prob[mask])
-        return np.stack([np.ones_like(kl), kl], axis=1), None, mask
+    def _row_values(self, rows: PairedRows) -> tuple[Any, Array | None, Array]:
+        kl = _kl(rows)
+        return np.stack([np.ones_like(kl), kl], axis=1), None, rows.finite
 
     def derived(self) -> Sequence[Derived]:
         """mean_kl_divergence."""
@@ -178,16 +195,10 @@ class KLQuantiles(BlockSumsAccumulator):
         """Histogram bins: underflow, the log-spaced bins, overflow."""
         return tuple(f"bin{i}" for i in range(len(self.EDGES) + 1))
 
-    def _row_values(self, rows: PairedRows) -> tuple[Array, Array | None, Array]:
-        if rows.ref_prob is None or rows.cand_prob is None:
-            raise ValueError("KLQuantiles needs probabilities")
-        mask = rows.finite
-        kl = np.zeros(rows.ref_prob.shape[0])
-        kl[mask] = kl_divergence_rows(rows.ref_prob[mask], rows.cand_prob[mask])
+    def _row_values(self, rows: PairedRows) -> tuple[Any, Array | None, Array]:
+        kl = _kl(rows)
         bins = np.searchsorted(self.EDGES, kl, side="right")
-        onehot = np.zeros((kl.size, len(self.EDGES) + 1))
-        onehot[np.arange(kl.size), bins] = 1.0
-        return onehot, None, mask
+        return (bins[:, None], np.ones((kl.size, 1))), None, rows.finite
 
     def derived(self) -> Sequence[Derived]:
         """p99_kl_divergence (no interval: a block bootstrap of a tail quantile is unreliable)."""
@@ -241,28 +252,30 @@ class Calibration(BlockSumsAccumulator):
                 names += [f"{side}_n{b}", f"{side}_conf{b}", f"{side}_ok{b}"]
         return tuple(names)
 
-    def _row_values(self, rows: PairedRows) -> tuple[Array, Array | None, Array]:
+    def _row_values(self, rows: PairedRows) -> tuple[Any, Array | None, Array]:
         if rows.ref_prob is None or rows.cand_prob is None or rows.labels is None:
             raise ValueError("Calibration needs probabilities and labels")
         n, k = rows.ref_prob.shape
         mask = rows.finite & (rows.labels >= 0) & (rows.labels < k)
-        labels = np.where(mask, rows.labels, 0)
-        onehot = np.zeros((n, k))
-        onehot[np.arange(n), labels] = 1.0
-        values = np.zeros((n, 3 + 6 * self.N_BINS))
-        values[:, 0] = 1.0
-        for j, prob in enumerate((rows.ref_prob, rows.cand_prob)):
-            p = np.where(mask[:, None], prob, 0.0)
-            values[:, 1 + j] = ((p - onehot) ** 2).sum(axis=1)
-            conf = p.max(axis=1)
-            correct = (p.argmax(axis=1) == labels).astype(np.float64)
-            b = np.clip((conf * self.N_BINS).astype(np.int64), 0, self.N_BINS - 1)
+        every = bool(mask.all())
+        labels = rows.labels if every else np.where(mask, rows.labels, 0)
+        rows_idx = np.arange(n)
+        # Each row touches 9 columns: rows, two Brier sums, and (count, confidence, correct)
+        # of its confidence bin for each model.
+        cols = np.zeros((n, 9), dtype=np.int64)
+        vals = np.ones((n, 9))
+        cols[:, 1], cols[:, 2] = 1, 2
+        sides = ((rows.ref_prob, rows.ref_pred), (rows.cand_prob, rows.cand_pred))
+        for j, (prob, pred) in enumerate(sides):
+            p = prob if every else np.where(mask[:, None], prob, 0.0)
+            vals[:, 1 + j] = np.einsum("ij,ij->i", p, p) - 2 * p[rows_idx, labels] + 1.0
+            conf = p[rows_idx, pred] if pred is not None and every else p.max(axis=1)
+            correct = (pred if pred is not None and every else p.argmax(axis=1)) == labels
+            b = np.minimum((conf * self.N_BINS).astype(np.int64), self.N_BINS - 1)
             base = 3 + j * 3 * self.N_BINS + 3 * b
-            rows_idx = np.arange(n)
-            values[rows_idx, base] = 1.0
-            values[rows_idx, base + 1] = conf
-            values[rows_idx, base + 2] = correct
-        return values, None, mask
+            cols[:, 3 + 3 * j], cols[:, 4 + 3 * j], cols[:, 5 + 3 * j] = base, base + 1, base + 2
+            vals[:, 4 + 3 * j], vals[:, 5 + 3 * j] = conf, correct
+        return (cols, vals), None, mask
 
     def derived(self) -> Sequence[Derived]:
         """brier_loss and expected_calibration_error per model."""
@@ -302,7 +315,7 @@ class RegressionErrors(BlockSumsAccumulator):
             names += [f"abs_ref{j}", f"sq_ref{j}", f"abs_cand{j}", f"sq_cand{j}", f"y{j}", f"yy{j}"]
         return tuple(names)
 
-    def _row_values(self, rows: PairedRows) -> tuple[Array, Array | None, Array]:
+    def _row_values(self, rows: PairedRows) -> tuple[Any, Array | None, Array]:
         if rows.labels is None:
             raise ValueError("RegressionErrors needs targets")
         y = rows.labels.reshape(rows.reference.shape[0], -1).astype(np.float64)

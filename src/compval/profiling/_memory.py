@@ -3,9 +3,14 @@
 Measuring in the profiling process itself would count everything compval, the data and the
 other models hold. The child (``_memory_child.py``, run with the same interpreter) imports
 only numpy and the runtime, loads the model file, runs one batch of the largest batch size
-and reports ``resource.getrusage(RUSAGE_SELF).ru_maxrss``: the peak resident set of a process
-that serves this model, interpreter and runtime included. Only file-based ONNX, TorchScript
-and ``torch.export`` models can be measured this way.
+and reports its peak resident set: the memory a process that serves this model needs,
+interpreter and runtime included. Only file-based ONNX, TorchScript and ``torch.export``
+models can be measured this way.
+
+The peak is ``VmHWM`` from ``/proc/self/status`` on Linux, not
+``getrusage(RUSAGE_SELF).ru_maxrss``: Linux carries ``ru_maxrss`` across ``execve`` and a
+child spawned by a large process reports the parent's peak (a 2 GB profiler would make every
+model look like 2 GB). Elsewhere ``ru_maxrss`` is used, and is an upper bound.
 """
 
 from __future__ import annotations
@@ -40,11 +45,13 @@ class MemoryResult:
         peak_mb: Peak resident set size in MiB, interpreter and runtime included.
         baseline_mb: Resident set after importing the runtime, before loading the model.
         load_time_ms: Time the child took to load the model.
+        ru_maxrss_mb: The child's ``ru_maxrss``, for comparison (see the module docstring).
     """
 
     peak_mb: float
     baseline_mb: float
     load_time_ms: float
+    ru_maxrss_mb: float
 
 
 def measure_peak_memory(
@@ -121,6 +128,7 @@ def measure_peak_memory(
             peak_mb=float(result["peak_rss_bytes"]) / _MIB,
             baseline_mb=float(result["baseline_rss_bytes"]) / _MIB,
             load_time_ms=float(result["load_time_ms"]),
+            ru_maxrss_mb=float(result["ru_maxrss_bytes"]) / _MIB,
         )
     except (IndexError, KeyError, TypeError, ValueError) as exc:
         raise ProfilingError(

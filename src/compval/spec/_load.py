@@ -67,7 +67,10 @@ def spec_from_mapping(data: Any, *, source: str = "spec") -> AcceptanceSpec:
             first_path = first_path or path
             msg = err["msg"]
             if err["type"] == "extra_forbidden":
-                msg = "unknown key (check its spelling; unknown keys are errors so typos cannot pass silently)"
+                msg = (
+                    "unknown key (check its spelling: unknown keys are errors, so a typo "
+                    "cannot pass silently)"
+                )
             elif err["type"] == "missing":
                 msg = "required key is missing"
             elif msg.startswith("Value error, "):

@@ -14,7 +14,8 @@ task: classification
 
 reference:
   name: fp32
-  path: models/model_fp32.onnx        # .onnx, TorchScript .pt, torch.export .pt2, .joblib (with allow_pickle)
+  # .onnx, TorchScript .pt, torch.export .pt2, or .joblib (with allow_pickle: true)
+  path: models/model_fp32.onnx
   # threads: 4                        # intra-op threads
 
 candidates:

@@ -64,7 +64,7 @@ _MIX2 = 0x94D0_49BB_1331_11EB
 # how many replicates were asked for, nor on how many threads ran), and chunks can run in
 # parallel: numpy's Poisson sampler releases the GIL.
 _REPLICATE_CHUNK = 64
-_PARALLEL_MIN_DRAWS = 1 << 20
+_PARALLEL_MIN_DRAWS = 1 << 17
 _MAX_WORKERS = 4
 
 # Counter word 3 separates the purposes that share a (seed, stream) key, so that a table and a
@@ -113,6 +113,9 @@ def poisson_table_counts(
         replicates: Number of bootstrap replicates (>= 1).
         seed: The run's seed (any int; reduced modulo 2**64).
         stream: Independent stream for this table, e.g. ``stable_hash(segment)``.
+
+    Large tables are drawn on up to 4 threads (numpy's Poisson sampler releases the GIL); the
+    result is the same with or without them.
 
     Returns:
         int64 array of shape ``(replicates, cells)``. The first R rows do not depend on how

@@ -20,8 +20,9 @@ winner's curse). Judge a slice by its adjusted p-value and interval, not its ran
 
 Streaming and determinism. ``update`` stores, per row, one small integer code per feature
 (uint8, or uint16 when a categorical feature has more than 255 values) and a 2-bit outcome,
-plus a 64-bit hash for subsampling: about ``rows x (features + 9)`` bytes, e.g. 59 MB for a
-million rows and 50 features. Quantile edges of numeric features are fixed from the first
+(one byte) plus a 64-bit hash for subsampling: about ``rows x (features + 9)`` bytes, e.g.
+59 MB for a million rows and 50 features, and up to twice ``max_rows`` rows between two
+subsampling passes. Quantile edges of numeric features are fixed from the first
 ``edge_rows`` rows in row order (rows are buffered until then), so results never depend on the
 batch size. Beyond ``max_rows`` rows the search keeps the rows with the ``max_rows`` smallest
 ``hash(seed, row_id)``: a deterministic subsample, independent of order and sharding, reported
@@ -418,8 +419,8 @@ class SliceSearch:
         tested = (single_n >= minimum) & (single_n < total)
         score = _score(single, metric)
         # Slice identity columns: (feature f, code f, feature g, code g); -1 for singles.
-        ids = [np.stack([feature_of, code_of, -np.ones_like(code_of), -np.ones_like(code_of)], 1)]
-        ids[0] = ids[0][tested]
+        unused = np.full(int(tested.sum()), -1)
+        ids = [np.stack([feature_of[tested], code_of[tested], unused, unused], axis=1)]
         tables = [single[tested]]
         worst = np.full(len(sizes), np.inf)
         np.minimum.at(worst, feature_of[tested], score[tested])
@@ -507,11 +508,20 @@ class SliceSearch:
         self, values: npt.NDArray[np.float64], codes: Codes, edges: list[npt.NDArray[np.float64]]
     ) -> Codes:
         binned = codes.astype(np.uint16, copy=True)
-        for k, j in enumerate(self._numeric):
-            column = values[:, k]
-            code = np.searchsorted(edges[k], column, side="right")
-            code[np.isnan(column)] = edges[k].size + 1
-            binned[:, j] = code
+        if not self._numeric:
+            return _narrow(binned)
+        # All numeric columns at once: a value's bin is the number of edges <= it (what
+        # searchsorted(side="right") gives); shorter edge lists are padded with +inf, which no
+        # value reaches. One vectorized comparison instead of a searchsorted per column.
+        width = max((e.size for e in edges), default=0)
+        padded = np.full((len(edges), width), np.inf)
+        for k, e in enumerate(edges):
+            padded[k, : e.size] = e
+        with np.errstate(invalid="ignore"):
+            code = (values[:, :, None] >= padded[None, :, :]).sum(axis=2)
+        sizes = np.array([e.size for e in edges], dtype=np.int64)
+        code = np.where(np.isnan(values), sizes[None, :] + 1, code)
+        binned[:, self._numeric] = code
         return _narrow(binned)
 
     def _store(
