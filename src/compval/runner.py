@@ -28,7 +28,7 @@ from compval.adapters import ModelAdapter, as_adapter, bind_inputs, load_model
 from compval.checks import CheckSettings, Criterion, evaluate, resolve_criteria
 from compval.data import Dataset, as_dataset, load_dataset
 from compval.errors import SpecValidationError
-from compval.metrics import ContingencyTable, MetricEstimate, Resampling, metric_info
+from compval.metrics import ContingencyTable, MetricEstimate, Resampling
 from compval.reports._model import MetricValue, Report, RunInfo
 from compval.spec import AcceptanceSpec, CriterionSpec, LoadedSpec, ModelRef, load_spec
 
@@ -296,15 +296,8 @@ def _metric_value(candidate: str, e: MetricEstimate) -> MetricValue:
         ci_low=e.ci[0] if e.ci else None,
         ci_high=e.ci[1] if e.ci else None,
         confidence=e.confidence if e.ci else None,
-        ci_method=None
-        if e.ci is None
-        else ("poisson_table_bootstrap" if _is_table(e.metric) else "poisson_block_bootstrap"),
+        ci_method=e.ci_method if e.ci else None,
     )
-
-
-def _is_table(metric: str) -> bool:
-    info = metric_info(metric)
-    return info is not None and info.fraction and info.name not in ("expected_calibration_error",)
 
 
 def _info_dict(adapter: ModelAdapter, role: str, kind: OutputKind | None) -> dict[str, Any]:
@@ -384,6 +377,7 @@ def _slice_estimates(slices: Sequence[Mapping[str, Any]]) -> list[MetricEstimate
                 ci=ci,
                 confidence=float(sl["confidence"]),
                 p_adjusted=float(sl["p_value_adjusted"]),
+                ci_method="tango_score",
             )
         )
         out.append(
@@ -474,4 +468,5 @@ def _estimate_from_value(v: MetricValue) -> MetricEstimate:
         ci=ci,
         ci_candidate=ci if paired else None,
         confidence=v.confidence,
+        ci_method=v.ci_method,
     )

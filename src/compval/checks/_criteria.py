@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from compval.errors import SpecValidationError
-from compval.metrics import metric_info, suggest_metric
+from compval.metrics import METRICS, metric_info, suggest_metric
 from compval.spec._criterion import CriterionSpec
 
 __all__ = ["OPS", "Criterion", "resolve_criteria", "resolve_criterion"]
@@ -72,8 +72,14 @@ class Criterion:
 
     @property
     def is_exact(self) -> bool:
-        """True for counts and extremes, which need no minimum sample size."""
-        return self.metric.split("[", 1)[0] in EXACT_METRICS
+        """True for metrics that need no minimum segment size.
+
+        Counts and extremes are facts, not estimates; performance metrics are not measured on
+        data rows (their ``n`` is iterations or rounds; the speedup's interval already says how
+        sure it is).
+        """
+        base = self.metric.split("[", 1)[0]
+        return base in EXACT_METRICS or base not in METRICS
 
 
 def _fail(index: int, field: str, message: str) -> SpecValidationError:

@@ -340,7 +340,15 @@ def _init(args: argparse.Namespace) -> ExitCode:
     path: Path = args.path
     if path.exists() and not args.force:
         raise UsageError(f"{path}: already exists; pass --force to overwrite it.")
-    write_atomic(path, STARTER_SPEC)
+    if path.is_dir():
+        raise UsageError(
+            f"{path}: is a directory; give a file name such as {path / 'compval.yaml'}."
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, STARTER_SPEC)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write the spec: {exc.strerror or exc}.") from None
     print(
         f"compval: wrote {path}; edit the model and data paths, then run: compval validate {path}"
     )

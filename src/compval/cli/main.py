@@ -76,7 +76,10 @@ def main(argv: Sequence[str] | None = None) -> ExitCode:
     """Run the CLI in-process and return its exit code (tests call this directly)."""
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help and --version print and "exit"; stay in-process
+            return ExitCode.OK if exc.code in (0, None) else ExitCode.USAGE_ERROR
         if args.command is None:
             parser.print_help(sys.stderr)
             return ExitCode.USAGE_ERROR

@@ -35,6 +35,22 @@ criteria:
   # Share of rows the reference got right and the candidate gets wrong, in every segment: the
   # regressions a user would notice, even when other rows improve enough to hide them.
   - {id: flips, metric: flip_correct_to_wrong_rate, max: 0.03, segment: "*", severity: warn}
+# Speed and size as an edge device would see them: one intra-op thread, single requests and
+# batches of 64, reference and candidate timed in alternating rounds so the speedup holds on a
+# noisy machine. Budgets are criteria like any other.
+performance:
+  threads: 1
+  batch_sizes: [1, 64]
+  concurrency: [1, 2]
+  min_duration_s: 0.25
+  rounds: 8
+  concurrency_duration_s: 0.5
+  budgets:
+    # Compression that does not shrink the file is not worth shipping here (a pruned model
+    # stored dense keeps its size).
+    - {id: model-size, metric: model_size_mb, max: 0.05}
+    # The candidate should not be slower than the reference on batches of 64.
+    - {id: not-slower, metric: "speedup[batch=64]", min: 1.0, severity: warn}
 """
 
 

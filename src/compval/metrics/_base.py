@@ -119,6 +119,7 @@ class MetricEstimate:
     se: float | None = None
     confidence: float | None = None
     p_adjusted: float | None = None
+    ci_method: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,6 +399,7 @@ def build_estimate(
     point: Any,
     replicates: Any,
     resampling: Resampling | None,
+    method: str = "poisson_block_bootstrap",
 ) -> MetricEstimate:
     """Assemble a MetricEstimate from point values and replicate arrays.
 
@@ -439,6 +441,7 @@ def build_estimate(
             ci_candidate=ci,
             se=se,
             confidence=confidence if ci is not None else None,
+            ci_method=method if ci is not None else None,
         )
     ref, cand = (_float(v) for v in point)
     delta = None if ref is None or cand is None else cand - ref
@@ -466,4 +469,5 @@ def build_estimate(
         ci_ratio=ci_ratio,
         se=se,
         confidence=confidence if ci is not None else None,
+        ci_method=method if ci is not None else None,
     )

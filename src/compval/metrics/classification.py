@@ -196,6 +196,7 @@ class ContingencyTable(Accumulator):
                         point=_row(values, 0),
                         replicates=(_row(values, slice(1, None)) if weights.shape[0] > 1 else None),
                         resampling=resampling,
+                        method="poisson_table_bootstrap",
                     )
                 )
         return out
