@@ -22,6 +22,36 @@ else:  # pragma: no cover
 __all__ = ["LoadedSpec", "load_spec", "parse_spec", "spec_from_mapping"]
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses duplicate keys.
+
+    Plain YAML keeps the last of two equal keys silently, so a second ``criteria:`` block would
+    replace the first and its gates would vanish.
+    """
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[Any, Any] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (the first is at line {seen[key].start_mark.line + 1}); "
+                "merge the two blocks",
+                key_node.start_mark,
+            )
+        seen[key] = key_node
+    loader.flatten_mapping(node)
+    return dict(loader.construct_pairs(node))
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
+
+
 class LoadedSpec:
     """A validated spec with where it came from (paths in it are relative to ``base_dir``)."""
 
@@ -95,14 +125,15 @@ def parse_spec(text: str, *, fmt: str, source: str = "spec") -> AcceptanceSpec:
         if fmt == "toml":
             data: Any = tomllib.loads(text)
         else:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         where = f" line {line}" if line else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise SpecParseError(
-            f"{source}:{where}: not valid YAML: {problem}. Check indentation and quoting.",
+            f"{source}:{where}: not valid YAML: {problem}."
+            + ("" if "duplicate key" in str(problem) else " Check indentation and quoting."),
             file=source,
             line=line,
         ) from None
