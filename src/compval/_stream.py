@@ -285,9 +285,10 @@ def _flush(run: RunState, ref: ModelAdapter, states: list[CandidateState], chunk
     ref_rows = as_rows(np.asarray(ref_raw), n, ref.name).astype(np.float64, copy=False)
     slice_columns: list[Array] = []
     if run.slice_layout is not None:
-        features = _cat(chunk.features)
-        slice_columns = [features[:, j] for j in range(features.shape[1])]
-        slice_columns += [segments[c] for c in run.slice_layout[0][features.shape[1] :]]
+        # Feature-major copy: the search reads whole columns, which are strided in (rows, d).
+        features = np.ascontiguousarray(_cat(chunk.features).T)
+        slice_columns = list(features)
+        slice_columns += [segments[c] for c in run.slice_layout[0][features.shape[0] :]]
 
     for st, raw in zip(states, cand_raws, strict=True):
         assert st.kind is not None

@@ -115,6 +115,18 @@ def _open_models(
     return ref_adapter, spec.reference.output, out
 
 
+def _check_candidate_names(spec: AcceptanceSpec, names: Sequence[str]) -> None:
+    """A criterion naming an unknown candidate would silently gate nothing: refuse it."""
+    for i, c in enumerate(spec.criteria):
+        unknown = [n for n in (c.candidates or []) if n not in names]
+        if unknown:
+            raise SpecValidationError(
+                f"criteria[{i}].candidates: unknown candidate(s) {unknown}; expected names "
+                f"among {list(names)}. Fix the name, or remove 'candidates' to gate them all.",
+                path=f"criteria[{i}].candidates",
+            )
+
+
 def _check_labels_needed(
     criteria: Sequence[Criterion], spec: AcceptanceSpec, has_labels: bool
 ) -> None:
@@ -209,6 +221,7 @@ def run_validation(
         for adapter in [ref_adapter, *(a for _, a, _ in cands)]:
             stack.enter_context(adapter)
         states = [CandidateState(name, adapter, output) for name, adapter, output in cands]
+        _check_candidate_names(s, [st.name for st in states])
         n_rows = stream(run, ref_adapter, ref_output, states, options.progress)
         infos = {
             ref_adapter.name: _info_dict(ref_adapter, "reference", run.kinds.get(ref_adapter.name))

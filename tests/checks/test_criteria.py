@@ -13,26 +13,95 @@ from compval.spec import CriterionSpec
 
 
 def _resolve(
-    *, task: str = "classification", resampling: bool = True, columns: tuple[str, ...] = (), **fields: Any
+    *,
+    task: str = "classification",
+    resampling: bool = True,
+    columns: tuple[str, ...] = (),
+    **fields: Any,
 ) -> Criterion:
     spec = CriterionSpec(id=fields.pop("id", "c"), **fields)
-    return resolve_criterion(spec, index=3, task=task, resampling=resampling, segment_columns=columns)
+    return resolve_criterion(
+        spec, index=3, task=task, resampling=resampling, segment_columns=columns
+    )
 
 
 @pytest.mark.parametrize(
     ("fields", "task", "compare", "op", "threshold", "written_as"),
     [
-        ({"metric": "accuracy_score", "max_drop": 0.01}, "classification", "delta", ">=", -0.01, "max_drop: 0.01"),
-        ({"metric": "r2_score", "max_drop": 2.5}, "regression", "delta", ">=", -2.5, "max_drop: 2.5"),
-        ({"metric": "brier_loss", "max_increase": 0.02}, "classification", "delta", "<=", 0.02, "max_increase: 0.02"),
-        ({"metric": "mean_absolute_error", "max_increase": 3.0}, "regression", "delta", "<=", 3.0, "max_increase: 3"),
-        ({"metric": "accuracy_score", "max_relative_drop": 0.05}, "classification", "ratio", ">=", 0.95, "max_relative_drop: 0.05"),
-        ({"metric": "mean_absolute_error", "max_relative_increase": 0.1}, "regression", "ratio", "<=", 1.1, "max_relative_increase: 0.1"),
-        ({"metric": "top1_agreement", "min": 0.98}, "classification", "candidate", ">=", 0.98, "min: 0.98"),
-        ({"metric": "mean_kl_divergence", "max": 0.05}, "classification", "candidate", "<=", 0.05, "max: 0.05"),
+        (
+            {"metric": "accuracy_score", "max_drop": 0.01},
+            "classification",
+            "delta",
+            ">=",
+            -0.01,
+            "max_drop: 0.01",
+        ),
+        (
+            {"metric": "r2_score", "max_drop": 2.5},
+            "regression",
+            "delta",
+            ">=",
+            -2.5,
+            "max_drop: 2.5",
+        ),
+        (
+            {"metric": "brier_loss", "max_increase": 0.02},
+            "classification",
+            "delta",
+            "<=",
+            0.02,
+            "max_increase: 0.02",
+        ),
+        (
+            {"metric": "mean_absolute_error", "max_increase": 3.0},
+            "regression",
+            "delta",
+            "<=",
+            3.0,
+            "max_increase: 3",
+        ),
+        (
+            {"metric": "accuracy_score", "max_relative_drop": 0.05},
+            "classification",
+            "ratio",
+            ">=",
+            0.95,
+            "max_relative_drop: 0.05",
+        ),
+        (
+            {"metric": "mean_absolute_error", "max_relative_increase": 0.1},
+            "regression",
+            "ratio",
+            "<=",
+            1.1,
+            "max_relative_increase: 0.1",
+        ),
+        (
+            {"metric": "top1_agreement", "min": 0.98},
+            "classification",
+            "candidate",
+            ">=",
+            0.98,
+            "min: 0.98",
+        ),
+        (
+            {"metric": "mean_kl_divergence", "max": 0.05},
+            "classification",
+            "candidate",
+            "<=",
+            0.05,
+            "max: 0.05",
+        ),
         ({"metric": "nan_count", "max": 0}, "generic", "candidate", "<=", 0.0, "max: 0"),
         ({"metric": "sqnr_db", "min": 30}, "generic", "candidate", ">=", 30.0, "min: 30"),
-        ({"metric": "recall_score[2]", "max_drop": 0.05}, "classification", "delta", ">=", -0.05, "max_drop: 0.05"),
+        (
+            {"metric": "recall_score[2]", "max_drop": 0.05},
+            "classification",
+            "delta",
+            ">=",
+            -0.05,
+            "max_drop: 0.05",
+        ),
     ],
 )
 def test_concise_forms_become_exactly_their_explicit_form(
@@ -70,7 +139,9 @@ def test_concise_form_decides_like_its_explicit_form(fields: dict[str, Any]) -> 
     assert explicit.statistic == concise.statistic
     assert explicit.written_as is None
     for value in (concise.threshold - 1e-3, concise.threshold, concise.threshold + 1e-3):
-        assert OPS[concise.op](value, concise.threshold) == OPS[explicit.op](value, explicit.threshold)
+        assert OPS[concise.op](value, concise.threshold) == OPS[explicit.op](
+            value, explicit.threshold
+        )
 
 
 def test_explicit_form_is_kept_and_compare_defaults_to_candidate() -> None:
@@ -87,11 +158,19 @@ def test_explicit_form_is_kept_and_compare_defaults_to_candidate() -> None:
         ({"metric": "accuracy_score", "max_drop": 0.01}, False, "point"),
         ({"metric": "top1_agreement", "min": 0.9}, True, "interval"),
         ({"metric": "accuracy_score", "min": 0.9}, True, "interval"),
-        ({"metric": "accuracy_score", "compare": "reference", "op": ">=", "threshold": 0.9}, True, "point"),
+        (
+            {"metric": "accuracy_score", "compare": "reference", "op": ">=", "threshold": 0.9},
+            True,
+            "point",
+        ),
         ({"metric": "p99_kl_divergence", "max": 0.1}, True, "point"),
         ({"metric": "nonfinite_count", "max": 0}, True, "point"),
         ({"metric": "accuracy_score", "max_drop": 0.01, "statistic": "point"}, True, "point"),
-        ({"metric": "accuracy_score", "max_drop": 0.01, "statistic": "interval"}, False, "interval"),
+        (
+            {"metric": "accuracy_score", "max_drop": 0.01, "statistic": "interval"},
+            False,
+            "interval",
+        ),
     ],
 )
 def test_statistic_auto_is_interval_only_when_an_interval_exists(
@@ -123,7 +202,12 @@ def test_other_fields_are_carried_over() -> None:
     c = _resolve(
         id="acc", metric="accuracy_score", min=0.9, severity="warn", candidates=["int8", "pruned"]
     )
-    assert (c.id, c.severity, c.candidates, c.higher_is_better) == ("acc", "warn", ("int8", "pruned"), True)
+    assert (c.id, c.severity, c.candidates, c.higher_is_better) == (
+        "acc",
+        "warn",
+        ("int8", "pruned"),
+        True,
+    )
     assert _resolve(metric="accuracy_score", min=0.9).candidates is None
     assert _resolve(metric="brier_loss", max=0.3).higher_is_better is False
     assert _resolve(metric="flip_wrong_to_correct_rate", max=0.3).higher_is_better is None
@@ -143,21 +227,69 @@ def test_exact_metrics_are_flagged() -> None:
         ({"metric": "mean_absolute_error", "max": 1.0}, "metric", "needs task regression"),
         ({"metric": "f1_score", "min": 0.5}, "metric", "name the class, e.g. 'f1_score[3]'"),
         ({"metric": "accuracy_score", "max_drop": 5}, "max_drop", "got 5. Did you mean 0.05?"),
-        ({"metric": "accuracy_score", "max_drop": 250}, "max_drop", "must be a fraction in [0, 1]; got 250. Thresholds"),
+        (
+            {"metric": "accuracy_score", "max_drop": 250},
+            "max_drop",
+            "must be a fraction in [0, 1]; got 250. Thresholds",
+        ),
         ({"metric": "accuracy_score", "max_drop": -0.01}, "max_drop", "must be >= 0"),
-        ({"metric": "expected_calibration_error", "max_increase": 2}, "max_increase", "Did you mean 0.02?"),
-        ({"metric": "brier_loss", "max_drop": 0.01}, "max_drop", "'brier_loss' is lower-is-better. Use 'max_increase' instead"),
-        ({"metric": "accuracy_score", "max_increase": 0.01}, "max_increase", "higher-is-better. Use 'max_drop' instead"),
+        (
+            {"metric": "expected_calibration_error", "max_increase": 2},
+            "max_increase",
+            "Did you mean 0.02?",
+        ),
+        (
+            {"metric": "brier_loss", "max_drop": 0.01},
+            "max_drop",
+            "'brier_loss' is lower-is-better. Use 'max_increase' instead",
+        ),
+        (
+            {"metric": "accuracy_score", "max_increase": 0.01},
+            "max_increase",
+            "higher-is-better. Use 'max_drop' instead",
+        ),
         ({"metric": "top1_agreement", "max_drop": 0.01}, "max_drop", "one value for the pair"),
-        ({"metric": "mean_kl_divergence", "max_relative_increase": 0.1}, "max_relative_increase", "one value for the pair"),
-        ({"metric": "accuracy_score", "max_relative_drop": 5}, "max_relative_drop", "Did you mean 0.05?"),
-        ({"metric": "accuracy_score", "max_relative_drop": -0.1}, "max_relative_drop", "must be a fraction in [0, 1]"),
-        ({"metric": "accuracy_score", "min": 95}, "min", "Did you mean 0.95? Thresholds are fractions"),
+        (
+            {"metric": "mean_kl_divergence", "max_relative_increase": 0.1},
+            "max_relative_increase",
+            "one value for the pair",
+        ),
+        (
+            {"metric": "accuracy_score", "max_relative_drop": 5},
+            "max_relative_drop",
+            "Did you mean 0.05?",
+        ),
+        (
+            {"metric": "accuracy_score", "max_relative_drop": -0.1},
+            "max_relative_drop",
+            "must be a fraction in [0, 1]",
+        ),
+        (
+            {"metric": "accuracy_score", "min": 95},
+            "min",
+            "Did you mean 0.95? Thresholds are fractions",
+        ),
         ({"metric": "top1_agreement", "max": -0.5}, "max", "is a fraction in [0, 1]; got -0.5"),
-        ({"metric": "accuracy_score", "compare": "delta", "op": ">=", "threshold": -2}, "threshold", "Did you mean -0.02?"),
-        ({"metric": "top1_agreement", "compare": "delta", "op": ">=", "threshold": 0}, "compare", "use compare: candidate"),
-        ({"metric": "accuracy_score", "max_drop": 0.01, "segment": "region"}, "segment", "unknown segment scope 'region'"),
-        ({"metric": "accuracy_score", "max_drop": 0.01, "segment": "country=de"}, "segment", "expected one of 'label', 'region'"),
+        (
+            {"metric": "accuracy_score", "compare": "delta", "op": ">=", "threshold": -2},
+            "threshold",
+            "Did you mean -0.02?",
+        ),
+        (
+            {"metric": "top1_agreement", "compare": "delta", "op": ">=", "threshold": 0},
+            "compare",
+            "use compare: candidate",
+        ),
+        (
+            {"metric": "accuracy_score", "max_drop": 0.01, "segment": "region"},
+            "segment",
+            "unknown segment scope 'region'",
+        ),
+        (
+            {"metric": "accuracy_score", "max_drop": 0.01, "segment": "country=de"},
+            "segment",
+            "expected one of 'label', 'region'",
+        ),
     ],
 )
 def test_invalid_criteria_name_the_field(fields: dict[str, Any], path: str, expected: str) -> None:
@@ -179,7 +311,10 @@ def test_resolve_criteria_adds_the_built_in_nonfinite_check() -> None:
     assert [c.id for c in out] == ["acc", "nonfinite-outputs"]
     builtin = out[1]
     assert (builtin.metric, builtin.compare, builtin.op, builtin.threshold) == (
-        "nonfinite_count", "candidate", "==", 0.0,
+        "nonfinite_count",
+        "candidate",
+        "==",
+        0.0,
     )
     assert (builtin.statistic, builtin.segment, builtin.severity) == ("point", None, "error")
     assert "allow_nonfinite" in (builtin.written_as or "")
@@ -193,7 +328,9 @@ def test_allow_nonfinite_removes_the_built_in_check() -> None:
 
 
 def test_a_user_criterion_named_nonfinite_outputs_replaces_the_built_in() -> None:
-    specs = [CriterionSpec(id="nonfinite-outputs", metric="nonfinite_count", max=5, severity="warn")]
+    specs = [
+        CriterionSpec(id="nonfinite-outputs", metric="nonfinite_count", max=5, severity="warn")
+    ]
     out = resolve_criteria(specs, task="classification", resampling=True)
     assert len(out) == 1
     assert (out[0].threshold, out[0].severity) == (5.0, "warn")
@@ -225,7 +362,12 @@ def test_resolve_criteria_reports_the_index_of_the_bad_criterion() -> None:
 )
 def test_relative_forms_check_the_metric_direction(metric: str, form: str, task: str) -> None:
     with pytest.raises(SpecValidationError, match="better"):
-        _resolve(task=task, metric=metric, **{form: 0.05})
+        resolve_criterion(
+            CriterionSpec(id="c", metric=metric, **{form: 0.05}),
+            index=0,
+            task=task,
+            resampling=True,
+        )
 
 
 @pytest.mark.xfail(

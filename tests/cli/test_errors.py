@@ -60,7 +60,9 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work
 
 
-def _validate(cli: Run, work: Path, tmp_path: Path, spec: dict[str, Any] | str, *flags: str):  # type: ignore[no-untyped-def]
+def _validate(
+    cli: Run, work: Path, tmp_path: Path, spec: dict[str, Any] | str, *flags: str
+) -> tuple[ExitCode, str, str]:
     path = tmp_path / "spec.yaml"
     if isinstance(spec, str):
         path.write_text(spec)
@@ -346,12 +348,6 @@ def test_empty_named_segment_is_inconclusive_and_lists_present_segments(
     assert "region=north" in check["message"] and "region=south" in check["message"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: checks/_evaluate.py _missing lists discovered 'slice:...' segments among the "
-    "'segments present' and cuts the sorted list at 12, so the values of the criterion's own "
-    "column (sorted after 'slice:') are left out of the hint.",
-)
 def test_empty_segment_hint_lists_the_values_of_its_column(tmp_path: Path, cli: Run) -> None:
     write_models(tmp_path)
     plan = Plan(600, seed=22)
@@ -392,7 +388,10 @@ def test_nan_in_candidate_outputs_fails_the_built_in_check_unless_allowed(
         data={"path": str(tmp_path / "nan_data.parquet"), "labels": "y", "segments": ["region"]},
         allow_nonfinite=allow_nonfinite,
     )
-    write_yaml(tmp_path / "spec.yaml", {**spec, "reference": {"name": "ref", "path": str(work / "ref.onnx")}})
+    write_yaml(
+        tmp_path / "spec.yaml",
+        {**spec, "reference": {"name": "ref", "path": str(work / "ref.onnx")}},
+    )
 
     code, _, _ = cli("validate", tmp_path / "spec.yaml", "--report-dir", tmp_path / "out")
 

@@ -164,7 +164,7 @@ def test_shorthands_candidate_and_task_string() -> None:
 def test_spec_models_are_frozen() -> None:
     spec = spec_from_mapping(_minimal())
     with pytest.raises(ValueError, match="frozen"):
-        spec.seed = 3  # type: ignore[misc]
+        spec.seed = 3
 
 
 def test_starter_spec_is_valid_and_its_criteria_resolve() -> None:
@@ -195,8 +195,16 @@ def test_starter_spec_is_valid_and_its_criteria_resolve() -> None:
         (lambda d: d.pop("version"), "version", "required key is missing"),
         (lambda d: d.update(candidates=[]), "candidates", "at least 1"),
         (lambda d: d.update(batch_size=0), "batch_size", "greater than or equal to 1"),
-        (lambda d: d.update(statistics={"confidence": 1.5}), "statistics.confidence", "less than 1"),
-        (lambda d: d.update(statistics={"replicates": -1}), "statistics.replicates", "greater than"),
+        (
+            lambda d: d.update(statistics={"confidence": 1.5}),
+            "statistics.confidence",
+            "less than 1",
+        ),
+        (
+            lambda d: d.update(statistics={"replicates": -1}),
+            "statistics.replicates",
+            "greater than",
+        ),
         (lambda d: d.update(task={"type": "ranking"}), "task.type", "'classification'"),
         (
             lambda d: d.update(candidate={"path": "b.onnx"}),
@@ -204,7 +212,9 @@ def test_starter_spec_is_valid_and_its_criteria_resolve() -> None:
             "give 'candidate' or 'candidates', not both",
         ),
         (
-            lambda d: d.update(criteria=[{"id": "has space", "metric": "accuracy_score", "min": 0.9}]),
+            lambda d: d.update(
+                criteria=[{"id": "has space", "metric": "accuracy_score", "min": 0.9}]
+            ),
             "criteria[0].id",
             "should match pattern",
         ),
@@ -223,7 +233,7 @@ def test_starter_spec_is_valid_and_its_criteria_resolve() -> None:
 def test_validation_errors_name_the_field_path(mutate: Any, path: str, expected: str) -> None:
     data = _minimal()
     mutate(data)
-    with pytest.raises(SpecValidationError, match="my.yaml: invalid spec") as info:
+    with pytest.raises(SpecValidationError, match=r"my\.yaml: invalid spec") as info:
         spec_from_mapping(data, source="my.yaml")
     assert info.value.path == path
     assert f"{path}: " in str(info.value)
@@ -239,7 +249,9 @@ def test_many_errors_are_summarised() -> None:
 
 @pytest.mark.parametrize("data", [None, [1, 2], "version: 1"])
 def test_a_spec_must_be_a_mapping(data: Any) -> None:
-    with pytest.raises(SpecValidationError, match=r"src: the spec must be a mapping .*compval init"):
+    with pytest.raises(
+        SpecValidationError, match=r"src: the spec must be a mapping .*compval init"
+    ):
         spec_from_mapping(data, source="src")
 
 
@@ -259,7 +271,9 @@ def test_toml_syntax_error_names_the_file() -> None:
 
 def test_missing_file_suggests_init(tmp_path: Path) -> None:
     missing = tmp_path / "none.yaml"
-    with pytest.raises(SpecValidationError, match=r"spec file not found\. Create one with `compval init"):
+    with pytest.raises(
+        SpecValidationError, match=r"spec file not found\. Create one with `compval init"
+    ):
         load_spec(missing)
     with pytest.raises(SpecValidationError, match="spec file not found"):
         load_spec(tmp_path)  # a directory is not a spec file
@@ -278,12 +292,6 @@ def test_spec_errors_are_value_errors_for_python_callers() -> None:
     assert issubclass(SpecParseError, SpecError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: spec/_load.py parse_spec uses yaml.safe_load, which keeps the last of two "
-    "equal keys silently: a second 'criteria:' block replaces the first and its gates vanish. "
-    "A loader that rejects duplicate keys is needed (unknown keys are already errors).",
-)
 def test_duplicate_yaml_keys_are_errors() -> None:
     text = (
         "version: 1\nreference: {path: a.onnx}\ncandidates: [{path: b.onnx}]\n"
@@ -291,8 +299,12 @@ def test_duplicate_yaml_keys_are_errors() -> None:
         "criteria:\n  - {id: strict, metric: accuracy_score, max_drop: 0.01}\n"
         "criteria: []\n"
     )
-    with pytest.raises(SpecParseError, match="duplicate"):
+    with pytest.raises(
+        SpecParseError, match=r"dup\.yaml: line 7: .*duplicate key 'criteria'"
+    ) as info:
         parse_spec(text, fmt="yaml", source="dup.yaml")
+    assert info.value.line == 7
+    assert "line 5" in str(info.value)  # where the first one is
 
 
 def test_acceptance_spec_can_be_built_in_python() -> None:

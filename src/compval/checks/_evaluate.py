@@ -58,14 +58,19 @@ def _fmt(x: float | None, signed: bool = False) -> str:
     return f"{x:+.4g}" if signed else f"{x:.4g}"
 
 
-def _observed(est: MetricEstimate, compare: str) -> tuple[float | None, tuple[float, float] | None]:
+def _observed(
+    est: MetricEstimate, compare: str
+) -> tuple[float | None, tuple[float, float] | None, float | None]:
+    """The compared value, its interval and its standard error."""
     if compare == "candidate":
-        return est.candidate, est.ci_candidate if not est.paired else est.ci
+        if est.paired:
+            return est.candidate, est.ci, est.se
+        return est.candidate, est.ci_candidate, est.se_candidate
     if compare == "reference":
-        return est.reference, None
+        return est.reference, None, None
     if compare == "delta":
-        return est.delta, est.ci
-    return est.ratio, est.ci_ratio
+        return est.delta, est.ci, est.se
+    return est.ratio, est.ci_ratio, est.se_ratio
 
 
 def _worst_end(op: str, ci: tuple[float, float]) -> float:
@@ -83,18 +88,18 @@ def _p_value(op: str, value: float, threshold: float, se: float | None) -> float
 
 
 def _rows_needed(
-    c: Criterion, est: MetricEstimate, value: float, settings: CheckSettings
+    c: Criterion, est: MetricEstimate, value: float, se: float | None, settings: CheckSettings
 ) -> int | None:
     from compval.stats import rows_needed_noninferiority
 
-    if est.se is None or est.n <= 0 or c.op not in (">=", ">", "<=", "<"):
+    if se is None or est.n <= 0 or c.op not in (">=", ">", "<=", "<"):
         return None
     # The bootstrap standard error of a mean of n rows is sd / sqrt(n).
     return rows_needed_noninferiority(
         estimate=value,
         threshold=c.threshold,
         op=c.op,
-        per_row_sd=est.se * math.sqrt(est.n),
+        per_row_sd=se * math.sqrt(est.n),
         confidence=settings.confidence,
         power=settings.power,
     )
@@ -110,7 +115,7 @@ def _decide_one(
     c: Criterion, est: MetricEstimate, settings: CheckSettings
 ) -> tuple[_Decision, float | None]:
     """Decide a single (criterion, segment); also return the raw one-sided p-value."""
-    value, ci = _observed(est, c.compare)
+    value, ci, se = _observed(est, c.compare)
     subject = _describe(c, est, est.segment)
     rule = f"{c.op} {_fmt(c.threshold)}" + (f" ({c.written_as})" if c.written_as else "")
     details: dict[str, Any] = {"n": est.n}
@@ -151,7 +156,7 @@ def _decide_one(
             ),
             None,
         )
-    p = _p_value(c.op, value, c.threshold, est.se) if c.statistic == "interval" else None
+    p = _p_value(c.op, value, c.threshold, se) if c.statistic == "interval" else None
     if p is not None:
         details["p_value"] = p
     if c.statistic == "point" or ci is None:
@@ -183,7 +188,7 @@ def _decide_one(
             ),
             p,
         )
-    needed = _rows_needed(c, est, value, settings)
+    needed = _rows_needed(c, est, value, se, settings)
     details["rows_needed"] = needed
     hint = (
         f" About {needed:,} rows would be needed to decide (have {est.n:,})."
@@ -321,7 +326,18 @@ def _missing(
             "provide it, e.g. KL needs probabilities or logits, accuracy needs labels).",
             {},
         )
-    segs = sorted(str(s) for (m, s) in by_key if m == c.metric and s is not None)
+    column = (seg or "").split("=", 1)[0]
+    present = [str(s) for (m, s) in by_key if m == c.metric and s is not None]
+    if seg == "discovered" or (seg or "").startswith("slice:"):
+        return _Decision(
+            "inconclusive",
+            None,
+            "no discovered slices to check: slice discovery is off (statistics.discovery), or "
+            "the data is not tabular with labels, or no slice reached min_rows.",
+            {"n": 0},
+        )
+    same = sorted(s for s in present if s.startswith(f"{column}="))
+    segs = same or sorted(s for s in present if not s.startswith("slice:"))
     return _Decision(
         "inconclusive",
         None,

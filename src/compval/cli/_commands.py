@@ -46,6 +46,17 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _formats(text: str) -> list[str]:
+    names = [{"md": "markdown"}.get(f, f) for f in _csv_list(text)]
+    unknown = [f for f in names if f not in _FORMATS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown report format(s) {unknown or text!r}; expected a comma-separated list of "
+            f"{', '.join(_FORMATS)}"
+        )
+    return names
+
+
 def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--report-dir",
@@ -55,7 +66,7 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--format",
-        type=_csv_list,
+        type=_formats,
         default=list(_FORMATS),
         help="report formats, comma-separated: json,markdown,junit (default: all)",
     )
@@ -107,8 +118,7 @@ def _finish(report: Report, args: argparse.Namespace, *, exit_on_checks: bool = 
     from compval.cli.main import ExitCode
     from compval.reports import render_console, write_reports
 
-    formats = [f if f != "md" else "markdown" for f in args.format]
-    paths = write_reports(report, args.report_dir, formats=formats)
+    paths = write_reports(report, args.report_dir, formats=args.format)
     console = Console()
     if not args.quiet:
         render_console(report, console)

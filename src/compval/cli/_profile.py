@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from compval import __version__
-from compval.errors import SpecValidationError
+from compval.spec._load import validation_error
 
 if TYPE_CHECKING:
     from compval.reports._model import Report
@@ -48,10 +48,8 @@ def run_profile_command(args: argparse.Namespace) -> Report:
     try:
         perf = PerformanceSpec(**{k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "flags"
-        raise SpecValidationError(
-            f"--{where.replace('_', '-')}: {err['msg']}", path=where
+        raise validation_error(
+            exc, source="compval profile", what="invalid flags", flag_names=True
         ) from None
     settings = resolve_settings(perf, base_dir=Path.cwd())
     paths = [args.reference, *args.candidates]

@@ -100,8 +100,9 @@ class MetricEstimate:
     ``paired`` metrics (agreement, output fidelity, KL) have one value, in ``candidate``;
     the others have a value per model and ``delta`` = candidate - reference. ``ci`` bounds the
     delta (paired: the value); ``ci_candidate`` and ``ci_ratio`` bound the candidate's value
-    and candidate / reference. ``se`` is the bootstrap standard error of the quantity ``ci``
-    bounds (used for sample-size estimates).
+    and candidate / reference. ``se``, ``se_candidate`` and ``se_ratio`` are the bootstrap
+    standard errors of the delta (paired: the value), the candidate's value and the ratio (used
+    for sample-size estimates and multi-segment p-values).
     """
 
     metric: str
@@ -120,6 +121,8 @@ class MetricEstimate:
     confidence: float | None = None
     p_adjusted: float | None = None
     ci_method: str | None = None
+    se_candidate: float | None = None
+    se_ratio: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,9 +340,13 @@ class BlockSumsAccumulator(Accumulator):
             weights = block_weights(
                 n_blocks=self.n_blocks, replicates=resampling.replicates, seed=resampling.seed
             )
-            reps = np.einsum("rb,sbc->rsc", weights, self._sums, optimize=True)
+            # One GEMM: (replicates, blocks) @ (blocks, segments * columns).
+            n_seg, n_blocks, n_cols = self._sums.shape
+            flat = self._sums.transpose(1, 0, 2).reshape(n_blocks, n_seg * n_cols)
+            reps = (weights @ flat).reshape(-1, n_seg, n_cols)
         out: list[MetricEstimate] = []
         with np.errstate(divide="ignore", invalid="ignore"):
+            items: list[EstimateItem] = []
             for metric in self.derived():
                 point = metric.fn(totals)
                 rep = metric.fn(reps) if reps is not None and metric.bootstrap else None
@@ -347,8 +354,8 @@ class BlockSumsAccumulator(Accumulator):
                     n = int(self._rows[s])
                     if n == 0:
                         continue
-                    out.append(
-                        build_estimate(
+                    items.append(
+                        EstimateItem(
                             metric=metric.name,
                             segment=name,
                             higher_is_better=metric.higher_is_better,
@@ -356,9 +363,9 @@ class BlockSumsAccumulator(Accumulator):
                             n=n,
                             point=_pick(point, s),
                             replicates=None if rep is None else _pick(rep, (slice(None), s)),
-                            resampling=resampling,
                         )
                     )
+            out.extend(build_estimates(items, resampling, method="poisson_block_bootstrap"))
             for metric_name, col in self._maximum_metrics():
                 for s, name in enumerate(self.segments.names[: totals.shape[0]]):
                     if self._rows[s] == 0 or not np.isfinite(self._maxima[s, col]):
@@ -389,85 +396,139 @@ def _float(x: Any) -> float | None:
     return None if math.isnan(value) else value
 
 
-def build_estimate(
-    *,
-    metric: str,
-    segment: str | None,
-    higher_is_better: bool | None,
-    paired: bool,
-    n: int,
-    point: Any,
-    replicates: Any,
-    resampling: Resampling | None,
-    method: str = "poisson_block_bootstrap",
-) -> MetricEstimate:
-    """Assemble a MetricEstimate from point values and replicate arrays.
+@dataclass(frozen=True, slots=True)
+class EstimateItem:
+    """One metric in one segment, before its intervals are computed.
 
     ``point`` is a scalar (paired) or a (reference, candidate) pair; ``replicates`` the same
     with a leading replicate axis, or None.
     """
-    from compval.stats import percentile_interval
 
+    metric: str
+    segment: str | None
+    higher_is_better: bool | None
+    paired: bool
+    n: int
+    point: Any
+    replicates: Any
+
+
+def build_estimates(
+    items: Sequence[EstimateItem], resampling: Resampling | None, *, method: str
+) -> list[MetricEstimate]:
+    """Turn items into MetricEstimates, computing every percentile interval in one call.
+
+    For a paired metric the interval bounds its value; otherwise the delta (candidate -
+    reference), the candidate's value and the ratio each get one. ``se`` is the replicates'
+    standard deviation of the quantity ``ci`` bounds.
+    """
     confidence = resampling.confidence if resampling is not None else None
+    rows: list[Array] = []
+    for it in items:
+        if it.replicates is None or confidence is None:
+            continue
+        if it.paired:
+            rows.append(np.asarray(it.replicates, dtype=np.float64))
+        else:
+            r_ref = np.asarray(it.replicates[0], dtype=np.float64)
+            r_cand = np.asarray(it.replicates[1], dtype=np.float64)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rel = np.where(r_ref != 0, r_cand / r_ref, np.nan)
+            rows += [r_cand - r_ref, r_cand, rel]
+    bounds, spreads = _intervals(rows, confidence)
+    out: list[MetricEstimate] = []
+    k = 0
 
-    def interval(values: Array) -> tuple[float, float] | None:
-        if confidence is None:
-            return None
-        low, high = percentile_interval(np.asarray(values, dtype=np.float64), confidence=confidence)
-        if math.isnan(low) or math.isnan(high):
-            return None
-        return (float(low), float(high))
+    def take() -> tuple[tuple[float, float] | None, float | None]:
+        nonlocal k
+        b, sd = bounds[k], spreads[k]
+        k += 1
+        return b, sd
 
-    def spread(values: Array) -> float | None:
-        finite = values[np.isfinite(values)]
-        return float(np.std(finite, ddof=1)) if finite.size > 1 else None
-
-    if paired:
-        value = _float(point)
-        ci = se = None
-        if replicates is not None:
-            reps = np.asarray(replicates, dtype=np.float64)
-            ci, se = interval(reps), spread(reps)
-        return MetricEstimate(
-            metric=metric,
-            segment=segment,
-            higher_is_better=higher_is_better,
-            paired=True,
-            n=n,
-            reference=None,
-            candidate=value,
-            delta=None,
-            ci=ci,
-            ci_candidate=ci,
-            se=se,
-            confidence=confidence if ci is not None else None,
-            ci_method=method if ci is not None else None,
+    for it in items:
+        has = it.replicates is not None and confidence is not None
+        if it.paired:
+            value = _float(it.point)
+            ci, se = take() if has else (None, None)
+            out.append(
+                MetricEstimate(
+                    metric=it.metric,
+                    segment=it.segment,
+                    higher_is_better=it.higher_is_better,
+                    paired=True,
+                    n=it.n,
+                    reference=None,
+                    candidate=value,
+                    delta=None,
+                    ci=ci,
+                    ci_candidate=ci,
+                    se=se,
+                    se_candidate=se,
+                    confidence=confidence if ci is not None else None,
+                    ci_method=method if ci is not None else None,
+                )
+            )
+            continue
+        ref, cand = (_float(v) for v in it.point)
+        delta = None if ref is None or cand is None else cand - ref
+        ratio = None if ref is None or cand is None or ref == 0 else cand / ref
+        ci = ci_cand = ci_ratio = se = None
+        se_cand = se_ratio = None
+        if has:
+            ci, se = take()
+            ci_cand, se_cand = take()
+            ci_ratio, se_ratio = take()
+        out.append(
+            MetricEstimate(
+                metric=it.metric,
+                segment=it.segment,
+                higher_is_better=it.higher_is_better,
+                paired=False,
+                n=it.n,
+                reference=ref,
+                candidate=cand,
+                delta=delta,
+                ratio=ratio,
+                ci=ci,
+                ci_candidate=ci_cand,
+                ci_ratio=ci_ratio,
+                se=se,
+                se_candidate=se_cand,
+                se_ratio=se_ratio,
+                confidence=confidence if ci is not None else None,
+                ci_method=method if ci is not None else None,
+            )
         )
-    ref, cand = (_float(v) for v in point)
-    delta = None if ref is None or cand is None else cand - ref
-    ratio = None if ref is None or cand is None or ref == 0 else cand / ref
-    ci = ci_cand = ci_ratio = se = None
-    if replicates is not None:
-        r_ref = np.asarray(replicates[0], dtype=np.float64)
-        r_cand = np.asarray(replicates[1], dtype=np.float64)
-        d = r_cand - r_ref
-        ci, se, ci_cand = interval(d), spread(d), interval(r_cand)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ci_ratio = interval(np.where(r_ref != 0, r_cand / r_ref, np.nan))
-    return MetricEstimate(
-        metric=metric,
-        segment=segment,
-        higher_is_better=higher_is_better,
-        paired=False,
-        n=n,
-        reference=ref,
-        candidate=cand,
-        delta=delta,
-        ratio=ratio,
-        ci=ci,
-        ci_candidate=ci_cand,
-        ci_ratio=ci_ratio,
-        se=se,
-        confidence=confidence if ci is not None else None,
-        ci_method=method if ci is not None else None,
-    )
+    return out
+
+
+def _intervals(
+    rows: list[Array], confidence: float | None
+) -> tuple[list[tuple[float, float] | None], list[float | None]]:
+    """Percentile intervals and standard deviations of many replicate vectors at once.
+
+    NaN replicates (e.g. a segment that got no rows in a replicate) are ignored, as in
+    ``compval.stats.percentile_interval``; a vector with fewer than two finite values gets no
+    interval.
+    """
+    if not rows or confidence is None:
+        return [], []
+    matrix = np.vstack(rows)
+    finite = np.isfinite(matrix)
+    counts = finite.sum(axis=1)
+    ok = counts >= 2
+    bounds: list[tuple[float, float] | None] = [None] * len(rows)
+    spreads: list[float | None] = [None] * len(rows)
+    if ok.any():
+        sub = np.where(finite[ok], matrix[ok], np.nan)
+        alpha = (1.0 - confidence) / 2.0
+        if np.isfinite(sub).all():
+            q = np.quantile(sub, [alpha, 1.0 - alpha], axis=1)
+            sd = np.std(sub, axis=1, ddof=1)
+        else:
+            q = np.nanquantile(sub, [alpha, 1.0 - alpha], axis=1)
+            sd = np.nanstd(sub, axis=1, ddof=1)
+        for j, i in enumerate(np.flatnonzero(ok)):
+            bounds[i] = (float(q[0, j]), float(q[1, j]))
+            spreads[i] = float(sd[j])
+    return bounds, spreads

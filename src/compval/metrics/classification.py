@@ -27,10 +27,11 @@ from compval._types import Array
 from compval.errors import IncompatibleMergeError
 from compval.metrics._base import (
     Accumulator,
+    EstimateItem,
     MetricEstimate,
     PairedRows,
     Resampling,
-    build_estimate,
+    build_estimates,
 )
 from compval.metrics._segments import SegmentTable
 
@@ -185,20 +186,19 @@ class ContingencyTable(Accumulator):
                 weights = np.concatenate([weights, reps.astype(np.float64)], axis=0)
             per_class = name is None or not str(name).startswith("label=")
             metrics = TableMetrics(label, ref, cand, class_names=self.class_names)
-            for metric, hib, paired, values in metrics.compute(weights, per_class=per_class):
-                out.append(
-                    build_estimate(
-                        metric=metric,
-                        segment=name,
-                        higher_is_better=hib,
-                        paired=paired,
-                        n=int(count.sum()),
-                        point=_row(values, 0),
-                        replicates=(_row(values, slice(1, None)) if weights.shape[0] > 1 else None),
-                        resampling=resampling,
-                        method="poisson_table_bootstrap",
-                    )
+            items = [
+                EstimateItem(
+                    metric=metric,
+                    segment=name,
+                    higher_is_better=hib,
+                    paired=paired,
+                    n=int(count.sum()),
+                    point=_row(values, 0),
+                    replicates=_row(values, slice(1, None)) if weights.shape[0] > 1 else None,
                 )
+                for metric, hib, paired, values in metrics.compute(weights, per_class=per_class)
+            ]
+            out.extend(build_estimates(items, resampling, method="poisson_table_bootstrap"))
         return out
 
 

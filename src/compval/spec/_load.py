@@ -19,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["LoadedSpec", "load_spec", "parse_spec", "spec_from_mapping"]
+__all__ = ["LoadedSpec", "load_spec", "parse_spec", "spec_from_mapping", "validation_error"]
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -87,36 +87,48 @@ def spec_from_mapping(data: Any, *, source: str = "spec") -> AcceptanceSpec:
     try:
         return AcceptanceSpec.model_validate(dict(data))
     except ValidationError as exc:
-        lines = []
-        first_path = None
-        for err in exc.errors()[:6]:
-            loc = tuple(
-                p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))
+        raise validation_error(exc, source=source, what="invalid spec") from None
+
+
+def validation_error(
+    exc: ValidationError, *, source: str, what: str, flag_names: bool = False
+) -> SpecValidationError:
+    """One SpecValidationError listing pydantic's errors by field path, in compval's words.
+
+    With ``flag_names`` the paths are written as command-line flags (``--batch-sizes``).
+    """
+    lines = []
+    first_path = None
+    for err in exc.errors()[:6]:
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        path = _loc(loc)
+        if flag_names:
+            path = "--" + path.split(".")[0].split("[")[0].replace("_", "-") if loc else "flags"
+        first_path = first_path or path
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = (
+                "unknown key (check its spelling: unknown keys are errors, so a typo "
+                "cannot pass silently)"
             )
-            path = _loc(loc)
-            first_path = first_path or path
-            msg = err["msg"]
-            if err["type"] == "extra_forbidden":
-                msg = (
-                    "unknown key (check its spelling: unknown keys are errors, so a typo "
-                    "cannot pass silently)"
-                )
-            elif err["type"] == "missing":
-                msg = "required key is missing"
-            elif msg.startswith("Value error, "):
-                msg = msg[len("Value error, ") :]
-            got = err.get("input")
-            got_text = (
-                ""
-                if err["type"] in ("missing", "extra_forbidden") or isinstance(got, dict)
-                else f"; got {got!r}"
-            )
-            lines.append(f"{path}: {msg}{got_text}")
-        more = len(exc.errors()) - len(lines)
-        tail = f"\n  ... and {more} more" if more > 0 else ""
-        raise SpecValidationError(
-            f"{source}: invalid spec:\n  " + "\n  ".join(lines) + tail, path=first_path
-        ) from None
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        got = err.get("input")
+        got_text = (
+            ""
+            if err["type"] in ("missing", "extra_forbidden")
+            or isinstance(got, dict)
+            or "; got " in msg
+            else f"; got {got!r}"
+        )
+        lines.append(f"{path}: {msg}{got_text}" if loc else f"{msg}{got_text}")
+    more = len(exc.errors()) - len(lines)
+    tail = f"\n  ... and {more} more" if more > 0 else ""
+    return SpecValidationError(
+        f"{source}: {what}:\n  " + "\n  ".join(lines) + tail, path=first_path
+    )
 
 
 def parse_spec(text: str, *, fmt: str, source: str = "spec") -> AcceptanceSpec:

@@ -517,8 +517,10 @@ class SliceSearch:
         padded = np.full((len(edges), width), np.inf)
         for k, e in enumerate(edges):
             padded[k, : e.size] = e
+        code = np.zeros(values.shape, dtype=np.int64)
         with np.errstate(invalid="ignore"):
-            code = (values[:, :, None] >= padded[None, :, :]).sum(axis=2)
+            for k in range(width):
+                code += values >= padded[None, :, k]
         sizes = np.array([e.size for e in edges], dtype=np.int64)
         code = np.where(np.isnan(values), sizes[None, :] + 1, code)
         binned[:, self._numeric] = code
