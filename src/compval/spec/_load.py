@@ -123,7 +123,7 @@ def validation_error(
             or "; got " in msg
             else f"; got {got!r}"
         )
-        lines.append(f"{path}: {msg}{got_text}" if loc else f"{msg}{got_text}")
+        lines.append(f"{path}: {msg}{got_text}" if loc or not flag_names else f"{msg}{got_text}")
     more = len(exc.errors()) - len(lines)
     tail = f"\n  ... and {more} more" if more > 0 else ""
     return SpecValidationError(
