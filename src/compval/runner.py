@@ -8,6 +8,7 @@ so the batch size is part of the evaluation and is recorded).
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import sys
 import time
@@ -29,7 +30,7 @@ from compval.checks import CheckSettings, Criterion, evaluate, resolve_criteria
 from compval.data import Dataset, as_dataset, load_dataset
 from compval.errors import SpecValidationError
 from compval.metrics import ContingencyTable, MetricEstimate, Resampling
-from compval.reports._model import MetricValue, Report, RunInfo
+from compval.reports._model import CheckResult, MetricValue, Report, RunInfo
 from compval.spec import AcceptanceSpec, CriterionSpec, LoadedSpec, ModelRef, load_spec
 
 __all__ = ["RunOptions", "run_validation"]
@@ -251,10 +252,17 @@ def run_validation(
             inconclusive=s.statistics.inconclusive,
         ),
     )
+    if profile_dict is not None:
+        checks = name_unsupported_ops(checks, profile_dict)
     metrics = tuple(_metric_value(name, e) for name, ests in estimates.items() for e in ests)
     finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    if not criteria:
-        notes.append("No criteria: nothing is gated.")
+    if not s.criteria and not budgets:
+        notes.append(
+            "No criteria in the spec: only the built-in checks ran (nonfinite-outputs unless "
+            "allow_nonfinite: true)."
+            if criteria
+            else "No criteria: nothing is gated."
+        )
     run_info = RunInfo(
         compval_version=__version__,
         python_version=platform.python_version(),
@@ -430,7 +438,9 @@ def _profile(
     with ExitStack() as stack:
 
         def reopen(ref_spec: ModelRef, adapter: ModelAdapter) -> ModelAdapter:
-            if ref_spec.path is None or settings.threads is None:
+            # Every model is timed with the target's thread count (None: the runtime's
+            # default), whatever its own 'threads:' for the accuracy run.
+            if ref_spec.path is None or ref_spec.threads == settings.threads:
                 return adapter
             fresh = load_model(
                 ref_spec.model_copy(update={"threads": settings.threads, "name": adapter.name}),
@@ -461,6 +471,23 @@ def _profile(
         st.name: [_estimate_from_value(v) for v in result.metric_values(st.name)] for st in states
     }
     return result.to_dict(), perf, list(result.notes)
+
+
+def name_unsupported_ops(
+    checks: Sequence[CheckResult], profile: Mapping[str, Any]
+) -> list[CheckResult]:
+    """Name the operators in failing ``unsupported_op_count`` checks.
+
+    The count alone is not something a user can act on.
+    """
+    models = profile.get("models", {})
+    out = []
+    for c in checks:
+        ops = models.get(c.candidate, {}).get("unsupported_ops")
+        if c.metric == "unsupported_op_count" and c.verdict != "pass" and ops:
+            c = dataclasses.replace(c, message=f"{c.message} Unsupported: {', '.join(ops)}.")
+        out.append(c)
+    return out
 
 
 def _estimate_from_value(v: MetricValue) -> MetricEstimate:

@@ -346,13 +346,6 @@ def test_resolve_criteria_reports_the_index_of_the_bad_criterion() -> None:
     assert info.value.path == "criteria[1].max_drop"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: checks/_criteria.py resolve_criterion checks the metric's direction for "
-    "max_drop/max_increase but not for max_relative_drop/max_relative_increase, so "
-    "'max_relative_drop' on a lower-is-better metric (MAE) gates the wrong direction: it "
-    "fails when the candidate improves and passes any regression.",
-)
 @pytest.mark.parametrize(
     ("metric", "form", "task"),
     [
@@ -370,12 +363,15 @@ def test_relative_forms_check_the_metric_direction(metric: str, form: str, task:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: checks/_criteria.py accepts NaN thresholds (max_drop: .nan gives threshold "
-    "nan and a check that can never pass, reported as 'violates >= n/a'); thresholds must be "
-    "finite numbers.",
-)
 def test_nan_threshold_is_a_spec_error() -> None:
-    with pytest.raises(SpecValidationError, match="max_drop"):
-        _resolve(metric="accuracy_score", max_drop=math.nan)
+    from compval.spec import spec_from_mapping
+
+    raw = {
+        "version": 1,
+        "reference": {"path": "a.onnx"},
+        "candidate": {"path": "b.onnx"},
+        "data": {"path": "d.csv", "labels": "y"},
+        "criteria": [{"id": "c", "metric": "accuracy_score", "max_drop": math.nan}],
+    }
+    with pytest.raises(SpecValidationError, match=r"criteria\[0\]\.max_drop"):
+        spec_from_mapping(raw)

@@ -13,7 +13,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import numpy as np
 import pytest
 
@@ -40,6 +40,7 @@ def _onnx_weight_sparsity(path: Path) -> float:
 
 
 def _overall_check(report: dict[str, Any], check_id: str, candidate: str) -> dict[str, Any]:
+    found: dict[str, Any]
     (found,) = [
         c
         for c in report["checks"]

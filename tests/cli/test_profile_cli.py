@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import numpy as np
 import pytest
 
@@ -57,7 +57,7 @@ def dense_weights(seed: int = 0) -> np.ndarray:
 
 def half_pruned(w: np.ndarray, seed: int = 1) -> np.ndarray:
     """``w`` with exactly half of its entries set to 0.0 (still stored dense)."""
-    out = w.copy()
+    out: np.ndarray = w.copy()
     rows = np.random.default_rng(seed).choice(out.size, size=out.size // 2, replace=False)
     out.flat[rows] = 0.0
     return out
@@ -118,16 +118,21 @@ def run_cli(*argv: object, report_dir: Path) -> Outcome:
 
 
 def metric_of(report: dict[str, Any], name: str, candidate: str) -> dict[str, Any]:
+    found: dict[str, Any]
     (found,) = [m for m in report["metrics"] if m["metric"] == name and m["candidate"] == candidate]
     return found
 
 
-def only_error_line(err: str) -> str:
-    """The single ``compval: error:`` line a user error prints (never a traceback)."""
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("compval: error: "), err
-    return lines[0]
+def one_message(err: str) -> str:
+    """The single ``compval: error:`` message a user error prints (never a traceback).
+
+    The message may continue on indented lines (one line per invalid flag).
+    """
+    text = err.strip()
+    assert text.startswith("compval: error: "), err
+    assert text.count("compval: error:") == 1, err
+    assert all(line.startswith("  ") for line in text.splitlines()[1:]), err
+    return " ".join(text.split())
 
 
 # -- the default target: reference vs a 50%-pruned candidate --------------------------------
@@ -341,11 +346,6 @@ def test_mobile_target_fails_the_builtin_unsupported_ops_budget(mobile_run: Outc
     assert case.find("failure") is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the unsupported-ops check message (also junit.xml's failure text) says only "
-    "'unsupported_op_count = 1 violates <= 0' and never names the operator",
-)
 def test_unsupported_ops_check_message_names_the_operator(mobile_run: Outcome) -> None:
     (check,) = mobile_run.report["checks"]
     assert "Softsign" in check["message"]
@@ -358,11 +358,6 @@ def test_profile_data_flag_times_rows_from_the_file(mobile_run: Outcome) -> None
     assert run["data_hash"] != "synthetic"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with --data, run.data_hash is the path as typed (cli/_profile.py), not the "
-    "data's content fingerprint the report contract documents",
-)
 def test_profile_data_hash_is_the_content_fingerprint(mobile_run: Outcome) -> None:
     from compval.data import load_dataset
     from compval.spec import DataRef
@@ -403,27 +398,23 @@ def test_bad_flags_exit_4_with_one_message(
     ref, cand = two_models
     outcome = run_cli("profile", ref, cand, *flags, report_dir=tmp_path / "report")
     assert outcome.code == ExitCode.USAGE_ERROR
-    assert needle in only_error_line(outcome.err)
+    assert needle in one_message(outcome.err)
     assert not (tmp_path / "report").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: cli/_profile.py turns pydantic errors into '--flags: Value error, ...' "
-    "(empty loc of the target validator, 'Value error, ' prefix kept, no '; got' value)",
-)
 @pytest.mark.parametrize(
-    "flags", [["--target", "mars"], ["--batch-sizes", "1,1"], ["--threads", "0"]]
-)
+    ("flags", "name"),
+    [(["--target", "mars"], "target"), (["--batch-sizes", "1,1"], "batch-sizes"),
+     (["--threads", "0"], "threads")],
+)  # fmt: skip
 def test_flag_errors_from_the_performance_model_read_like_compval_messages(
-    two_models: tuple[Path, Path], tmp_path: Path, flags: list[str]
+    two_models: tuple[Path, Path], tmp_path: Path, flags: list[str], name: str
 ) -> None:
     ref, cand = two_models
     outcome = run_cli("profile", ref, cand, *flags, report_dir=tmp_path / "report")
-    line = only_error_line(outcome.err)
-    assert "Value error" not in line
-    assert "--flags" not in line
-    assert f"--{flags[0].lstrip('-')}" in line and "got " in line
+    message = one_message(outcome.err)
+    assert "Value error" not in message and "--flags" not in message
+    assert name in message and "got " in message
 
 
 def test_missing_candidate_argument_is_a_usage_error(
@@ -431,7 +422,7 @@ def test_missing_candidate_argument_is_a_usage_error(
 ) -> None:
     outcome = run_cli("profile", two_models[0], report_dir=tmp_path / "report")
     assert outcome.code == ExitCode.USAGE_ERROR
-    assert "the following arguments are required: candidate" in only_error_line(outcome.err)
+    assert "the following arguments are required: candidate" in one_message(outcome.err)
 
 
 @pytest.mark.parametrize("which", ["reference", "candidate"])
@@ -443,7 +434,7 @@ def test_missing_model_file_exits_5(
     models = (missing, cand) if which == "reference" else (ref, missing)
     outcome = run_cli("profile", *models, "--batch-sizes", "1", report_dir=tmp_path / "report")
     assert outcome.code == ExitCode.RUN_ERROR
-    line = only_error_line(outcome.err)
+    line = one_message(outcome.err)
     assert str(missing) in line and "file not found" in line
     assert not (tmp_path / "report").exists()
 
@@ -453,15 +444,9 @@ def test_corrupt_model_file_exits_5(two_models: tuple[Path, Path], tmp_path: Pat
     bad.write_bytes(b"not a protobuf")
     outcome = run_cli("profile", two_models[0], bad, report_dir=tmp_path / "report")
     assert outcome.code == ExitCode.RUN_ERROR
-    assert str(bad) in only_error_line(outcome.err)
+    assert str(bad) in one_message(outcome.err)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: --format is only checked by write_reports after the models are loaded and "
-    "profiled (cli/_commands.py _csv_list), so a typo costs a full run or hides behind a "
-    "model error",
-)
 def test_bad_format_is_rejected_before_any_model_is_opened(tmp_path: Path) -> None:
     outcome = run_cli(
         "profile",
@@ -472,4 +457,4 @@ def test_bad_format_is_rejected_before_any_model_is_opened(tmp_path: Path) -> No
         report_dir=tmp_path / "report",
     )
     assert outcome.code == ExitCode.USAGE_ERROR
-    assert "xml" in only_error_line(outcome.err)
+    assert "xml" in one_message(outcome.err)

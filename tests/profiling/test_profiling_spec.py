@@ -123,12 +123,11 @@ def test_acceptance_spec_takes_the_performance_section() -> None:
         ({"targets": {"t": {"thread": 1}}}, r"targets\.t\.thread\n  Extra inputs"),
         (
             {"budgets": [{"id": "a", "metric": "latency_p95_ms", "max": 1}]},
-            r"budgets\n  Value error, budgets\[0\]\.metric: metric 'latency_p95_ms' needs a "
-            r"\[batch=N\] selector",
+            r"budgets\.0\n  Value error, metric 'latency_p95_ms' needs a \[batch=N\] selector",
         ),
         (
             {"budgets": [{"id": "a", "metric": "lateny_p95_ms[batch=1]", "max": 1}]},
-            r"budgets\[0\]\.metric: unknown performance metric; got 'lateny_p95_ms\[batch=1\]'",
+            r"budgets\.0\n  Value error, unknown performance metric; got 'lateny_p95_ms\[batch=1\]'",
         ),
         (
             {"budgets": [{"id": "a", "metric": "model_size_mb[batch=1]", "max": 1}]},
@@ -144,7 +143,7 @@ def test_acceptance_spec_takes_the_performance_section() -> None:
                     "t": {"budgets": [{"id": "a", "metric": "speedup[clients=2]", "min": 1}]}
                 }
             },
-            r"targets\.t\.budgets\n  Value error, budgets\[0\]\.metric: metric "
+            r"targets\.t\.budgets\.0\n  Value error, metric "
             r"'speedup\[clients=2\]' needs a \[batch=N\] selector",
         ),
     ],

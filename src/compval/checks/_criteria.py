@@ -142,16 +142,7 @@ def resolve_criterion(
                 f"{spec.metric!r} has one value for the pair of models, so it has no drop; "
                 "use 'min' or 'max' on it instead.",
             )
-        if hib is not wanted:
-            other = "max_increase" if wanted else "max_drop"
-            direction = {True: "higher", False: "lower", None: "neither"}[hib]
-            raise _fail(
-                index,
-                form,
-                f"{form!r} needs a metric where {'higher' if wanted else 'lower'} is better; "
-                f"{spec.metric!r} is {direction}-is-better. Use {other!r}"
-                + (" instead." if hib is not None else " with an explicit op."),
-            )
+        _check_direction(index, form, spec.metric, hib, higher=wanted)
         _check_margin(index, form, value, fraction=info.fraction)
         compare, op, threshold = "delta", (">=" if wanted else "<="), (-value if wanted else value)
         written_as = f"{form}: {value:g}"
@@ -168,6 +159,7 @@ def resolve_criterion(
             raise _fail(
                 index, form, f"{spec.metric!r} has one value for the pair; use 'min' or 'max'."
             )
+        _check_direction(index, form, spec.metric, hib, higher=form == "max_relative_drop")
         if value < 0 or value > 1:
             raise _fail(
                 index,
@@ -232,6 +224,31 @@ def resolve_criterion(
         candidates=tuple(spec.candidates) if spec.candidates else None,
         higher_is_better=hib,
         written_as=written_as,
+    )
+
+
+_OTHER_FORM = {
+    "max_drop": "max_increase",
+    "max_increase": "max_drop",
+    "max_relative_drop": "max_relative_increase",
+    "max_relative_increase": "max_relative_drop",
+}
+
+
+def _check_direction(index: int, form: str, metric: str, hib: bool | None, *, higher: bool) -> None:
+    """Refuse a drop form on a lower-is-better metric and an increase form on the opposite.
+
+    The other way round the criterion would pass regressions and fail improvements.
+    """
+    if hib is higher:
+        return
+    direction = {True: "higher", False: "lower", None: "neither"}[hib]
+    raise _fail(
+        index,
+        form,
+        f"{form!r} needs a metric where {'higher' if higher else 'lower'} is better; "
+        f"{metric!r} is {direction}-is-better. Use {_OTHER_FORM[form]!r}"
+        + (" instead." if hib is not None else " with an explicit op."),
     )
 
 

@@ -34,7 +34,12 @@ def run_profile_command(args: argparse.Namespace) -> Report:
         synthetic_inputs,
     )
     from compval.reports._model import Report, RunInfo
-    from compval.runner import _estimate_from_value, _info_dict, _runtime_versions
+    from compval.runner import (
+        _estimate_from_value,
+        _info_dict,
+        _runtime_versions,
+        name_unsupported_ops,
+    )
     from compval.spec import DataRef, ModelRef
 
     started = time.perf_counter()
@@ -66,11 +71,13 @@ def run_profile_command(args: argparse.Namespace) -> Report:
             adapters.append(stack.enter_context(load_model(ref, base_dir=Path.cwd())))
         reference, candidates = adapters[0], {a.name: a for a in adapters[1:]}
         rows = max(settings.batch_sizes)
+        data_hash = "synthetic"
         if args.data:
             dataset = load_dataset(
                 DataRef(path=str(Path(args.data).resolve())), base_dir=Path.cwd()
             )
             first = next(iter(dataset.batches(rows)))
+            data_hash = dataset.fingerprint()
             sample = bind_inputs(reference.name, first.inputs, reference.input_spec())
         else:
             sample = synthetic_inputs(reference, rows=rows, seed=args.seed)
@@ -83,7 +90,9 @@ def run_profile_command(args: argparse.Namespace) -> Report:
         list(settings.budgets), task="generic", resampling=True, allow_nonfinite=True
     )
     estimates = {c: [_estimate_from_value(v) for v in result.metric_values(c)] for c in candidates}
-    checks = evaluate(criteria, estimates, settings=CheckSettings(min_rows=1))
+    checks = name_unsupported_ops(
+        evaluate(criteria, estimates, settings=CheckSettings(min_rows=1)), result.to_dict()
+    )
     metrics = tuple(v for c in candidates for v in result.metric_values(c))
     notes = list(result.notes)
     if not criteria:
@@ -96,7 +105,7 @@ def run_profile_command(args: argparse.Namespace) -> Report:
         task="profile",
         spec_hash=None,
         spec_path=None,
-        data_hash="synthetic" if not args.data else str(args.data),
+        data_hash=data_hash,
         data_rows=int(next(iter(sample.values())).shape[0]),
         seed=args.seed,
         batch_size=rows,

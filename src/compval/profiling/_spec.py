@@ -23,7 +23,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from compval.errors import InvalidParameterError, SpecValidationError
 from compval.profiling._metrics import parse_perf_metric
@@ -49,12 +49,17 @@ def _check_unique(values: list[int] | None) -> list[int] | None:
     return values
 
 
+def _check_budget_metric(budget: CriterionSpec) -> CriterionSpec:
+    # Validated per item, so an error's field path names the budget: budgets[1].
+    parse_perf_metric(budget.metric)
+    return budget
+
+
+#: A budget: a criterion whose metric must be a performance metric.
+Budget = Annotated[CriterionSpec, AfterValidator(_check_budget_metric)]
+
+
 def _check_budgets(budgets: list[CriterionSpec]) -> list[CriterionSpec]:
-    for i, budget in enumerate(budgets):
-        try:
-            parse_perf_metric(budget.metric)
-        except ValueError as exc:
-            raise ValueError(f"budgets[{i}].metric: {exc}") from exc
     ids = [b.id for b in budgets]
     duplicated = sorted({i for i in ids if ids.count(i) > 1})
     if duplicated:
@@ -85,7 +90,7 @@ class TargetSpec(BaseModel):
         description="Operator set the target supports: 'ort_mobile' or a path to an ONNX "
         "Runtime reduced-build config file (relative to the spec's directory).",
     )
-    budgets: list[CriterionSpec] = Field(default_factory=list)
+    budgets: list[Budget] = Field(default_factory=list)
 
     @field_validator("batch_sizes", "concurrency")
     @classmethod
@@ -127,7 +132,7 @@ class PerformanceSpec(BaseModel):
     concurrency_duration_s: float = Field(default=2.0, gt=0.0, le=3600.0)
     measure_memory: bool = True
     memory_timeout_s: float = Field(default=300.0, gt=0.0)
-    budgets: list[CriterionSpec] = Field(default_factory=list)
+    budgets: list[Budget] = Field(default_factory=list)
 
     @field_validator("batch_sizes", "concurrency")
     @classmethod

@@ -34,19 +34,19 @@ class CriterionSpec(BaseModel):
     metric: str = Field(min_length=1)
     compare: Literal["candidate", "reference", "delta", "ratio"] | None = None
     op: OpName | None = None
-    threshold: float | None = None
+    threshold: float | None = Field(default=None, allow_inf_nan=False)
     statistic: Literal["auto", "point", "interval"] = Field(
         default="auto",
         description="point: decide on the estimate; interval: non-inferiority on the confidence "
         "interval (pass needs the worst end within the threshold); auto: interval when "
         "statistics are on and the metric has an interval, else point.",
     )
-    max_drop: float | None = None
-    max_increase: float | None = None
-    max_relative_drop: float | None = None
-    max_relative_increase: float | None = None
-    min: float | None = None
-    max: float | None = None
+    max_drop: float | None = Field(default=None, allow_inf_nan=False)
+    max_increase: float | None = Field(default=None, allow_inf_nan=False)
+    max_relative_drop: float | None = Field(default=None, allow_inf_nan=False)
+    max_relative_increase: float | None = Field(default=None, allow_inf_nan=False)
+    min: float | None = Field(default=None, allow_inf_nan=False)
+    max: float | None = Field(default=None, allow_inf_nan=False)
     segment: str | None = Field(
         default=None,
         description="None/'overall': the whole data; '*': every segment; 'col=*': every value "
