@@ -28,7 +28,11 @@ def make_rows(
     use_labels = classification and labels is not None
     classes = ClassTable(list(range(int(labels.max()) + 1))) if use_labels else None
     seg = segment_ids(
-        table, n=n, labels=labels if use_labels else None, classes=classes, segments=segs,
+        table,
+        n=n,
+        labels=labels if use_labels else None,
+        classes=classes,
+        segments=segs,
         columns=list(segs),
     )
     blocks = row_blocks(row_ids, seed=seed, n_blocks=256)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from metrics_helpers import make_rows, synthetic_classification
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from metrics_helpers import make_rows, synthetic_classification
 
 from compval.metrics import (
     METRICS,

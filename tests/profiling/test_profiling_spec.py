@@ -127,7 +127,8 @@ def test_acceptance_spec_takes_the_performance_section() -> None:
         ),
         (
             {"budgets": [{"id": "a", "metric": "lateny_p95_ms[batch=1]", "max": 1}]},
-            r"budgets\.0\n  Value error, unknown performance metric; got 'lateny_p95_ms\[batch=1\]'",
+            r"budgets\.0\n  Value error, unknown performance metric; "
+            r"got 'lateny_p95_ms\[batch=1\]'",
         ),
         (
             {"budgets": [{"id": "a", "metric": "model_size_mb[batch=1]", "max": 1}]},
