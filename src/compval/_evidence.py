@@ -25,7 +25,7 @@ from compval._types import Array
 from compval.metrics import MetricEstimate, PairedRows
 from compval.metrics.classification import INVALID, NO_LABEL, ContingencyTable
 
-__all__ = ["RunEvidence", "table_tests"]
+__all__ = ["SLICE_SAMPLE_ROWS", "RunEvidence", "slice_sample", "table_tests"]
 
 _CONF_BINS = 200
 
@@ -99,6 +99,24 @@ def table_tests(table: ContingencyTable) -> list[MetricEstimate]:
     return out
 
 
+#: Rows the weak-slice search looks at, at most: a larger dataset is subsampled by a hash of
+#: (seed, row id), so the sample does not depend on batch size or order. 200,000 rows find
+#: any slice of a few hundred rows; the search's memory and time stay bounded.
+SLICE_SAMPLE_ROWS = 200_000
+_SALT_SLICE_SAMPLE = 0x51CE_5A4D_1E00_0003
+
+
+def slice_sample(row_ids: Array, *, seed: int, total_rows: int) -> Array | None:
+    """Mask of the rows the slice search keeps, or None to keep all (small data)."""
+    from compval.stats._resampling import row_hash
+
+    if total_rows <= SLICE_SAMPLE_ROWS:
+        return None
+    limit = np.uint64(int(SLICE_SAMPLE_ROWS / total_rows * 2**64))
+    mask: Array = row_hash(row_ids, seed=seed, salt=_SALT_SLICE_SAMPLE) < limit
+    return mask
+
+
 class RunEvidence:
     """Per-candidate streaming evidence: confidence histograms and the weak-slice search."""
 
@@ -120,8 +138,17 @@ class RunEvidence:
             else None
         )
 
-    def update(self, rows: PairedRows, slice_columns: Sequence[Array]) -> None:
-        """Add a chunk of rows (``slice_columns``: feature then segment columns, in order)."""
+    def update(
+        self, rows: PairedRows, slice_columns: Sequence[Array], slice_keep: Array | None = None
+    ) -> None:
+        """Add a chunk of rows.
+
+        Args:
+            rows: The chunk.
+            slice_columns: Feature then segment columns, in order, for the kept rows only.
+            slice_keep: Which of the chunk's rows the slice search sees (see ``slice_sample``);
+                None for all.
+        """
         if self.hist_ref is not None and self.hist_cand is not None:
             assert rows.ref_prob is not None and rows.cand_prob is not None
             mask = rows.finite
@@ -138,11 +165,13 @@ class RunEvidence:
                 hist.update(top[mask])
         if self.slices is not None and rows.labels is not None:
             assert rows.ref_pred is not None and rows.cand_pred is not None
+            keep = slice(None) if slice_keep is None else slice_keep
+            labels = rows.labels[keep]
             self.slices.update(
                 list(slice_columns),
-                rows.row_ids,
-                rows.ref_pred == rows.labels,
-                rows.cand_pred == rows.labels,
+                rows.row_ids[keep],
+                rows.ref_pred[keep] == labels,
+                rows.cand_pred[keep] == labels,
             )
 
     def estimates(self) -> list[MetricEstimate]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from compval._evidence import RunEvidence
+from compval._evidence import RunEvidence, slice_sample
 from compval._prepare import (
     OutputKind,
     as_rows,
@@ -284,11 +284,14 @@ def _flush(run: RunState, ref: ModelAdapter, states: list[CandidateState], chunk
     blocks = row_blocks(row_ids, seed=run.seed, n_blocks=N_BLOCKS)
     ref_rows = as_rows(np.asarray(ref_raw), n, ref.name).astype(np.float64, copy=False)
     slice_columns: list[Array] = []
+    keep: Array | None = None
     if run.slice_layout is not None:
+        keep = slice_sample(row_ids, seed=run.seed, total_rows=len(run.dataset))
+        sel = slice(None) if keep is None else keep
         # Feature-major copy: the search reads whole columns, which are strided in (rows, d).
-        features = np.ascontiguousarray(_cat(chunk.features).T)
+        features = np.ascontiguousarray(_cat(chunk.features)[sel].T)
         slice_columns = list(features)
-        slice_columns += [segments[c] for c in run.slice_layout[0][features.shape[0] :]]
+        slice_columns += [segments[c][sel] for c in run.slice_layout[0][features.shape[0] :]]
 
     for st, raw in zip(states, cand_raws, strict=True):
         assert st.kind is not None
@@ -314,7 +317,7 @@ def _flush(run: RunState, ref: ModelAdapter, states: list[CandidateState], chunk
         for acc in st.accumulators:
             acc.update(nonfinite if isinstance(acc, NonFiniteCounts) else rows)
         if st.evidence is not None:
-            st.evidence.update(rows, slice_columns)
+            st.evidence.update(rows, slice_columns, keep)
 
 
 def _classification_rows(
