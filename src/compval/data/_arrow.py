@@ -208,7 +208,46 @@ def _rechunk(pa_mod: Any, batches: Iterator[Any], size: int) -> Iterator[Any]:
         yield pa_mod.Table.from_batches(pending)
 
 
-class ParquetDataset:
+class _ArrowFileDataset:
+    """What the parquet and CSV datasets share: length, columns and the file fingerprint."""
+
+    _kind: str
+    _path: Path
+    _n_rows: int
+    _columns: _Columns
+    _fingerprint: str | None
+
+    def __len__(self) -> int:
+        return self._n_rows
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self._path)!r}, rows={self._n_rows})"
+
+    @property
+    def segment_columns(self) -> tuple[str, ...]:
+        """Names of the segment columns, in order."""
+        return self._columns.segments
+
+    @property
+    def has_labels(self) -> bool:
+        """Whether batches carry labels."""
+        return self._columns.labels is not None
+
+    @property
+    def feature_columns(self) -> tuple[str, ...]:
+        """The feature columns, in the order they are stacked."""
+        return self._columns.features
+
+    def fingerprint(self) -> str:
+        """Hex sha256 of the file's bytes (streamed) and the column selection."""
+        if self._fingerprint is None:
+            self._fingerprint = hash_file(
+                self._path, kind=self._kind, selection=self._columns.selection()
+            )
+        return self._fingerprint
+
+
+class ParquetDataset(_ArrowFileDataset):
     """A parquet file, streamed a batch at a time with ``ParquetFile.iter_batches``.
 
     The row count comes from the file's metadata. Opening reads the metadata and, when there
@@ -223,6 +262,8 @@ class ParquetDataset:
         DataError: The file cannot be read, has no rows, lacks a named column, has a
             non-numeric feature column, or has missing labels.
     """
+
+    _kind = "parquet"
 
     def __init__(self, path: Path, ref: DataRef) -> None:
         self._pa = lazy_import("pyarrow", extra="data")
@@ -265,35 +306,6 @@ class ParquetDataset:
         except (self._pa.ArrowException, OSError) as exc:
             raise read_error(self._path, "parquet", exc) from exc
 
-    def __len__(self) -> int:
-        return self._n_rows
-
-    def __repr__(self) -> str:
-        return f"ParquetDataset({str(self._path)!r}, rows={self._n_rows})"
-
-    @property
-    def segment_columns(self) -> tuple[str, ...]:
-        """Names of the segment columns, in order."""
-        return self._columns.segments
-
-    @property
-    def has_labels(self) -> bool:
-        """Whether batches carry labels."""
-        return self._columns.labels is not None
-
-    @property
-    def feature_columns(self) -> tuple[str, ...]:
-        """The feature columns, in the order they are stacked."""
-        return self._columns.features
-
-    def fingerprint(self) -> str:
-        """Hex sha256 of the file's bytes (streamed) and the column selection."""
-        if self._fingerprint is None:
-            self._fingerprint = hash_file(
-                self._path, kind="parquet", selection=self._columns.selection()
-            )
-        return self._fingerprint
-
     def batches(self, batch_size: int) -> Iterator[Batch]:
         """Yield batches of ``batch_size`` rows (the last may be smaller), in row order.
 
@@ -312,7 +324,7 @@ class ParquetDataset:
             start += table.num_rows
 
 
-class CsvDataset:
+class CsvDataset(_ArrowFileDataset):
     """A CSV file with a header row, streamed with ``pyarrow.csv.open_csv``.
 
     Opening costs one extra pass over the whole file: the streaming reader cannot know the
@@ -334,6 +346,8 @@ class CsvDataset:
         DataError: The file cannot be parsed, has no rows, lacks a named column, has a
             non-numeric feature column, or has missing labels.
     """
+
+    _kind = "csv"
 
     def __init__(self, path: Path, ref: DataRef) -> None:
         self._pa = lazy_import("pyarrow", extra="data")
@@ -413,35 +427,6 @@ class CsvDataset:
                 yield from reader
         except (self._pa.ArrowException, OSError) as exc:
             raise read_error(self._path, "CSV", exc) from exc
-
-    def __len__(self) -> int:
-        return self._n_rows
-
-    def __repr__(self) -> str:
-        return f"CsvDataset({str(self._path)!r}, rows={self._n_rows})"
-
-    @property
-    def segment_columns(self) -> tuple[str, ...]:
-        """Names of the segment columns, in order."""
-        return self._columns.segments
-
-    @property
-    def has_labels(self) -> bool:
-        """Whether batches carry labels."""
-        return self._columns.labels is not None
-
-    @property
-    def feature_columns(self) -> tuple[str, ...]:
-        """The feature columns, in the order they are stacked."""
-        return self._columns.features
-
-    def fingerprint(self) -> str:
-        """Hex sha256 of the file's bytes (streamed) and the column selection."""
-        if self._fingerprint is None:
-            self._fingerprint = hash_file(
-                self._path, kind="csv", selection=self._columns.selection()
-            )
-        return self._fingerprint
 
     def batches(self, batch_size: int) -> Iterator[Batch]:
         """Yield batches of ``batch_size`` rows (the last may be smaller), in row order.
