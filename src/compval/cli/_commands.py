@@ -392,13 +392,22 @@ def _demo(args: argparse.Namespace) -> ExitCode:
     from rich.console import Console
 
     from compval.demo import build_demo
+    from compval.errors import MissingDependencyError
     from compval.runner import RunOptions, run_validation
 
     console = Console(stderr=True)
     with tempfile.TemporaryDirectory(prefix="compval-demo-") as tmp:
         workdir = args.workdir or Path(tmp)
         console.print(f"Building the demo models in {workdir} ...")
-        files = build_demo(workdir, seed=args.seed)
+        try:
+            files = build_demo(workdir, seed=args.seed)
+        except ImportError as exc:
+            if isinstance(exc, MissingDependencyError):
+                raise
+            raise MissingDependencyError(
+                f"compval demo: a package the demo needs is missing ({exc}). Install the demo "
+                "extra: pip install 'compval[demo]'"
+            ) from exc
         if not args.quiet:
             _print_demo_models(console, files.summary)
         with _progress(not args.quiet) as progress:
