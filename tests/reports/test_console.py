@@ -59,8 +59,17 @@ def test_many_passing_checks_are_cut(passing_report: Report, check_factory) -> N
     failing = check_factory("the-bad-one", "int8", "fail")
     text = _render(dataclasses.replace(passing_report, checks=(*checks, failing)))
     assert "the-bad-one" in text
-    assert "ok-039" in text and "ok-040" not in text
-    assert "60 more passing checks in report.json" in text
+    assert "ok-009" in text and "ok-010" not in text
+    assert "90 more passing checks in report.json" in text
+
+
+def test_messages_of_non_passing_checks_follow_the_table(report: Report) -> None:
+    text = _render(report)
+    table_end = text.index("Overall metrics")
+    for check in report.checks:
+        if check.verdict != "pass":
+            assert check.message.split()[0] in text[:table_end]
+            assert f"{check.junit_name}: " in text
 
 
 def test_no_checks(run_factory) -> None:

@@ -32,14 +32,16 @@ if TYPE_CHECKING:
 
 __all__ = ["render_console"]
 
-_MAX_PASSING_ROWS = 40
+_MAX_PASSING_ROWS = 10
+_MAX_MESSAGES = 20
 
 
 def render_console(report: Report, console: Console) -> None:
     """Print ``report`` to ``console``: checks, one verdict line per candidate, metrics, profile.
 
-    Non-passing checks come first and are all shown; passing ones are cut after 40 rows
-    (the rest are counted, and listed in ``report.json``).
+    Non-passing checks come first and are all shown; passing ones are cut after 10 rows (the
+    rest are counted, and listed in ``report.json``). The messages of non-passing checks are
+    printed under the table, where a narrow terminal does not have to squeeze them into a column.
 
     Args:
         report: The report to render.
@@ -61,6 +63,7 @@ def render_console(report: Report, console: Console) -> None:
     """
     if report.checks:
         console.print(_checks_table(report))
+        _print_messages(report, console)
     else:
         console.print("No acceptance criteria were checked: nothing is gated.", style="yellow")
     overall = _metrics_table(report)
@@ -84,7 +87,6 @@ def _checks_table(report: Report) -> Table:
     table.add_column("Verdict", no_wrap=True)
     table.add_column("Observed", justify="right")
     table.add_column("Threshold", justify="right")
-    table.add_column("Message", overflow="fold")
     ordered = _sorted_checks(report.checks)
     passing_shown = 0
     for check in ordered:
@@ -99,12 +101,20 @@ def _checks_table(report: Report) -> Table:
             _verdict_text(check),
             Text(_fmt_observed(check)),
             Text(_fmt_threshold(check)),
-            Text(check.message),
         )
     hidden = sum(c.verdict == "pass" for c in ordered) - passing_shown
     if hidden:
         table.caption = f"{hidden} more passing checks in report.json"
     return table
+
+
+def _print_messages(report: Report, console: Console) -> None:
+    failing = [c for c in _sorted_checks(report.checks) if c.verdict != "pass"]
+    for check in failing[:_MAX_MESSAGES]:
+        head = Text.assemble((check.junit_name, "bold"), ": ")
+        console.print(head + Text(check.message))
+    if len(failing) > _MAX_MESSAGES:
+        console.print(f"... {len(failing) - _MAX_MESSAGES} more in report.md and report.json")
 
 
 def _verdict_text(check: CheckResult) -> Text:
