@@ -26,7 +26,7 @@ from compval._evidence import table_tests
 from compval._prepare import OutputKind
 from compval._stream import N_BLOCKS, CandidateState, RunState, stream
 from compval.adapters import ModelAdapter, as_adapter, bind_inputs, load_model
-from compval.checks import CheckSettings, Criterion, evaluate, resolve_criteria
+from compval.checks import CheckSettings, evaluate, resolve_criteria
 from compval.data import Dataset, as_dataset, load_dataset
 from compval.errors import SpecValidationError
 from compval.metrics import ContingencyTable, MetricEstimate, Resampling
@@ -128,9 +128,8 @@ def _check_candidate_names(spec: AcceptanceSpec, names: Sequence[str]) -> None:
             )
 
 
-def _check_labels_needed(
-    criteria: Sequence[Criterion], spec: AcceptanceSpec, has_labels: bool
-) -> None:
+def _check_labels_needed(spec: AcceptanceSpec, has_labels: bool) -> None:
+    """A criterion on a label-based metric cannot be decided on unlabelled data."""
     if has_labels:
         return
     for i, c in enumerate(spec.criteria):
@@ -214,7 +213,7 @@ def run_validation(
         segment_columns=list(dataset.segment_columns),
         allow_nonfinite=s.allow_nonfinite,
     )
-    _check_labels_needed(criteria, s, dataset.has_labels)
+    _check_labels_needed(s, dataset.has_labels)
     run = RunState(s, dataset, resampling)
 
     with ExitStack() as stack:
