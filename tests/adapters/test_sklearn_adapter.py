@@ -167,3 +167,22 @@ def test_missing_joblib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 def test_bad_parameters(estimator: Any, method: Any, message: str) -> None:
     with pytest.raises(InvalidParameterError, match=message):
         SklearnAdapter(estimator, name="m", method=method)
+
+
+def test_estimator_fitted_on_a_dataframe_gets_its_column_names() -> None:
+    # pytest turns warnings into errors: sklearn's "X does not have valid feature names"
+    # would fail this test if the adapter passed a bare array.
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from compval.adapters import SklearnAdapter
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 3))
+    y = (x[:, 0] > 0).astype(int)
+    model = LogisticRegression().fit(pd.DataFrame(x, columns=["a", "b", "c"]), y)
+    with SklearnAdapter(model, name="m") as adapter:
+        out = adapter.predict({"input": x})
+    np.testing.assert_allclose(
+        out["probabilities"], model.predict_proba(pd.DataFrame(x, columns=["a", "b", "c"]))
+    )

@@ -172,7 +172,14 @@ class SklearnAdapter(ModelAdapter):
 
     def _predict(self, inputs: Mapping[str, Array]) -> Outputs:
         method = self._resolved or "predict"
-        result = getattr(self._estimator, method)(inputs["input"])
+        features: Any = inputs["input"]
+        names = getattr(self._estimator, "feature_names_in_", None)
+        if names is not None and features.ndim == 2 and features.shape[1] == len(names):
+            # An estimator fitted on a DataFrame warns on every call given a bare array; give
+            # it the column names it was fitted with (the data's columns are in that order).
+            pandas = lazy_import("pandas", extra="data")
+            features = pandas.DataFrame(features, columns=list(names), copy=False)
+        result = getattr(self._estimator, method)(features)
         return {_OUTPUT_NAMES[method]: np.asarray(result)}
 
     def _info(self) -> AdapterInfo:
