@@ -133,6 +133,12 @@ def _check_labels_needed(spec: AcceptanceSpec, has_labels: bool) -> None:
     if has_labels:
         return
     for i, c in enumerate(spec.criteria):
+        if (c.segment or "").startswith("label="):
+            raise SpecValidationError(
+                f"criteria[{i}].segment: {c.segment!r} needs labels, but the data has none; set "
+                "data.labels to the label column, or use a segment column.",
+                path=f"criteria[{i}].segment",
+            )
         if c.metric.split("[", 1)[0] in _NEEDS_LABELS:
             raise SpecValidationError(
                 f"criteria[{i}].metric: {c.metric!r} needs labels, but the data has none; set "

@@ -208,7 +208,14 @@ def test_missing_metric_is_inconclusive() -> None:
     r = one(crit(metric="recall_score[9]"), est(0.0))
     assert r.verdict == "inconclusive"
     assert r.observed is None
-    assert "recall_score[9] was not computed for this run" in r.message
+    assert "recall_score[9] was not computed: no such class" in r.message
+
+
+def test_missing_class_lists_the_computed_ones() -> None:
+    estimates = [est(0.0, metric="recall_score[0]"), est(0.0, metric="recall_score[1]")]
+    r = one(crit(metric="recall_score[7]"), *estimates)
+    assert r.verdict == "inconclusive"
+    assert "computed: recall_score[0], recall_score[1]." in r.message
 
 
 def test_missing_segment_is_inconclusive_and_lists_present_segments() -> None:

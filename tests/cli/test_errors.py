@@ -203,6 +203,14 @@ SPEC_ERRORS = [
         id="accuracy-without-labels",
     ),
     pytest.param(
+        base_spec(
+            data={"path": "unlabelled.parquet", "segments": ["region"]},
+            criteria=[{"id": "a", "metric": "top1_agreement", "min": 0.9, "segment": "label=*"}],
+        ),
+        ["criteria[0].segment", "'label=*' needs labels", "set data.labels"],
+        id="label-scope-without-labels",
+    ),
+    pytest.param(
         base_spec(candidates=[{"name": "ref", "path": "same.onnx"}]),
         ["model names must be unique", "['ref']", "distinct 'name'"],
         id="candidate-named-like-reference",

@@ -318,6 +318,16 @@ def _missing(
     c: Criterion, seg: str | None, by_key: Mapping[tuple[str, str | None], MetricEstimate]
 ) -> _Decision:
     metrics = {m for m, _ in by_key}
+    base = c.metric.split("[", 1)[0]
+    if c.metric not in metrics and "[" in c.metric:
+        known = sorted({m for m in metrics if m.startswith(base + "[")})
+        return _Decision(
+            "inconclusive",
+            None,
+            f"{c.metric} was not computed: no such class or setting in this run; "
+            f"computed: {', '.join(known[:12]) or 'none'}{' ...' if len(known) > 12 else ''}.",
+            {},
+        )
     if c.metric not in metrics:
         return _Decision(
             "inconclusive",
