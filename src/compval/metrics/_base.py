@@ -336,7 +336,8 @@ class BlockSumsAccumulator(Accumulator):
         self._grow()
         totals = self._sums.sum(axis=1)  # (segments, columns)
         reps = None
-        if resampling is not None and resampling.replicates > 0:
+        wants = any(m.bootstrap for m in self.derived())
+        if resampling is not None and resampling.replicates > 0 and wants:
             weights = block_weights(
                 n_blocks=self.n_blocks, replicates=resampling.replicates, seed=resampling.seed
             )

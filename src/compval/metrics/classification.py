@@ -72,7 +72,7 @@ class ContingencyTable(Accumulator):
         self.class_names: list[str] = list(class_names)
         self._keys = np.zeros(0, dtype=np.int64)
         self._counts = np.zeros(0, dtype=np.int64)
-        self._pending: list[Array] = []
+        self._pending: list[tuple[Array, Array]] = []
         self._pending_rows = 0
 
     def update(self, rows: PairedRows) -> None:
@@ -94,18 +94,20 @@ class ContingencyTable(Accumulator):
             np.tile(ref_pred, seg.shape[0]),
             np.tile(cand_pred, seg.shape[0]),
         )
-        self._pending.append(keys)
-        self._pending_rows += keys.size
-        if self._pending_rows > 4_000_000:
+        # Count the chunk's cells now (a chunk has far fewer distinct cells than rows), so
+        # the work is done as rows stream in, not in one large sort at the end.
+        cells, counts = np.unique(keys, return_counts=True)
+        self._pending.append((cells, counts))
+        self._pending_rows += cells.size
+        if self._pending_rows > 1_000_000:
             self._consolidate()
 
     def _consolidate(self) -> None:
         if not self._pending:
             return
-        new = np.concatenate(self._pending)
+        keys = np.concatenate([self._keys, *(c for c, _ in self._pending)])
+        counts = np.concatenate([self._counts, *(n for _, n in self._pending)])
         self._pending, self._pending_rows = [], 0
-        keys = np.concatenate([self._keys, new])
-        counts = np.concatenate([self._counts, np.ones(new.size, dtype=np.int64)])
         self._keys, inverse = np.unique(keys, return_inverse=True)
         self._counts = np.bincount(inverse.reshape(-1), weights=counts).astype(np.int64)
 
