@@ -29,30 +29,11 @@ from compval.adapters import ModelAdapter, as_adapter, bind_inputs, load_model
 from compval.checks import CheckSettings, evaluate, resolve_criteria
 from compval.data import Dataset, as_dataset, load_dataset
 from compval.errors import SpecValidationError
-from compval.metrics import ContingencyTable, MetricEstimate, Resampling
+from compval.metrics import ContingencyTable, MetricEstimate, Resampling, metric_info
 from compval.reports._model import CheckResult, MetricValue, Report, RunInfo
 from compval.spec import AcceptanceSpec, CriterionSpec, LoadedSpec, ModelRef, load_spec
 
 __all__ = ["RunOptions", "run_validation"]
-
-#: Metrics that need labels; a criterion on one of them with unlabelled data is a spec error.
-_NEEDS_LABELS = frozenset(
-    {
-        "accuracy_score",
-        "macro_f1_score",
-        "weighted_f1_score",
-        "precision_score",
-        "recall_score",
-        "f1_score",
-        "flip_correct_to_wrong_rate",
-        "flip_wrong_to_correct_rate",
-        "brier_loss",
-        "expected_calibration_error",
-        "mean_absolute_error",
-        "root_mean_squared_error",
-        "r2_score",
-    }
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,7 +120,8 @@ def _check_labels_needed(spec: AcceptanceSpec, has_labels: bool) -> None:
                 "data.labels to the label column, or use a segment column.",
                 path=f"criteria[{i}].segment",
             )
-        if c.metric.split("[", 1)[0] in _NEEDS_LABELS:
+        info = metric_info(c.metric)
+        if info is not None and info.needs_labels:
             raise SpecValidationError(
                 f"criteria[{i}].metric: {c.metric!r} needs labels, but the data has none; set "
                 "data.labels to the label column, or use label-free metrics (top1_agreement, "

@@ -69,6 +69,7 @@ class MetricInfo:
         tasks: Tasks that produce it.
         qualified: True when the name takes a ``[...]`` qualifier (class, batch, clients).
         interval: True when the metric comes with a bootstrap interval when resampling is on.
+        needs_labels: True when the metric compares predictions with labels.
     """
 
     name: str
@@ -78,6 +79,7 @@ class MetricInfo:
     tasks: tuple[str, ...]
     qualified: bool = False
     interval: bool = True
+    needs_labels: bool = False
 
 
 _C = ("classification",)
@@ -85,22 +87,24 @@ _ALL = ("classification", "regression", "generic")
 METRICS: dict[str, MetricInfo] = {
     m.name: m
     for m in (
-        MetricInfo("accuracy_score", True, False, True, _C),
-        MetricInfo("macro_f1_score", True, False, True, _C),
-        MetricInfo("weighted_f1_score", True, False, True, _C),
-        MetricInfo("precision_score", True, False, True, _C, qualified=True),
-        MetricInfo("recall_score", True, False, True, _C, qualified=True),
-        MetricInfo("f1_score", True, False, True, _C, qualified=True),
+        MetricInfo("accuracy_score", True, False, True, _C, needs_labels=True),
+        MetricInfo("macro_f1_score", True, False, True, _C, needs_labels=True),
+        MetricInfo("weighted_f1_score", True, False, True, _C, needs_labels=True),
+        MetricInfo("precision_score", True, False, True, _C, qualified=True, needs_labels=True),
+        MetricInfo("recall_score", True, False, True, _C, qualified=True, needs_labels=True),
+        MetricInfo("f1_score", True, False, True, _C, qualified=True, needs_labels=True),
         MetricInfo("top1_agreement", True, True, True, _C),
-        MetricInfo("flip_correct_to_wrong_rate", False, True, True, _C),
-        MetricInfo("flip_wrong_to_correct_rate", None, True, True, _C),
+        MetricInfo("flip_correct_to_wrong_rate", False, True, True, _C, needs_labels=True),
+        MetricInfo("flip_wrong_to_correct_rate", None, True, True, _C, needs_labels=True),
         MetricInfo("mean_kl_divergence", False, True, False, _C),
         MetricInfo("p99_kl_divergence", False, True, False, _C, interval=False),
-        MetricInfo("brier_loss", False, False, False, _C),
-        MetricInfo("expected_calibration_error", False, False, True, _C),
-        MetricInfo("mean_absolute_error", False, False, False, ("regression",)),
-        MetricInfo("root_mean_squared_error", False, False, False, ("regression",)),
-        MetricInfo("r2_score", True, False, False, ("regression",)),
+        MetricInfo("brier_loss", False, False, False, _C, needs_labels=True),
+        MetricInfo("expected_calibration_error", False, False, True, _C, needs_labels=True),
+        MetricInfo("mean_absolute_error", False, False, False, ("regression",), needs_labels=True),
+        MetricInfo(
+            "root_mean_squared_error", False, False, False, ("regression",), needs_labels=True
+        ),
+        MetricInfo("r2_score", True, False, False, ("regression",), needs_labels=True),
         MetricInfo("max_abs_diff", False, True, False, _ALL, interval=False),
         MetricInfo("mean_abs_diff", False, True, False, _ALL),
         MetricInfo("sqnr_db", True, True, False, _ALL),
@@ -109,7 +113,7 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("inf_count", False, False, False, _ALL, interval=False),
         MetricInfo("nonfinite_count", False, False, False, _ALL, interval=False),
         # Paired and distribution tests (compval._evidence): no bootstrap interval.
-        MetricInfo("mcnemar_pvalue", True, True, True, _C, interval=False),
+        MetricInfo("mcnemar_pvalue", True, True, True, _C, interval=False, needs_labels=True),
         MetricInfo("prediction_chi2_pvalue", True, True, True, _C, interval=False),
         MetricInfo("prediction_g_pvalue", True, True, True, _C, interval=False),
         MetricInfo("prediction_js_distance", False, True, True, _C, interval=False),

@@ -514,22 +514,23 @@ def _intervals(
     """
     if not rows or confidence is None:
         return [], []
+    from compval.stats import percentile_intervals
+
     matrix = np.vstack(rows)
-    finite = np.isfinite(matrix)
-    counts = finite.sum(axis=1)
-    ok = counts >= 2
+    # Inf replicates (e.g. a ratio over a zero) are as uninformative as NaN ones.
+    matrix = np.where(np.isfinite(matrix), matrix, np.nan)
+    ok = (~np.isnan(matrix)).sum(axis=1) >= 2
     bounds: list[tuple[float, float] | None] = [None] * len(rows)
     spreads: list[float | None] = [None] * len(rows)
     if ok.any():
-        sub = np.where(finite[ok], matrix[ok], np.nan)
-        alpha = (1.0 - confidence) / 2.0
-        if np.isfinite(sub).all():
-            q = np.quantile(sub, [alpha, 1.0 - alpha], axis=1)
-            sd = np.std(sub, axis=1, ddof=1)
-        else:
-            q = np.nanquantile(sub, [alpha, 1.0 - alpha], axis=1)
-            sd = np.nanstd(sub, axis=1, ddof=1)
+        low, high = percentile_intervals(matrix[ok], confidence=confidence)
+        sub = matrix[ok]
+        sd = (
+            np.std(sub, axis=1, ddof=1)
+            if not np.isnan(sub).any()
+            else np.nanstd(sub, axis=1, ddof=1)
+        )
         for j, i in enumerate(np.flatnonzero(ok)):
-            bounds[i] = (float(q[0, j]), float(q[1, j]))
+            bounds[i] = (float(low[j]), float(high[j]))
             spreads[i] = float(sd[j])
     return bounds, spreads

@@ -16,6 +16,7 @@ import numpy as np
 
 from compval._types import Array
 from compval.metrics._base import BlockSumsAccumulator, Derived, PairedRows
+from compval.stats._calibration import calibration_bins, ece_from_sums
 
 __all__ = [
     "Calibration",
@@ -271,7 +272,7 @@ class Calibration(BlockSumsAccumulator):
             vals[:, 1 + j] = np.einsum("ij,ij->i", p, p) - 2 * p[rows_idx, labels] + 1.0
             conf = p[rows_idx, pred] if pred is not None and every else p.max(axis=1)
             correct = (pred if pred is not None and every else p.argmax(axis=1)) == labels
-            b = np.minimum((conf * self.N_BINS).astype(np.int64), self.N_BINS - 1)
+            b = calibration_bins(conf, self.N_BINS)
             base = 3 + j * 3 * self.N_BINS + 3 * b
             cols[:, 3 + 3 * j], cols[:, 4 + 3 * j], cols[:, 5 + 3 * j] = base, base + 1, base + 2
             vals[:, 4 + 3 * j], vals[:, 5 + 3 * j] = conf, correct
@@ -291,9 +292,7 @@ class Calibration(BlockSumsAccumulator):
         for j in range(2):
             base = 3 + j * 3 * self.N_BINS
             block = sums[..., base : base + 3 * self.N_BINS]
-            count, conf, ok = block[..., 0::3], block[..., 1::3], block[..., 2::3]
-            gap = np.abs(ok - conf)  # |sum correct - sum conf| per bin = n_b |acc_b - conf_b|
-            out.append(gap.sum(axis=-1) / count.sum(axis=-1))
+            out.append(ece_from_sums(block[..., 0::3], block[..., 1::3], block[..., 2::3]))
         return out[0], out[1]
 
 

@@ -22,7 +22,12 @@ of ``(seed, stream or row id, replicate)`` only.
 
 from __future__ import annotations
 
-from compval.stats._calibration import calibration_bin_sums, expected_calibration_error
+from compval.stats._calibration import (
+    calibration_bin_sums,
+    calibration_bins,
+    ece_from_sums,
+    expected_calibration_error,
+)
 from compval.stats._decisions import (
     Verdict,
     adjust_pvalues,
@@ -40,6 +45,7 @@ from compval.stats._resampling import (
     block_replicate_means,
     block_weights,
     percentile_interval,
+    percentile_intervals,
     poisson_table_counts,
     row_blocks,
     stable_hash,
@@ -58,7 +64,9 @@ __all__ = [
     "block_replicate_means",
     "block_weights",
     "calibration_bin_sums",
+    "calibration_bins",
     "chi_square_counts",
+    "ece_from_sums",
     "expected_calibration_error",
     "g_test_counts",
     "jensen_shannon",
@@ -68,6 +76,7 @@ __all__ = [
     "paired_delta_sd",
     "paired_proportion_delta_ci",
     "percentile_interval",
+    "percentile_intervals",
     "poisson_table_counts",
     "psi",
     "row_blocks",

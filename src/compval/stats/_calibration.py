@@ -26,7 +26,39 @@ import numpy.typing as npt
 from compval.errors import InvalidParameterError
 from compval.stats._checks import check_positive_int
 
-__all__ = ["calibration_bin_sums", "expected_calibration_error"]
+__all__ = [
+    "calibration_bin_sums",
+    "calibration_bins",
+    "ece_from_sums",
+    "expected_calibration_error",
+]
+
+
+def calibration_bins(confidence: npt.NDArray[np.float64], n_bins: int) -> npt.NDArray[np.int64]:
+    """Equal-width bin index of each confidence: ``[k/B, (k+1)/B)``, the last bin closed.
+
+    The one definition of the bins, shared by :func:`calibration_bin_sums` and the streaming
+    accumulators (inputs trusted: confidences in [0, 1]).
+    """
+    index: npt.NDArray[np.int64] = np.minimum((confidence * n_bins).astype(np.int64), n_bins - 1)
+    return index
+
+
+def ece_from_sums(
+    bin_count: npt.NDArray[np.float64],
+    bin_confidence_sum: npt.NDArray[np.float64],
+    bin_correct_sum: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """ECE over the last axis, vectorized over any leading axes (segments, replicates).
+
+    NaN where a slice has no rows. Inputs are trusted; :func:`expected_calibration_error` is
+    the validating one-shot form.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ece: npt.NDArray[np.float64] = np.abs(bin_correct_sum - bin_confidence_sum).sum(
+            axis=-1
+        ) / bin_count.sum(axis=-1)
+    return ece
 
 
 def calibration_bin_sums(
@@ -67,7 +99,7 @@ def calibration_bin_sums(
             f"e.g. {float(outside[0])!r}, expected probabilities. Pass the softmax probability "
             "of the predicted class."
         )
-    index = np.minimum((conf * bins).astype(np.int64), bins - 1)
+    index = calibration_bins(conf, bins)
     count: npt.NDArray[np.int64] = np.bincount(index, minlength=bins).astype(np.int64)
     conf_sum = np.bincount(index, weights=conf, minlength=bins).astype(np.float64)
     correct_sum = np.bincount(index, weights=hit.astype(np.float64), minlength=bins).astype(
@@ -115,4 +147,4 @@ def expected_calibration_error(
             "expected_calibration_error: no rows; got bin counts summing to 0, expected at "
             "least one row. ECE is undefined on an empty segment."
         )
-    return float(np.abs(correct_sum - conf_sum).sum() / total)
+    return float(ece_from_sums(count, conf_sum, correct_sum))

@@ -302,11 +302,38 @@ def percentile_interval(
             f"percentile_interval: replicate_values must be 1-D; got shape {values.shape}, "
             "expected (replicates,)."
         )
-    finite = values[~np.isnan(values)]
-    if finite.size == 0:
-        return (float("nan"), float("nan"))
-    low, high = np.quantile(finite, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
-    return (float(low), float(high))
+    low, high = percentile_intervals(values[None, :], confidence=level)
+    return (float(low[0]), float(high[0]))
+
+
+def percentile_intervals(
+    replicate_values: npt.NDArray[np.float64], *, confidence: float
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """:func:`percentile_interval` for many statistics at once, one per row.
+
+    Args:
+        replicate_values: Shape ``(statistics, replicates)``; NaN replicates are ignored.
+        confidence: Two-sided confidence level in (0, 1).
+
+    Returns:
+        ``(low, high)`` arrays of length ``statistics``; NaN for a row with no finite value.
+    """
+    level = check_confidence(confidence, subject="percentile_intervals: confidence")
+    values = np.asarray(replicate_values, dtype=np.float64)
+    probs = [(1.0 - level) / 2.0, (1.0 + level) / 2.0]
+    low = np.full(values.shape[0], np.nan)
+    high = np.full(values.shape[0], np.nan)
+    present = ~np.isnan(values).all(axis=1)
+    if present.any():
+        sub = values[present]
+        # nanquantile is several times slower than quantile: use it only where needed.
+        q = (
+            np.quantile(sub, probs, axis=1)
+            if not np.isnan(sub).any()
+            else np.nanquantile(sub, probs, axis=1)
+        )
+        low[present], high[present] = q[0], q[1]
+    return low, high
 
 
 def row_hash(row_ids: npt.NDArray[np.int64], *, seed: int, salt: int) -> npt.NDArray[np.uint64]:
