@@ -25,7 +25,7 @@ from _models import build_mlp, make_data
 def run(
     fp32: Path, int8: Path, data: dict[str, np.ndarray], *, replicates: int, discovery: bool
 ) -> float:
-    from compval.runner import RunOptions, run_validation
+    from compval.engine import RunOptions, run_validation
     from compval.spec import spec_from_mapping
 
     spec = spec_from_mapping(

@@ -23,8 +23,8 @@ from sklearn.metrics import accuracy_score
 
 from compval.cli.main import ExitCode, main
 from compval.errors import SpecValidationError
-from compval.profiling import PerformanceSpec, resolve_settings
-from compval.spec import load_spec
+from compval.profiling import resolve_settings
+from compval.spec import PerformanceSpec, load_spec
 
 N_FEATURES = 4
 N_CLASSES = 3
@@ -496,10 +496,10 @@ def test_unknown_budget_metric_error_names_the_item(ws: Workspace) -> None:
 # -- the thread count the models are timed with ----------------------------------------------
 def _record_timed_threads(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """Wrap profile_models to record each timed ONNX session's intra-op thread setting."""
-    import compval.profiling as profiling
+    import compval.engine._profile as engine_profile
 
     seen: dict[str, int] = {}
-    original = profiling.profile_models
+    original = engine_profile.profile_models
 
     def recording(reference: Any, candidates: Any, *args: Any, **kwargs: Any) -> Any:
         for adapter in [reference, *candidates.values()]:
@@ -507,7 +507,7 @@ def _record_timed_threads(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
             seen[adapter.name] = int(options.intra_op_num_threads)
         return original(reference, candidates, *args, **kwargs)
 
-    monkeypatch.setattr(profiling, "profile_models", recording)
+    monkeypatch.setattr(engine_profile, "profile_models", recording)
     return seen
 
 

@@ -19,9 +19,9 @@ from scipy import stats as sstats
 from sklearn.metrics import accuracy_score, recall_score
 from statsmodels.stats.multitest import multipletests
 
+from compval.engine import RunOptions, run_validation
 from compval.errors import SpecValidationError
-from compval.reports import Report
-from compval.runner import RunOptions, run_validation
+from compval.results import Report
 from compval.spec import AcceptanceSpec, spec_from_mapping
 
 W_REF = np.zeros((4, 3))

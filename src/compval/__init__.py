@@ -6,30 +6,50 @@ The public API::
     report = run_validation("compval.yaml")          # or an AcceptanceSpec
     report.passed, report.to_dict()
 
-Everything else lives in subpackages: ``compval.adapters`` (model runtimes),
-``compval.data`` (datasets), ``compval.metrics`` (mergeable accumulators),
-``compval.stats`` (resampling and tests), ``compval.profiling`` (performance),
-``compval.reports`` (renderers) and ``compval.errors`` (the exception tree).
+Everything else lives in subpackages, layered so that imports only go down (see
+docs/architecture.md): ``compval.errors`` and ``compval.types`` (ground); ``compval.spec``
+and ``compval.results`` (schema); ``compval.stats``; ``compval.adapters`` and
+``compval.data``; ``compval.metrics``; ``compval.tasks``, ``compval.checks`` and
+``compval.profiling``; ``compval.engine`` and ``compval.reports``; ``compval.cli``.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from compval._version import __version__
 from compval.adapters import ModelAdapter, as_adapter
 from compval.data import Dataset, as_dataset
-from compval.reports import CheckResult, MetricValue, Report
-from compval.runner import RunOptions, run_validation
+from compval.engine import RunOptions, run_validation
+from compval.errors import (
+    AdapterError,
+    CompvalError,
+    DataError,
+    ExitCode,
+    InvalidParameterError,
+    OutputError,
+    ProfilingError,
+    SpecError,
+    UsageError,
+)
+from compval.results import CheckResult, MetricValue, Report
 from compval.spec import AcceptanceSpec, load_spec
 
 __all__ = [
     "AcceptanceSpec",
+    "AdapterError",
     "CheckResult",
+    "CompvalError",
+    "DataError",
     "Dataset",
+    "ExitCode",
+    "InvalidParameterError",
     "MetricValue",
     "ModelAdapter",
+    "OutputError",
+    "ProfilingError",
     "Report",
     "RunOptions",
+    "SpecError",
+    "UsageError",
     "__version__",
     "as_adapter",
     "as_dataset",

@@ -1,40 +1,5 @@
-"""Shared type aliases and small value types."""
+"""Transitional alias; removed once every module imports compval.types."""
 
-from __future__ import annotations
-
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from compval.types import Array, Outputs, TensorSpec
 
 __all__ = ["Array", "Outputs", "TensorSpec"]
-
-Array = npt.NDArray[Any]
-#: What a model returns for one batch: output name -> array with the batch on axis 0.
-Outputs = Mapping[str, Array]
-
-
-@dataclass(frozen=True, slots=True)
-class TensorSpec:
-    """What a model declares about one input.
-
-    Attributes:
-        name: The input's name in the model.
-        dtype: Expected numpy dtype, or None when the runtime accepts any.
-        shape: Expected shape; ``None`` entries are dynamic dimensions (the batch axis is
-            usually one). ``None`` for the whole shape means unknown.
-    """
-
-    name: str
-    dtype: np.dtype[Any] | None
-    shape: tuple[int | None, ...] | None
-
-    def describe(self) -> str:
-        """Human-readable form used in error messages, e.g. ``float32[?, 64]``."""
-        dtype = "any" if self.dtype is None else str(self.dtype)
-        if self.shape is None:
-            return f"{dtype}[...]"
-        dims = ", ".join("?" if d is None else str(d) for d in self.shape)
-        return f"{dtype}[{dims}]"

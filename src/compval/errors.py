@@ -4,6 +4,7 @@
 
     CompvalError(Exception)                         base of every error a user can cause
     ├── InvalidParameterError(CompvalError, ValueError)   bad argument to a public API
+    ├── UsageError(CompvalError)                    bad command-line arguments or files to write
     ├── SpecError(CompvalError, ValueError)
     │   ├── SpecParseError                          YAML/TOML syntax; carries file and line
     │   └── SpecValidationError                     carries the field path: "criteria[2].threshold"
@@ -13,6 +14,7 @@
     │   ├── InputMismatchError(AdapterError, ValueError)       name/dtype/shape vs the model
     │   └── InferenceError                          the runtime raised while predicting
     ├── DataError(CompvalError)                     unreadable data, missing column, empty data
+    ├── OutputError(CompvalError)                   a report or file cannot be written (disk full)
     ├── MetricError(CompvalError)
     │   ├── IncompatibleMergeError                  merging accumulators of different config
     │   └── EmptyAccumulatorError                   result() before any update
@@ -20,23 +22,29 @@
     InternalError(Exception)                        a compval bug; deliberately not a CompvalError
 
     CompvalWarning(UserWarning)
-    ├── UndefinedMetricWarning
-    ├── SmallSampleWarning
     └── ApproximationWarning
 
-The CLI maps these to exit codes in exactly one place (``compval.cli.main``): SpecError and
-InvalidParameterError give 4, AdapterError, DataError and ProfilingError give 5, anything else 3.
+Every exception maps to one process exit code in one table, ``EXIT_CODES`` (most specific class
+first); ``exit_code_for`` reads it and ``compval.cli`` is the only caller that exits with it:
+usage and spec errors give 4, errors of the run's inputs or outputs (models, data, profiling,
+writing reports) give 5, and anything else, compval bugs included, gives 3.
 """
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Mapping
+from types import MappingProxyType
+
 __all__ = [
+    "EXIT_CODES",
     "AdapterError",
     "ApproximationWarning",
     "CompvalError",
     "CompvalWarning",
     "DataError",
     "EmptyAccumulatorError",
+    "ExitCode",
     "IncompatibleMergeError",
     "InferenceError",
     "InputMismatchError",
@@ -45,12 +53,13 @@ __all__ = [
     "MetricError",
     "MissingDependencyError",
     "ModelLoadError",
+    "OutputError",
     "ProfilingError",
-    "SmallSampleWarning",
     "SpecError",
     "SpecParseError",
     "SpecValidationError",
-    "UndefinedMetricWarning",
+    "UsageError",
+    "exit_code_for",
 ]
 
 
@@ -60,6 +69,10 @@ class CompvalError(Exception):
 
 class InvalidParameterError(CompvalError, ValueError):
     """A public function or constructor got an invalid argument."""
+
+
+class UsageError(CompvalError):
+    """Bad command-line arguments, or a file the command was asked to create already exists."""
 
 
 class SpecError(CompvalError, ValueError):
@@ -107,6 +120,10 @@ class DataError(CompvalError):
     """The dataset cannot be read or does not have the expected columns or rows."""
 
 
+class OutputError(CompvalError):
+    """A report or another output file cannot be written (missing folder, full disk, ...)."""
+
+
 class MetricError(CompvalError):
     """A metric cannot be computed."""
 
@@ -131,13 +148,55 @@ class CompvalWarning(UserWarning):
     """Base class of compval's warnings."""
 
 
-class UndefinedMetricWarning(CompvalWarning):
-    """A metric is undefined for the data (e.g. R^2 of a constant target)."""
-
-
-class SmallSampleWarning(CompvalWarning):
-    """A segment has too few rows to decide."""
-
-
 class ApproximationWarning(CompvalWarning):
     """A value is approximate (e.g. a quantile from a histogram)."""
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes (the CI contract)."""
+
+    OK = 0  # every blocking check passed
+    CHECKS_FAILED = 1  # a blocking check failed or was inconclusive: the gate is closed
+    INTERRUPTED = 2  # Ctrl-C
+    INTERNAL_ERROR = 3  # a compval bug (the traceback is shown)
+    USAGE_ERROR = 4  # bad flags or spec
+    RUN_ERROR = 5  # the run could not be done: a model, the data or the output failed
+
+
+#: Exception class -> exit code; ``exit_code_for`` takes the first class the error is an
+#: instance of, so subclasses come before their bases. Classes not listed give 3.
+EXIT_CODES: Mapping[type[BaseException], ExitCode] = MappingProxyType(
+    {
+        UsageError: ExitCode.USAGE_ERROR,
+        SpecParseError: ExitCode.USAGE_ERROR,
+        SpecValidationError: ExitCode.USAGE_ERROR,
+        SpecError: ExitCode.USAGE_ERROR,
+        InvalidParameterError: ExitCode.USAGE_ERROR,
+        MissingDependencyError: ExitCode.RUN_ERROR,
+        ModelLoadError: ExitCode.RUN_ERROR,
+        InputMismatchError: ExitCode.RUN_ERROR,
+        InferenceError: ExitCode.RUN_ERROR,
+        AdapterError: ExitCode.RUN_ERROR,
+        DataError: ExitCode.RUN_ERROR,
+        ProfilingError: ExitCode.RUN_ERROR,
+        OutputError: ExitCode.RUN_ERROR,
+        IncompatibleMergeError: ExitCode.INTERNAL_ERROR,
+        EmptyAccumulatorError: ExitCode.INTERNAL_ERROR,
+        MetricError: ExitCode.INTERNAL_ERROR,
+        InternalError: ExitCode.INTERNAL_ERROR,
+        KeyboardInterrupt: ExitCode.INTERRUPTED,
+    }
+)
+
+
+def exit_code_for(exc: BaseException) -> ExitCode:
+    """The exit code of ``exc``: the first matching class in ``EXIT_CODES``, else 3.
+
+    Example:
+        >>> int(exit_code_for(DataError("no rows")))
+        5
+    """
+    for cls, code in EXIT_CODES.items():
+        if isinstance(exc, cls):
+            return code
+    return ExitCode.INTERNAL_ERROR

@@ -20,7 +20,7 @@ from compval.adapters import (
     as_adapter,
     load_model,
 )
-from compval.adapters._factory import describe_file
+from compval.adapters._files import describe_file
 from compval.errors import InvalidParameterError, ModelLoadError
 from compval.spec._model import ModelRef
 

@@ -3,10 +3,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from metrics_helpers import make_rows, synthetic_classification
+from scipy.special import softmax as _softmax
 from sklearn import metrics as skm
 
-from compval._prepare import softmax
 from compval.metrics import ContingencyTable, SegmentTable
+
+
+def softmax(x):
+    return _softmax(x, axis=1)
 
 
 def _estimates(data, batch=700):
@@ -122,7 +126,10 @@ def test_unlabelled_table_gives_agreement_only():
     cand = ref + rng.normal(scale=0.5, size=(50, 3))
     acc.update(make_rows(table, ref=ref, cand=cand, labels=None))
     names = {e.metric for e in acc.estimates()}
-    assert names == {"top1_agreement"}
+    # Agreement, and the label-free tests of the two predicted-class distributions.
+    tests = {e.metric for e in acc.paired_tests()}
+    assert "mcnemar_pvalue" not in tests
+    assert names - tests == {"top1_agreement"}
 
 
 def test_intervals_cover_and_are_deterministic():

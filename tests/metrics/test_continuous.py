@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from metrics_helpers import make_rows, synthetic_classification
 from scipy import stats as sstats
+from scipy.special import softmax as _softmax
 from sklearn import metrics as skm
 
-from compval._prepare import softmax
 from compval.metrics import (
     Calibration,
     KLQuantiles,
@@ -17,6 +17,10 @@ from compval.metrics import (
     Resampling,
     SegmentTable,
 )
+
+
+def softmax(x):
+    return _softmax(x, axis=1)
 
 
 def _run(acc_cls, data, batch=500, classification=True, resampling=None, **config):

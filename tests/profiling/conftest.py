@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compval._types import Array, Outputs, TensorSpec
 from compval.adapters._base import AdapterInfo, ModelAdapter
+from compval.types import Array, Outputs, TensorSpec
 
 
 class FakeClock:
@@ -79,6 +79,26 @@ class FakeModel(ModelAdapter):
 
     def _info(self) -> AdapterInfo:
         return AdapterInfo(runtime="fake", runtime_version="0", model_id=self.name)
+
+    # Optional hooks, settable per test: a model file, a self-timed load, a reload.
+    path: Path | None = None
+    fake_load_time_s: float | None = None
+    reload: Callable[[int | None], float | None] | None = None
+
+    @property
+    def model_format(self) -> str:
+        return "onnx" if self.path is not None and self.path.suffix == ".onnx" else "other"
+
+    @property
+    def model_file(self) -> Path | None:
+        return self.path
+
+    @property
+    def load_time_s(self) -> float | None:
+        return self.fake_load_time_s
+
+    def time_reload(self, *, threads: int | None) -> float | None:
+        return None if self.reload is None else self.reload(threads)
 
 
 @pytest.fixture

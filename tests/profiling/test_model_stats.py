@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from compval._types import Array
 from compval.adapters.onnxruntime import OnnxRuntimeAdapter
 from compval.errors import ProfilingError
 from compval.profiling import OpUse, load_operator_set, model_stats
+from compval.types import Array
 
 Clock = Callable[[], int]
 MakeFake = Callable[..., Any]
@@ -133,7 +133,7 @@ def test_torch_module_params_and_sparsity() -> None:
 
 def test_adapter_reported_load_time_is_used(make_fake: MakeFake) -> None:
     model = make_fake("m", 1)
-    model.load_time_s = 0.25
+    model.fake_load_time_s = 0.25
     stats = model_stats(model)
     assert stats.kind == "other"
     assert stats.load_time_ms == 250.0
@@ -154,15 +154,14 @@ def test_load_time_failure_is_a_profiling_error(
     onnx_pair: tuple[Path, Path], make_fake: MakeFake
 ) -> None:
     model = make_fake("m", 1)
-    model.session = _BrokenSession()
     model.path = onnx_pair[0]
+
+    def broken_reload(threads: int | None) -> float:
+        raise RuntimeError("NoSuchExecutionProvider is not available")
+
+    model.reload = broken_reload
     with pytest.raises(ProfilingError, match=r"reloading .* to time it failed"):
         model_stats(model)
-
-
-class _BrokenSession:
-    def get_providers(self) -> list[str]:
-        return ["NoSuchExecutionProvider"]
 
 
 def _write(path: Path, text: str) -> Path:

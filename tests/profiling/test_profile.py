@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -8,13 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from compval._types import Array, Outputs, TensorSpec
 from compval.adapters._base import AdapterInfo, ModelAdapter
 from compval.adapters.onnxruntime import OnnxRuntimeAdapter
 from compval.errors import DataError, InvalidParameterError, ProfilingError
 from compval.profiling import (
-    PERF_METRIC_DIRECTIONS,
-    PerformanceSpec,
     ProfileSettings,
     load_operator_set,
     profile_models,
@@ -22,6 +20,8 @@ from compval.profiling import (
     synthetic_inputs,
 )
 from compval.profiling._inputs import BatchCutter
+from compval.spec import PERF_METRIC_DIRECTIONS, PerformanceSpec
+from compval.types import Array, Outputs, TensorSpec
 
 MS = 1_000_000
 POOL = {"x": np.arange(12, dtype=np.float32).reshape(3, 4)}
@@ -107,7 +107,7 @@ def test_to_dict_has_the_report_structure(clock: Clock, make_fake: MakeFake) -> 
     }  # fmt: skip
 
 
-def test_metric_values(clock: Clock, make_fake: MakeFake) -> None:
+def test_metric_estimates(clock: Clock, make_fake: MakeFake) -> None:
     result = profile_models(
         make_fake("ref", 4 * MS),
         {"c": make_fake("c", 1 * MS)},
@@ -115,7 +115,7 @@ def test_metric_values(clock: Clock, make_fake: MakeFake) -> None:
         settings=_settings(batch_sizes=(2,), concurrency=(3,)),
         clock=clock,
     )
-    values = {v.metric: v for v in result.metric_values("c")}
+    values = {v.metric: v for v in result.metric_estimates("c")}
     assert set(values) == {
         "latency_p50_ms[batch=2]", "latency_p90_ms[batch=2]", "latency_p95_ms[batch=2]",
         "latency_p99_ms[batch=2]", "latency_mean_ms[batch=2]", "throughput_sps[batch=2]",
@@ -124,24 +124,25 @@ def test_metric_values(clock: Clock, make_fake: MakeFake) -> None:
         "concurrent_latency_p95_ms[clients=3]",
     }  # fmt: skip
     p95 = values["latency_p95_ms[batch=2]"]
-    assert (p95.reference_value, p95.candidate_value, p95.delta) == (4.0, 1.0, -3.0)
+    assert (p95.reference, p95.candidate, p95.delta) == (4.0, 1.0, -3.0)
+    assert p95.ratio == pytest.approx(0.25) and not p95.paired
     assert p95.n == result.models["c"].latency[0].iterations
-    assert p95.segment is None and p95.candidate == "c"
+    assert p95.segment is None
     tput = values["throughput_sps[batch=2]"]
     assert tput.delta == pytest.approx(2000.0 - 500.0)
     speedup = values["speedup[batch=2]"]
-    assert (speedup.reference_value, speedup.delta) == (None, None)
-    assert speedup.candidate_value == pytest.approx(4.0)
-    assert speedup.ci_low == pytest.approx(4.0)
-    assert speedup.ci_high == pytest.approx(4.0)
+    assert (speedup.reference, speedup.delta, speedup.paired) == (None, None, True)
+    assert speedup.candidate == pytest.approx(4.0)
+    assert speedup.ci == pytest.approx((4.0, 4.0))
+    assert speedup.ci_candidate == speedup.ci
     assert (speedup.confidence, speedup.n, speedup.ci_method) == (0.95, 5, "paired_t_log_ratio")
-    assert values["model_size_mb"].candidate_value is None
+    assert values["model_size_mb"].candidate is None
     assert values["model_size_mb"].delta is None
     for name, value in values.items():
         assert value.higher_is_better is PERF_METRIC_DIRECTIONS[name.split("[")[0]], name
         assert value.n >= 1
     with pytest.raises(InvalidParameterError, match=r"unknown candidate; got 'ref'"):
-        result.metric_values("ref")
+        result.metric_estimates("ref")
 
 
 def test_interleaved_call_order(clock: Clock, make_fake: MakeFake) -> None:
@@ -189,13 +190,13 @@ def test_onnx_models_end_to_end(onnx_pair: tuple[Path, Path]) -> None:
     assert pruned_out["concurrency"][0]["errors"] == 0
     for s in out["speedup"]:
         assert 0 < s["ci_low"] <= s["ratio"] <= s["ci_high"]
-    values = {v.metric: v for v in result.metric_values("pruned")}
-    assert values["unsupported_op_count"].candidate_value == 0
-    assert values["peak_memory_mb"].candidate_value == pytest.approx(pruned_out["peak_memory_mb"])
+    values = {v.metric: v for v in result.metric_estimates("pruned")}
+    assert values["unsupported_op_count"].candidate == 0
+    assert values["peak_memory_mb"].candidate == pytest.approx(pruned_out["peak_memory_mb"])
 
 
 def test_runtime_failure_mid_timing_is_a_profiling_error(clock: Clock) -> None:
-    model = _SessionModel("flaky", fail_after=3)
+    model = _SessionModel("flaky", fail_after=2)
     model.open()
     settings = _settings(batch_sizes=(1,), concurrency=(), warmup=0, min_duration_s=0.0)
     with pytest.raises(ProfilingError, match=r"failed while being timed; got ValueError: boom"):
@@ -209,7 +210,7 @@ def test_session_is_timed_directly(clock: Clock) -> None:
                          min_duration_s=0.0, rounds=2)  # fmt: skip
     result = profile_models(model, {}, POOL, settings=settings, clock=clock)
     assert model.predict_calls == 1  # only the checked first call goes through predict
-    assert model.session.runs == 1 + 1 + 4  # predict's, the feed check, the timed runs
+    assert model.session.runs == 1 + 4  # predict's, the timed runs
     assert result.speedups == ()
 
 
@@ -350,10 +351,15 @@ class _SessionModel(ModelAdapter):
     def _info(self) -> AdapterInfo:
         return AdapterInfo(runtime="fake", runtime_version="0", model_id=self.name)
 
+    def timed_call(self, inputs: Mapping[str, Array]) -> Callable[[], object]:
+        # As OnnxRuntimeAdapter: one checked predict, then the session itself is timed.
+        self.predict(inputs)
+        return functools.partial(self.session.run, None, dict(inputs))
+
 
 def test_runtime_failure_in_load_warmup_is_a_profiling_error(clock: Clock) -> None:
-    # Runs: predict, feed check, warm-up, 2 timed; then predict, feed check, warm-up (fails).
-    model = _SessionModel("flaky", fail_after=7)
+    # Runs: predict, warm-up, 2 timed; then predict, warm-up (fails).
+    model = _SessionModel("flaky", fail_after=5)
     model.open()
     settings = _settings(batch_sizes=(1,), concurrency=(1,), warmup=1, min_iterations=2,
                          min_duration_s=0.0, rounds=2)  # fmt: skip
@@ -380,6 +386,6 @@ def test_unmeasurable_values_become_notes(
     assert result.models["fake"].unsupported_ops is None
     assert any("'onnx': peak memory not measured: Memory measurement" in n for n in result.notes)
     assert any("'fake': operators not checked" in n for n in result.notes)
-    values = {v.metric: v for v in result.metric_values("fake")}
-    assert values["unsupported_op_count"].candidate_value is None
-    assert values["peak_memory_mb"].reference_value is None
+    values = {v.metric: v for v in result.metric_estimates("fake")}
+    assert values["unsupported_op_count"].candidate is None
+    assert values["peak_memory_mb"].reference is None

@@ -6,16 +6,15 @@ import pytest
 from pydantic import ValidationError
 
 from compval.errors import InvalidParameterError, SpecValidationError
-from compval.profiling import (
+from compval.profiling import ProfileSettings, resolve_settings
+from compval.spec import (
     BUILTIN_TARGETS,
     PERF_METRIC_DIRECTIONS,
+    AcceptanceSpec,
+    CriterionSpec,
     PerformanceSpec,
-    ProfileSettings,
     parse_perf_metric,
-    resolve_settings,
 )
-from compval.spec._criterion import CriterionSpec
-from compval.spec._model import AcceptanceSpec
 
 
 def test_defaults_without_target() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from compval.reports import CheckResult, MetricValue, Report, RunInfo
+from compval.results import CheckResult, MetricValue, Report, RunInfo
 
 NASTY_SEGMENT = "lang=a|b"
 SCRIPT_SEGMENT = "name=<script>alert(1)</script>"

@@ -7,7 +7,8 @@ import io
 
 from rich.console import Console
 
-from compval.reports import Report, render_console
+from compval.reports import render_console
+from compval.results import Report
 
 
 def _render(report: Report) -> str:

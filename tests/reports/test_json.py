@@ -11,7 +11,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from compval.reports import SCHEMA_VERSION, Report, render_json
+from compval.reports import render_json
+from compval.results import SCHEMA_VERSION, Report
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "report.schema.json"
 
@@ -94,7 +95,7 @@ def test_broken_reports_do_not_validate(report: Report, validator, edit, expecte
 
 
 def test_every_field_of_the_dataclasses_is_in_the_schema(validator) -> None:
-    from compval.reports import CheckResult, MetricValue, RunInfo
+    from compval.results import CheckResult, MetricValue, RunInfo
 
     defs = validator.schema["$defs"]
     for cls, name in ((MetricValue, "metric"), (CheckResult, "check"), (RunInfo, "run")):

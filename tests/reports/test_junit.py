@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import xml.etree.ElementTree as ET
 
-from compval.reports import Report, render_junit
+from compval.reports import render_junit
+from compval.results import Report
 
 
 def _cases(root: ET.Element) -> dict[str, ET.Element]:

@@ -9,8 +9,10 @@ import re
 import numpy as np
 import pytest
 
-from compval.reports import Report, render_markdown
-from compval.reports.markdown import _fmt_delta, _fmt_number
+from compval.reports import render_markdown
+from compval.reports._format import fmt_delta as _fmt_delta
+from compval.reports._format import fmt_number as _fmt_number
+from compval.results import Report
 
 _CELL_SPLIT = re.compile(r"(?<!\\)\|")
 # Segment names used by the fixture report in conftest.py.

@@ -10,7 +10,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from compval.reports import Report
+from compval.results import Report
 
 
 class _Op(enum.Enum):

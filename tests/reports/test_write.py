@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 
 import compval.reports._write as write_module
-from compval.errors import InvalidParameterError
+from compval.errors import InvalidParameterError, OutputError
 from compval.reports import (
     RENDERERS,
-    Report,
     render_json,
     render_markdown,
     write_atomic,
     write_reports,
 )
+from compval.results import Report
 
 
 def test_write_atomic_creates_and_replaces(tmp_path: Path) -> None:
@@ -113,7 +113,7 @@ def test_rendering_error_writes_nothing(report: Report, tmp_path: Path, monkeypa
     assert os.listdir(tmp_path) == ["report.json"]
 
 
-def test_os_error_becomes_invalid_parameter(report: Report, tmp_path: Path, monkeypatch):
+def test_os_error_becomes_an_output_error(report: Report, tmp_path: Path, monkeypatch):
     (tmp_path / "report.json").write_text("old json", encoding="utf-8")
 
     def refuse(src: object, dst: object) -> None:
@@ -121,7 +121,7 @@ def test_os_error_becomes_invalid_parameter(report: Report, tmp_path: Path, monk
 
     monkeypatch.setattr(os, "replace", refuse)
     with pytest.raises(
-        InvalidParameterError,
+        OutputError,
         match=r"write_reports: cannot write the 3 remaining report file\(s\) in .*; got "
         r"PermissionError: .*Permission denied.*expected a writable folder\. Check the path",
     ):
@@ -153,7 +153,7 @@ def test_directory_is_a_file(report: Report, tmp_path: Path) -> None:
     blocker = tmp_path / "reports"
     blocker.write_text("", encoding="utf-8")
     with pytest.raises(
-        InvalidParameterError,
+        OutputError,
         match=r"write_reports: report directory is not a folder; got '.*reports', expected a "
         r"folder path\. Choose another output path\.",
     ):
@@ -167,5 +167,7 @@ def test_public_api() -> None:
     for name in reports.__all__:
         assert hasattr(reports, name)
     assert reports.write_reports.__module__ == "compval.reports"
-    for cls in (reports.Report, reports.RunInfo, reports.CheckResult, reports.MetricValue):
+    import compval.results as results
+
+    for cls in (results.Report, results.RunInfo, results.CheckResult, results.MetricValue):
         typing.get_type_hints(cls)  # string annotations still resolve

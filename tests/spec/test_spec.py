@@ -205,7 +205,6 @@ def test_starter_spec_is_valid_and_its_criteria_resolve() -> None:
             "statistics.replicates",
             "greater than",
         ),
-        (lambda d: d.update(task={"type": "ranking"}), "task.type", "'classification'"),
         (
             lambda d: d.update(candidate={"path": "b.onnx"}),
             "(top level)",

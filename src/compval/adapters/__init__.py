@@ -1,15 +1,24 @@
 """Model adapters: one small class per runtime behind the ModelAdapter contract.
 
-``load_model`` builds an adapter from a spec's model entry; ``as_adapter`` wraps a Python
-object (adapter, file path, torch module, scikit-learn style estimator or callable).
-Importing this package never imports onnxruntime, torch or scikit-learn: each adapter imports
-its runtime when it opens.
+``load_model`` builds an adapter from a spec's model entry through the runtime registry
+(``register_adapter``; third-party runtimes register through the ``compval.adapters`` entry
+point group); ``as_adapter`` wraps a Python object (adapter, file path, torch module,
+scikit-learn style estimator or callable). Importing this package never imports onnxruntime,
+torch or scikit-learn: each adapter imports its runtime when it opens.
 """
 
 from __future__ import annotations
 
 from compval.adapters._base import AdapterInfo, ModelAdapter, bind_inputs, check_inputs
-from compval.adapters._factory import as_adapter, load_model
+from compval.adapters._files import describe_file
+from compval.adapters._registry import (
+    AdapterRegistration,
+    adapter_names,
+    as_adapter,
+    load_model,
+    register_adapter,
+    suffix_adapters,
+)
 from compval.adapters.callable import CallableAdapter
 from compval.adapters.onnxruntime import OnnxRuntimeAdapter
 from compval.adapters.sklearn import SklearnAdapter
@@ -17,15 +26,20 @@ from compval.adapters.torch import TorchAdapter
 
 __all__ = [
     "AdapterInfo",
+    "AdapterRegistration",
     "CallableAdapter",
     "ModelAdapter",
     "OnnxRuntimeAdapter",
     "SklearnAdapter",
     "TorchAdapter",
+    "adapter_names",
     "as_adapter",
     "bind_inputs",
     "check_inputs",
+    "describe_file",
     "load_model",
+    "register_adapter",
+    "suffix_adapters",
 ]
 
 for _name in __all__:

@@ -4,19 +4,33 @@ Lifecycle: ``open()`` (idempotent) -> ``predict()`` any number of times -> ``clo
 Adapters are context managers. Public methods validate; subclasses implement the underscored
 hooks ``_open``, ``_predict``, ``_input_spec``, ``_info`` and optionally ``_close``. Foreign
 exceptions are translated into compval errors once, here at the adapter boundary.
+
+Optional hooks (defaults suit any adapter) tell the rest of compval what only the runtime
+knows, so nothing outside ``compval.adapters`` inspects a runtime's objects:
+
+* ``classes``: the label of each score column (scikit-learn's ``classes_``);
+* ``model_format`` and ``model_file``: what the profiler may read from disk (the ONNX graph,
+  a file to load in a child process for peak memory);
+* ``parameter_stats()``: parameter count and weight sparsity of an in-memory model;
+* ``load_time_s``, ``time_reload(threads)``: how long loading takes;
+* ``execution_providers()``: the runtime's active execution providers;
+* ``timed_call(inputs)``: the cheapest call that runs one batch, for latency timing;
+* ``with_threads(threads)``: the same model opened with another intra-op thread count.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from typing_extensions import Self
 
-from compval._types import Array, Outputs, TensorSpec
 from compval.errors import AdapterError, InferenceError, InputMismatchError
+from compval.types import Array, Outputs, TensorSpec
 
 __all__ = ["AdapterInfo", "ModelAdapter", "bind_inputs"]
 
@@ -125,6 +139,63 @@ class ModelAdapter(abc.ABC):
 
     def _close(self) -> None:  # noqa: B027 - optional hook, default no-op
         """Release resources; default does nothing."""
+
+    # -- optional hooks ------------------------------------------------------------------
+    @property
+    def classes(self) -> Sequence[object] | None:
+        """The class label of each score column, when the model says (default: unknown)."""
+        return None
+
+    @property
+    def model_format(self) -> str:
+        """``onnx``, ``torchscript``, ``torch_export``, ``torch`` or ``other`` (default)."""
+        return "other"
+
+    @property
+    def model_file(self) -> Path | None:
+        """The model file on disk, or None for an in-memory model (default)."""
+        return None
+
+    @property
+    def load_time_s(self) -> float | None:
+        """Seconds ``open()`` took, for adapters that time it themselves (default: None)."""
+        return None
+
+    def parameter_stats(self) -> tuple[int, float | None] | None:
+        """``(parameter count, share of exact zeros in weight matrices)`` of an in-memory model.
+
+        Default None: unknown (file formats such as ONNX are read by the profiler instead).
+        """
+        return None
+
+    def time_reload(self, *, threads: int | None) -> float | None:
+        """Load the model once more from its file and return the milliseconds it took.
+
+        Default None: the adapter cannot reload itself.
+        """
+        return None
+
+    def execution_providers(self) -> tuple[str, ...] | None:
+        """The runtime's active execution providers (ONNX Runtime); default None."""
+        return None
+
+    def timed_call(self, inputs: Mapping[str, Array]) -> Callable[[], object]:
+        """A zero-argument callable that runs one batch, for latency timing.
+
+        Runs ``predict(inputs)`` once first, so bad inputs and a failing model surface here
+        with compval's messages. The default then times ``predict``; runtimes override it to
+        skip compval's per-call checks, which would inflate the latency of small models.
+        """
+        self.predict(inputs)
+        return functools.partial(self.predict, inputs)
+
+    def with_threads(self, threads: int | None) -> ModelAdapter:
+        """An unopened adapter for the same model with ``threads`` intra-op threads.
+
+        Returns ``self`` when the count is already ``threads``. Default: ``self`` (the model
+        cannot be re-created; it is timed as it is).
+        """
+        return self
 
 
 def check_inputs(model: str, inputs: Mapping[str, Array], spec: Mapping[str, TensorSpec]) -> None:

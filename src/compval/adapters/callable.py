@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from compval._types import Array, Outputs, TensorSpec
 from compval.adapters._base import AdapterInfo, ModelAdapter
 from compval.errors import InferenceError, InvalidParameterError
+from compval.types import Array, Outputs, TensorSpec
 
 __all__ = ["CallableAdapter", "structure_outputs"]
 

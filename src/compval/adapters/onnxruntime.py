@@ -5,18 +5,20 @@ onnxruntime is imported when the adapter opens, never when this module is import
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from compval._lazy import lazy_import
-from compval._types import Array, Outputs, TensorSpec
 from compval.adapters._base import AdapterInfo, ModelAdapter
-from compval.adapters._factory import check_threads, describe_file, require_file, sha256_file
+from compval.adapters._files import check_threads, describe_file, require_file, sha256_file
 from compval.errors import InvalidParameterError, ModelLoadError
+from compval.types import Array, Outputs, TensorSpec
 
 __all__ = ["ONNX_DTYPES", "OnnxRuntimeAdapter"]
 
@@ -111,15 +113,7 @@ class OnnxRuntimeAdapter(ModelAdapter):
                 f"this onnxruntime build; got {list(self._providers)}, expected names from "
                 f"{available}. Install the matching onnxruntime package or choose another."
             )
-        options = ort.SessionOptions()
-        if self._threads is not None:
-            options.intra_op_num_threads = self._threads
-        # Inter-op threads only run independent graph branches in parallel execution mode;
-        # the session runs sequentially, so a second pool would just add idle threads that
-        # compete with the intra-op pool (and with the other model) for cores and make
-        # latency measurements noisier.
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options = _session_options(ort, self._threads)
         try:
             session = ort.InferenceSession(
                 str(self._path), sess_options=options, providers=list(self._providers)
@@ -173,6 +167,56 @@ class OnnxRuntimeAdapter(ModelAdapter):
 
     def __repr__(self) -> str:
         return f"OnnxRuntimeAdapter({str(self._path)!r}, name={self.name!r})"
+
+    # -- optional hooks ------------------------------------------------------------------
+    @property
+    def model_format(self) -> str:
+        """Always ``onnx``."""
+        return "onnx"
+
+    @property
+    def model_file(self) -> Path:
+        """The ``.onnx`` file."""
+        return self._path
+
+    def time_reload(self, *, threads: int | None) -> float:
+        """Milliseconds to create a fresh session from the file, with this adapter's providers."""
+        ort = lazy_import("onnxruntime", extra="onnx")
+        options = _session_options(ort, threads)
+        providers = list(self.execution_providers() or self._providers)
+        start = time.perf_counter_ns()
+        ort.InferenceSession(str(self._path), sess_options=options, providers=providers)
+        return (time.perf_counter_ns() - start) / 1e6
+
+    def execution_providers(self) -> tuple[str, ...]:
+        """The session's active providers (opens the adapter if needed)."""
+        return tuple(self.session.get_providers())
+
+    def timed_call(self, inputs: Mapping[str, Array]) -> Callable[[], object]:
+        """``session.run`` on a checked feed: no per-call checks in the timed loop."""
+        self.predict(inputs)
+        return functools.partial(self._session.run, None, dict(inputs))
+
+    def with_threads(self, threads: int | None) -> OnnxRuntimeAdapter:
+        """A new, unopened adapter for the same file and providers (``self`` if unchanged)."""
+        if threads == self._threads:
+            return self
+        return OnnxRuntimeAdapter(
+            self._path, name=self.name, threads=threads, providers=self._providers
+        )
+
+
+def _session_options(ort: Any, threads: int | None) -> Any:
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    # Inter-op threads only run independent graph branches in parallel execution mode; the
+    # session runs sequentially, so a second pool would just add idle threads that compete
+    # with the intra-op pool (and with the other model) for cores and make latency
+    # measurements noisier.
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return options
 
 
 def _dims(shape: Sequence[object] | None) -> tuple[int | None, ...] | None:

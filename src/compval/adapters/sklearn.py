@@ -17,10 +17,10 @@ import numpy as np
 from typing_extensions import Self
 
 from compval._lazy import lazy_import
-from compval._types import Array, Outputs, TensorSpec
 from compval.adapters._base import AdapterInfo, ModelAdapter
-from compval.adapters._factory import describe_file, require_file, sha256_file
+from compval.adapters._files import describe_file, require_file, sha256_file
 from compval.errors import InvalidParameterError, ModelLoadError
+from compval.types import Array, Outputs, TensorSpec
 
 __all__ = ["SklearnAdapter"]
 

@@ -11,6 +11,7 @@ torch is imported when the adapter opens, never when this module is imported.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -21,9 +22,8 @@ import numpy.typing as npt
 from typing_extensions import Self
 
 from compval._lazy import lazy_import
-from compval._types import Array, Outputs, TensorSpec
 from compval.adapters._base import AdapterInfo, ModelAdapter
-from compval.adapters._factory import (
+from compval.adapters._files import (
     check_threads,
     describe_file,
     require_file,
@@ -32,6 +32,7 @@ from compval.adapters._factory import (
 )
 from compval.adapters.callable import check_names, structure_outputs
 from compval.errors import InferenceError, InvalidParameterError, ModelLoadError
+from compval.types import Array, Outputs, TensorSpec
 
 if TYPE_CHECKING:
     from torch import nn
@@ -287,6 +288,59 @@ class TorchAdapter(ModelAdapter):
     def __repr__(self) -> str:
         where = "in memory" if self._path is None else repr(str(self._path))
         return f"TorchAdapter({where}, source={self._source!r}, name={self.name!r})"
+
+    # -- optional hooks ------------------------------------------------------------------
+    @property
+    def model_format(self) -> str:
+        """``torchscript``, ``torch_export`` (files) or ``torch`` (an in-memory module)."""
+        return {"torchscript": "torchscript", "export": "torch_export"}.get(self._source, "torch")
+
+    @property
+    def model_file(self) -> Path | None:
+        """The archive, or None for an in-memory module."""
+        return self._path
+
+    def parameter_stats(self) -> tuple[int, float | None] | None:
+        """Parameter count and the share of exact zeros in floating weight matrices."""
+        try:
+            parameters = list(self.module.parameters())
+        except (AttributeError, RuntimeError, TypeError):
+            return None
+        params = sum(int(p.numel()) for p in parameters)
+        weights = [p for p in parameters if p.is_floating_point() and p.dim() >= 2]
+        total = sum(int(p.numel()) for p in weights)
+        zeros = sum(int((p.detach() == 0).sum()) for p in weights)
+        return params, (zeros / total if total else None)
+
+    def time_reload(self, *, threads: int | None) -> float | None:
+        """Milliseconds to load the archive again (None for an in-memory module)."""
+        if self._path is None:
+            return None
+        torch = lazy_import("torch", extra="torch")
+        start = time.perf_counter_ns()
+        if self._source == "export":
+            torch.export.load(str(self._path))
+        else:
+            torch.jit.load(str(self._path), map_location="cpu")
+        return (time.perf_counter_ns() - start) / 1e6
+
+    def with_threads(self, threads: int | None) -> TorchAdapter:
+        """A new, unopened adapter for the same archive.
+
+        ``self`` for an in-memory module, or when the thread count is unchanged.
+        """
+        if self._path is None or threads == self._threads:
+            return self
+        make = (
+            TorchAdapter.from_export if self._source == "export" else TorchAdapter.from_torchscript
+        )
+        return make(
+            self._path,
+            name=self.name,
+            input_names=self._input_names,
+            input_dtype=next(iter(self._spec.values())).dtype or np.float32,
+            threads=threads,
+        )
 
 
 def _load_torchscript(torch: Any, path: Path) -> Any:

@@ -26,7 +26,7 @@ from scipy import stats as sstats
 
 from compval.checks._criteria import OPS, Criterion
 from compval.metrics import MetricEstimate
-from compval.reports._model import CheckResult, Verdict
+from compval.results import CheckResult, Verdict
 
 __all__ = ["CheckSettings", "evaluate"]
 

@@ -9,15 +9,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from compval.errors import ExitCode, UsageError
+
 if TYPE_CHECKING:
-    from compval.cli.main import ExitCode
-    from compval.reports import Report
+    from compval.results import Report
     from compval.spec import AcceptanceSpec
 
 __all__ = ["add_compare", "add_demo", "add_init", "add_profile", "add_validate"]
 
 DEFAULT_REPORT_DIR = "compval-report"
-_FORMATS = ("json", "markdown", "junit")
 
 
 def _csv_list(text: str) -> list[str]:
@@ -47,12 +47,14 @@ def _non_negative(text: str) -> int:
 
 
 def _formats(text: str) -> list[str]:
+    from compval.reports import RENDERERS
+
     names = [{"md": "markdown"}.get(f, f) for f in _csv_list(text)]
-    unknown = [f for f in names if f not in _FORMATS]
+    unknown = [f for f in names if f not in RENDERERS]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
             f"unknown report format(s) {unknown or text!r}; expected a comma-separated list of "
-            f"{', '.join(_FORMATS)}"
+            f"{', '.join(RENDERERS)}"
         )
     return names
 
@@ -67,10 +69,17 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--format",
         type=_formats,
-        default=list(_FORMATS),
+        default=None,
         help="report formats, comma-separated: json,markdown,junit (default: all)",
     )
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
+    p.add_argument(
+        "--sink",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also send the finished report to a run sink (repeatable), e.g. github-summary",
+    )
 
 
 def _add_stats_options(p: argparse.ArgumentParser) -> None:
@@ -115,10 +124,15 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
 def _finish(report: Report, args: argparse.Namespace, *, exit_on_checks: bool = True) -> ExitCode:
     from rich.console import Console
 
-    from compval.cli.main import ExitCode
-    from compval.reports import render_console, write_reports
+    from compval.reports import get_sink, render_console, write_reports
 
-    paths = write_reports(report, args.report_dir, formats=args.format)
+    sinks = [get_sink(name) for name in args.sink]  # unknown names fail before any write
+    from compval.reports import RENDERERS
+
+    formats = list(RENDERERS) if args.format is None else args.format
+    paths = write_reports(report, args.report_dir, formats=formats)
+    for sink in sinks:
+        sink.send(report, paths)
     console = Console()
     if not args.quiet:
         render_console(report, console)
@@ -164,7 +178,7 @@ def _allow_pickle(spec: AcceptanceSpec) -> AcceptanceSpec:
 
 
 def _validate(args: argparse.Namespace) -> ExitCode:
-    from compval.runner import RunOptions, run_validation
+    from compval.engine import RunOptions, run_validation
     from compval.spec import LoadedSpec, load_spec
 
     loaded = load_spec(args.spec)
@@ -198,9 +212,9 @@ def add_compare(sub: Any) -> None:
     )
     p.add_argument(
         "--task",
-        choices=("classification", "regression", "generic"),
         default=None,
-        help="default: classification with --labels, generic without",
+        help="classification, regression or generic (default: classification with --labels, "
+        "generic without)",
     )
     p.add_argument("--batch-size", type=int, default=256, help="inference batch size (default 256)")
     p.add_argument("--seed", type=int, default=0, help="seed for resampling (default 0)")
@@ -210,43 +224,16 @@ def add_compare(sub: Any) -> None:
     p.set_defaults(handler=_compare)
 
 
-def default_criteria(task: str, has_labels: bool) -> list[dict[str, Any]]:
-    """The criteria ``compare`` applies, per task (printed so the user can copy them)."""
-    if task == "classification" and has_labels:
-        return [
-            {"id": "accuracy", "metric": "accuracy_score", "max_drop": 0.01},
-            {
-                "id": "accuracy-per-segment",
-                "metric": "accuracy_score",
-                "max_drop": 0.05,
-                "segment": "*",
-            },
-            {"id": "agreement", "metric": "top1_agreement", "min": 0.95},
-        ]
-    if task == "classification":
-        return [{"id": "agreement", "metric": "top1_agreement", "min": 0.98}]
-    if task == "regression" and has_labels:
-        return [
-            {"id": "mae", "metric": "mean_absolute_error", "max_relative_increase": 0.05},
-            {
-                "id": "mae-per-segment",
-                "metric": "mean_absolute_error",
-                "max_relative_increase": 0.10,
-                "segment": "*",
-            },
-        ]
-    return [{"id": "cosine", "metric": "cosine_similarity", "min": 0.99}]
-
-
 def _compare(args: argparse.Namespace) -> ExitCode:
     import yaml
     from rich.console import Console
 
-    from compval.runner import RunOptions, run_validation
+    from compval.engine import RunOptions, run_validation
     from compval.spec import LoadedSpec, spec_from_mapping
+    from compval.tasks import get_task
 
     task = args.task or ("classification" if args.labels else "generic")
-    criteria = default_criteria(task, args.labels is not None)
+    criteria = get_task(task).default_criteria(has_labels=args.labels is not None)
     names = _unique_names([args.reference, *args.candidates])
     raw = {
         "version": 1,
@@ -321,10 +308,34 @@ def add_profile(sub: Any) -> None:
 
 
 def _profile(args: argparse.Namespace) -> ExitCode:
-    from compval.cli._profile import run_profile_command
+    from pydantic import ValidationError
 
-    report = run_profile_command(args)
-    return _finish(report, args)
+    from compval.engine import ProfileRequest, profile_files
+    from compval.profiling import resolve_settings
+    from compval.spec import PerformanceSpec, validation_error
+
+    fields = {
+        "target": args.target,
+        "batch_sizes": args.batch_sizes,
+        "concurrency": args.concurrency,
+        "threads": args.threads,
+    }
+    try:
+        perf = PerformanceSpec(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        raise validation_error(
+            exc, source="compval profile", what="invalid flags", flag_names=True
+        ) from None
+    settings = resolve_settings(perf, base_dir=Path.cwd())
+    paths = [args.reference, *args.candidates]
+    request = ProfileRequest(
+        list(zip(_unique_names(paths), paths, strict=True)),
+        performance=perf,
+        data=args.data,
+        seed=args.seed,
+        allow_pickle=args.allow_pickle,
+    )
+    return _finish(profile_files(request, settings), args)
 
 
 # -- init ----------------------------------------------------------------------------------
@@ -343,7 +354,6 @@ def add_init(sub: Any) -> None:
 
 
 def _init(args: argparse.Namespace) -> ExitCode:
-    from compval.cli.main import ExitCode, UsageError
     from compval.reports import write_atomic
     from compval.spec import STARTER_SPEC
 
@@ -392,8 +402,8 @@ def _demo(args: argparse.Namespace) -> ExitCode:
     from rich.console import Console
 
     from compval.demo import build_demo
+    from compval.engine import RunOptions, run_validation
     from compval.errors import MissingDependencyError
-    from compval.runner import RunOptions, run_validation
 
     console = Console(stderr=True)
     with tempfile.TemporaryDirectory(prefix="compval-demo-") as tmp:

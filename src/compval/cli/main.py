@@ -9,36 +9,13 @@ traceback.
 from __future__ import annotations
 
 import argparse
-import enum
 import sys
 import traceback
 from collections.abc import Sequence
 
-from compval.errors import (
-    AdapterError,
-    CompvalError,
-    DataError,
-    InvalidParameterError,
-    ProfilingError,
-    SpecError,
-)
+from compval.errors import CompvalError, ExitCode, UsageError, exit_code_for
 
 __all__ = ["ExitCode", "main", "run"]
-
-
-class ExitCode(enum.IntEnum):
-    """Process exit codes (the CI contract)."""
-
-    OK = 0
-    CHECKS_FAILED = 1
-    INTERRUPTED = 2
-    INTERNAL_ERROR = 3
-    USAGE_ERROR = 4
-    RUN_ERROR = 5
-
-
-class UsageError(CompvalError):
-    """Bad command-line arguments."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,10 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Validate compressed models (quantized, pruned, distilled) against the model "
         "they came from: accuracy per segment with confidence intervals, prediction agreement, "
         "output fidelity, NaN/Inf, and an exit code for CI.",
-        epilog="Exit codes: 0 pass, 1 a check failed or was inconclusive, 3 internal error, "
-        "4 usage or spec error, 5 model or data error.",
+        epilog="Exit codes: 0 pass, 1 a check failed or was inconclusive, 2 interrupted, "
+        "3 internal error, 4 usage or spec error, 5 model, data or output error.",
     )
-    from compval import __version__
+    from compval._version import __version__
 
     parser.add_argument("--version", action="version", version=f"compval {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -88,23 +65,19 @@ def main(argv: Sequence[str] | None = None) -> ExitCode:
     except KeyboardInterrupt:
         print("compval: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
-    except (SpecError, InvalidParameterError, UsageError) as exc:
-        _error(exc)
-        return ExitCode.USAGE_ERROR
-    except (AdapterError, DataError, ProfilingError) as exc:
-        _error(exc)
-        return ExitCode.RUN_ERROR
-    except CompvalError as exc:
-        _error(exc)
-        return ExitCode.RUN_ERROR
-    except Exception:
-        traceback.print_exc()
-        print(
-            "compval: internal error: this is a bug in compval; please report it with the "
-            "traceback above.",
-            file=sys.stderr,
-        )
-        return ExitCode.INTERNAL_ERROR
+    except Exception as exc:
+        # One table (compval.errors.EXIT_CODES) says which code each error gives.
+        code = exit_code_for(exc)
+        if code == ExitCode.INTERNAL_ERROR:
+            traceback.print_exc()
+            print(
+                "compval: internal error: this is a bug in compval; please report it with the "
+                "traceback above.",
+                file=sys.stderr,
+            )
+        elif isinstance(exc, CompvalError):
+            _error(exc)
+        return code
 
 
 def _error(exc: BaseException) -> None:

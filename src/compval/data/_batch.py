@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from compval._types import Array
+from compval.types import Array
 
 __all__ = ["Batch", "Dataset"]
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from compval._types import Array
 from compval.demo._data import INK_LEVELS, DigitsSplit, split_digits, write_validation_parquet
 from compval.demo._models import (
     CALIBRATION_ROWS,
@@ -43,6 +42,7 @@ from compval.demo._onnx import (
 )
 from compval.demo._spec import SPEC_FILE_NAME, render_spec, write_spec
 from compval.errors import InvalidParameterError
+from compval.types import Array
 
 __all__ = ["DemoFiles", "build_demo"]
 

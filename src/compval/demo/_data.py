@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from compval._lazy import lazy_import
-from compval._types import Array
+from compval.types import Array
 
 __all__ = [
     "INK_LEVELS",

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from compval._lazy import lazy_import
-from compval._types import Array
 from compval.demo._onnx import INPUT_NAME, PIXEL_SCALE
+from compval.types import Array
 
 __all__ = [
     "CALIBRATION_ROWS",

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from compval._lazy import lazy_import
-from compval._types import Array
 from compval.demo._data import N_FEATURES
 from compval.errors import InternalError
+from compval.types import Array
 
 __all__ = [
     "INPUT_NAME",

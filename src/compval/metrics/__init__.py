@@ -5,7 +5,8 @@ Names follow scikit-learn's contract, checked by a test: ``*_score``, ``*_agreem
 evidence of a difference); ``*_error``, ``*_loss``, ``*_diff``, ``*_rate``, ``*_divergence``,
 ``*_distance`` and ``*_count`` are lower-is-better. Per-class metrics carry the
 class in brackets (``recall_score[3]``); performance metrics carry the batch size or client
-count (``latency_p95_ms[batch=1]``) and are registered by ``compval.profiling``.
+count (``latency_p95_ms[batch=1]``); their names are the spec's vocabulary
+(``compval.spec.PERF_METRIC_DIRECTIONS``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from compval.metrics._base import (
     Resampling,
 )
 from compval.metrics._segments import ClassTable, SegmentTable, format_value
-from compval.metrics.classification import ContingencyTable
+from compval.metrics.classification import INVALID, NO_LABEL, ContingencyTable
 from compval.metrics.continuous import (
     Calibration,
     KLQuantiles,
@@ -30,10 +31,25 @@ from compval.metrics.continuous import (
     OutputFidelity,
     ProbabilityDivergence,
     RegressionErrors,
+    kl_divergence_rows,
 )
+from compval.metrics.evidence import (
+    SLICE_SAMPLE_ROWS,
+    ConfidenceShift,
+    WeakSlices,
+    slice_sample,
+)
+from compval.spec import PERF_METRIC_DIRECTIONS
 
 __all__ = [
+    "INVALID",
     "METRICS",
+    "NO_LABEL",
+    "SLICE_SAMPLE_ROWS",
+    "ConfidenceShift",
+    "WeakSlices",
+    "kl_divergence_rows",
+    "slice_sample",
     "Accumulator",
     "BlockSumsAccumulator",
     "Calibration",
@@ -112,7 +128,8 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("nan_count", False, False, False, _ALL, interval=False),
         MetricInfo("inf_count", False, False, False, _ALL, interval=False),
         MetricInfo("nonfinite_count", False, False, False, _ALL, interval=False),
-        # Paired and distribution tests (compval._evidence): no bootstrap interval.
+        # Paired and distribution tests (ContingencyTable.paired_tests, ConfidenceShift): no
+        # bootstrap interval.
         MetricInfo("mcnemar_pvalue", True, True, True, _C, interval=False, needs_labels=True),
         MetricInfo("prediction_chi2_pvalue", True, True, True, _C, interval=False),
         MetricInfo("prediction_g_pvalue", True, True, True, _C, interval=False),
@@ -125,8 +142,6 @@ METRICS: dict[str, MetricInfo] = {
 
 
 def _all_metrics() -> dict[str, MetricInfo]:
-    from compval.profiling import PERF_METRIC_DIRECTIONS
-
     out = dict(METRICS)
     for name, higher in PERF_METRIC_DIRECTIONS.items():
         out.setdefault(

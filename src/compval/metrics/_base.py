@@ -29,9 +29,9 @@ from typing import Any, ClassVar
 import numpy as np
 from typing_extensions import Self
 
-from compval._types import Array
 from compval.errors import IncompatibleMergeError
 from compval.metrics._segments import SegmentTable
+from compval.types import Array
 
 #: Rows are hashed into this many blocks (``PairedRows.blocks``); accumulators may use fewer
 #: (a divisor), taking the block id modulo their count.
@@ -68,6 +68,9 @@ class PairedRows:
         cand_prob: Same for the candidate.
         kl: Per-row KL(reference || candidate) (0 on non-finite rows), computed once per batch
             for the accumulators that need it.
+        slice_columns: The columns the weak-slice search reads (features, then segment
+            columns), for the rows in ``slice_keep`` only; None when no search runs.
+        slice_keep: bool (rows,) mask of the rows the slice search sees; None for all.
     """
 
     reference: Array
@@ -82,6 +85,8 @@ class PairedRows:
     ref_prob: Array | None = None
     cand_prob: Array | None = None
     kl: Array | None = None
+    slice_columns: Sequence[Array] | None = None
+    slice_keep: Array | None = None
 
 
 @dataclass(frozen=True, slots=True)

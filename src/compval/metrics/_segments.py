@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from compval._types import Array
+from compval.types import Array
 
 __all__ = ["ClassTable", "SegmentTable", "format_value"]
 

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 from typing_extensions import Self
 
-from compval._types import Array
 from compval.errors import IncompatibleMergeError
 from compval.metrics._base import (
     Accumulator,
@@ -34,6 +33,7 @@ from compval.metrics._base import (
     build_estimates,
 )
 from compval.metrics._segments import SegmentTable
+from compval.types import Array
 
 __all__ = ["ContingencyTable", "TableMetrics"]
 
@@ -172,10 +172,13 @@ class ContingencyTable(Accumulator):
         return out
 
     def estimates(self, resampling: Resampling | None = None) -> list[MetricEstimate]:
-        """Every classification metric in every segment, with Poisson-table intervals."""
+        """The paired tests, then every classification metric in every segment.
+
+        Metrics get Poisson-table intervals; the tests (``paired_tests``) have none.
+        """
         from compval.stats import poisson_table_counts, stable_hash
 
-        out: list[MetricEstimate] = []
+        out: list[MetricEstimate] = self.paired_tests()
         for name, (label, ref, cand, count) in self.segment_cells().items():
             weights = count[None, :].astype(np.float64)
             if resampling is not None and resampling.replicates > 0:
@@ -202,6 +205,69 @@ class ContingencyTable(Accumulator):
             ]
             out.extend(build_estimates(items, resampling, method="poisson_table_bootstrap"))
         return out
+
+    def paired_tests(self) -> list[MetricEstimate]:
+        """McNemar, chi-square, G, JS and PSI per segment, from the table (no pass over rows).
+
+        Exact McNemar on the discordant pairs (with labels); chi-square and G tests, the
+        Jensen-Shannon distance and PSI between the two models' predicted-class distributions.
+        They are reported as metrics (``mcnemar_pvalue``, ``prediction_js_distance`` ...), so a
+        criterion can gate on them like on any other metric.
+        """
+        from compval.errors import InvalidParameterError
+        from compval.stats import (
+            chi_square_counts,
+            g_test_counts,
+            jensen_shannon,
+            mcnemar_exact,
+            psi,
+        )
+
+        out: list[MetricEstimate] = []
+        for name, (label, ref, cand, count) in self.segment_cells().items():
+            n = int(count.sum())
+            if np.all(label != NO_LABEL):
+                b = int(count[(label == ref) & (label != cand)].sum())
+                c = int(count[(label != ref) & (label == cand)].sum())
+                p = mcnemar_exact(b, c, n=n).p_value
+                out.append(_paired_value("mcnemar_pvalue", name, n, p or 1.0, True))
+            k = int(max(ref[ref != INVALID].max(initial=0), cand[cand != INVALID].max(initial=0)))
+            k += 2
+            ref_counts = np.bincount(
+                np.where(ref == INVALID, k - 1, ref), weights=count, minlength=k
+            ).astype(np.int64)
+            cand_counts = np.bincount(
+                np.where(cand == INVALID, k - 1, cand), weights=count, minlength=k
+            ).astype(np.int64)
+            try:
+                chi = chi_square_counts(ref_counts, cand_counts)
+                g = g_test_counts(ref_counts, cand_counts)
+            except InvalidParameterError:
+                continue
+            for metric, value, hib in (
+                ("prediction_chi2_pvalue", 1.0 if chi.p_value is None else chi.p_value, True),
+                ("prediction_g_pvalue", 1.0 if g.p_value is None else g.p_value, True),
+                ("prediction_js_distance", jensen_shannon(ref_counts, cand_counts).estimate, False),
+                ("prediction_psi_distance", psi(ref_counts, cand_counts).estimate, False),
+            ):
+                out.append(_paired_value(metric, name, n, value, hib))
+        return out
+
+
+def _paired_value(
+    metric: str, segment: str | None, n: int, value: float, hib: bool
+) -> MetricEstimate:
+    """A paired metric without an interval (a test's p-value or a distance)."""
+    return MetricEstimate(
+        metric=metric,
+        segment=segment,
+        higher_is_better=hib,
+        paired=True,
+        n=n,
+        reference=None,
+        candidate=float(value),
+        delta=None,
+    )
 
 
 def _row(values: Any, index: Any) -> Any:

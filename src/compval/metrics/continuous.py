@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from compval._types import Array
 from compval.metrics._base import BlockSumsAccumulator, Derived, PairedRows
 from compval.stats._calibration import calibration_bins, ece_from_sums
+from compval.types import Array
 
 __all__ = [
     "Calibration",

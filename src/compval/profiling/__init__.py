@@ -3,10 +3,10 @@
 Entry points:
 
 * ``resolve_settings(PerformanceSpec(...)) -> ProfileSettings``: merge a spec's
-  ``performance:`` section over its deployment target;
+  ``performance:`` section (``compval.spec.PerformanceSpec``) over its deployment target;
 * ``profile_models(reference, candidates, sample, settings=...) -> ProfileResult``;
   ``ProfileResult.to_dict()`` is the report's ``profile`` section and
-  ``ProfileResult.metric_values(candidate)`` feeds the checks;
+  ``ProfileResult.metric_estimates(candidate)`` feeds the checks;
 * ``synthetic_inputs(adapter, rows=..., seed=...)`` when no data is given;
 * ``model_stats(adapter)``, ``measure_latency``, ``run_load``, ``measure_peak_memory`` and
   ``OperatorSet`` for standalone use.
@@ -16,16 +16,9 @@ from __future__ import annotations
 
 from inspect import isfunction
 
-from pydantic import BaseModel
-
-# compval.spec's models import PerformanceSpec from this package, and PerformanceSpec needs
-# CriterionSpec from compval.spec: importing compval.spec first makes either import order
-# work, whatever compval/spec/__init__.py imports.
-import compval.spec  # noqa: F401  # isort: skip
 from compval.profiling._inputs import synthetic_inputs
 from compval.profiling._load import LoadStats, run_load
 from compval.profiling._memory import MemoryResult, measure_peak_memory
-from compval.profiling._metrics import PERF_METRIC_DIRECTIONS, parse_perf_metric
 from compval.profiling._model_stats import ModelStats, model_stats
 from compval.profiling._operators import (
     BUILTIN_OPERATOR_SETS,
@@ -35,14 +28,7 @@ from compval.profiling._operators import (
 )
 from compval.profiling._profile import profile_models
 from compval.profiling._result import SPEEDUP_CI_METHOD, ModelProfile, ProfileResult
-from compval.profiling._spec import (
-    BUILTIN_TARGETS,
-    DEFAULT_TARGET,
-    PerformanceSpec,
-    ProfileSettings,
-    TargetSpec,
-    resolve_settings,
-)
+from compval.profiling._settings import ProfileSettings, resolve_settings
 from compval.profiling._stats import (
     LatencyStats,
     SpeedupResult,
@@ -53,8 +39,6 @@ from compval.profiling._timing import measure_latency, time_interleaved
 
 __all__ = [
     "BUILTIN_OPERATOR_SETS",
-    "BUILTIN_TARGETS",
-    "DEFAULT_TARGET",
     "LatencyStats",
     "LoadStats",
     "MemoryResult",
@@ -62,19 +46,15 @@ __all__ = [
     "ModelStats",
     "OpUse",
     "OperatorSet",
-    "PERF_METRIC_DIRECTIONS",
-    "PerformanceSpec",
     "ProfileResult",
     "ProfileSettings",
     "SPEEDUP_CI_METHOD",
     "SpeedupResult",
-    "TargetSpec",
     "load_operator_set",
     "measure_latency",
     "measure_peak_memory",
     "model_stats",
     "paired_speedup",
-    "parse_perf_metric",
     "profile_models",
     "resolve_settings",
     "run_load",
@@ -83,10 +63,9 @@ __all__ = [
     "time_interleaved",
 ]
 
-# Show the public path in reprs and docs. Pydantic models keep theirs: pydantic resolves
-# their annotations in the module they were defined in.
+# Show the public path in reprs and docs.
 for _name in __all__:
     _obj = globals()[_name]
-    if (isinstance(_obj, type) and not issubclass(_obj, BaseModel)) or isfunction(_obj):
+    if isinstance(_obj, type) or isfunction(_obj):
         _obj.__module__ = __name__
 del _name, _obj

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from compval._types import Array, TensorSpec
 from compval.errors import DataError, InvalidParameterError, ProfilingError
+from compval.types import Array, TensorSpec
 
 if TYPE_CHECKING:
-    from compval.adapters._base import ModelAdapter
+    from compval.adapters import ModelAdapter
 
 __all__ = ["BatchCutter", "check_batch_axes", "synthetic_inputs"]
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from compval._types import Array
 from compval.errors import InvalidParameterError, ProfilingError
+from compval.types import Array
 
 __all__ = ["MemoryResult", "measure_peak_memory"]
 

@@ -1,9 +1,9 @@
 """Static facts about a model: size on disk, parameters, weight sparsity, load time, operators.
 
-The model kind is found by duck typing, so any adapter can be profiled: an object with a
-``session`` attribute (or a ``.onnx`` path) is ONNX, one with a ``module`` attribute is torch
-(TorchScript, or ``torch.export`` for ``.pt2`` files). For other adapters only the file size
-is known.
+Everything runtime-specific comes from the adapter's optional hooks (``model_format``,
+``model_file``, ``parameter_stats()``, ``load_time_s``, ``time_reload()``), so any adapter can
+be profiled; an ONNX file's graph is read here with the ``onnx`` package (the file format, not
+the runtime). For adapters without hooks only the file size is known.
 
 Parameter count: ONNX counts every element of every initializer (including quantization
 scales and zero points); torch sums ``numel()`` of the parameters. Weight sparsity is the
@@ -15,8 +15,6 @@ stored dense and so are no smaller on disk.
 from __future__ import annotations
 
 import math
-import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +27,9 @@ from compval.errors import AdapterError, ProfilingError
 from compval.profiling._operators import OpUse, normalize_domain
 
 if TYPE_CHECKING:
-    from compval.adapters._base import ModelAdapter
+    from compval.adapters import ModelAdapter
 
-__all__ = ["ModelStats", "model_kind", "model_path", "model_stats"]
+__all__ = ["ModelStats", "model_stats"]
 
 _MIB = 1024 * 1024
 # onnx.TensorProto data types: FLOAT, FLOAT16, DOUBLE, BFLOAT16.
@@ -69,35 +67,6 @@ class ModelStats:
         return None if self.size_bytes is None else self.size_bytes / _MIB
 
 
-def model_path(adapter: ModelAdapter) -> Path | None:
-    """The adapter's model file: its ``path`` attribute, else ``info().path``, else None."""
-    path = getattr(adapter, "path", None)
-    if path is None:
-        try:
-            path = adapter.info().path
-        except AdapterError:
-            path = None
-    if path is None:
-        return None
-    candidate = Path(os.fspath(path))
-    return candidate if candidate.is_file() else None
-
-
-def model_kind(adapter: ModelAdapter) -> str:
-    """``onnx``, ``torchscript``, ``torch_export``, ``torch`` or ``other`` (see ModelStats)."""
-    path = model_path(adapter)
-    if getattr(adapter, "session", None) is not None or (path and path.suffix.lower() == ".onnx"):
-        return "onnx"
-    module = getattr(adapter, "module", None)
-    if module is not None:
-        if path is None:
-            return "torch"
-        # TorchScript modules are RecursiveScriptModule / ScriptModule; torch.export
-        # programs come back as GraphModules.
-        return "torchscript" if "Script" in type(module).__name__ else "torch_export"
-    return "other"
-
-
 def model_stats(
     adapter: ModelAdapter, *, threads: int | None = None, measure_load_time: bool = True
 ) -> ModelStats:
@@ -116,8 +85,9 @@ def model_stats(
     Raises:
         ProfilingError: The model file cannot be read.
     """
-    kind = model_kind(adapter)
-    path = model_path(adapter)
+    kind = adapter.model_format
+    file = adapter.model_file
+    path = file if file is not None and Path(file).is_file() else None
     notes: list[str] = []
     size = _file_size(adapter, path)
     if size is None:
@@ -128,20 +98,20 @@ def model_stats(
     if kind == "onnx" and path is not None:
         params, sparsity, operators, external = _onnx_stats(path)
         size = (size or 0) + external
-    elif kind in ("torchscript", "torch_export", "torch"):
-        params, sparsity = _torch_stats(adapter.module)  # type: ignore[attr-defined]
     elif kind == "onnx":
         notes.append(f"model {adapter.name!r}: ONNX session without a file; graph not readable")
+    elif (own_stats := adapter.parameter_stats()) is not None:
+        params, sparsity = own_stats
     else:
         notes.append(f"model {adapter.name!r}: parameter count unknown for this adapter")
 
     load_ms: float | None = None
-    own = getattr(adapter, "load_time_s", None)
-    if isinstance(own, (int, float)) and not isinstance(own, bool) and math.isfinite(own):
+    own = adapter.load_time_s
+    if own is not None and math.isfinite(own):
         load_ms = float(own) * 1000.0
-    elif measure_load_time and path is not None and kind != "other":
-        load_ms = _time_load(adapter, kind, path, threads)
-    elif measure_load_time:
+    elif measure_load_time and path is not None:
+        load_ms = _time_reload(adapter, path, threads)
+    if load_ms is None and measure_load_time:
         notes.append(f"model {adapter.name!r}: load time unknown (no loadable model file)")
     return ModelStats(
         kind=kind,
@@ -252,38 +222,9 @@ def _attribute_graphs(attribute: Any) -> list[Any]:
     return graphs
 
 
-def _torch_stats(module: Any) -> tuple[int | None, float | None]:
+def _time_reload(adapter: ModelAdapter, path: Path, threads: int | None) -> float | None:
     try:
-        parameters = list(module.parameters())
-    except (AttributeError, RuntimeError, TypeError):
-        return None, None
-    params = sum(int(p.numel()) for p in parameters)
-    weights = [p for p in parameters if p.is_floating_point() and p.dim() >= 2]
-    total = sum(int(p.numel()) for p in weights)
-    zeros = sum(int((p.detach() == 0).sum()) for p in weights)
-    return params, (zeros / total if total else None)
-
-
-def _time_load(adapter: ModelAdapter, kind: str, path: Path, threads: int | None) -> float:
-    try:
-        if kind == "onnx":
-            ort = lazy_import("onnxruntime", extra="onnx")
-            options = ort.SessionOptions()
-            if threads is not None:
-                options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            session = getattr(adapter, "session", None)
-            providers = session.get_providers() if session is not None else None
-            start = time.perf_counter_ns()
-            ort.InferenceSession(str(path), sess_options=options, providers=providers)
-        else:
-            torch = lazy_import("torch", extra="torch")
-            start = time.perf_counter_ns()
-            if kind == "torch_export":
-                torch.export.load(str(path))
-            else:
-                torch.jit.load(str(path), map_location="cpu")
-        return (time.perf_counter_ns() - start) / 1e6
+        return adapter.time_reload(threads=threads)
     except Exception as exc:  # runtime loaders raise their own exception types
         raise ProfilingError(
             f"Model {adapter.name!r}: reloading {str(path)!r} to time it failed; got "

@@ -11,9 +11,9 @@ Order of work, for a reference and its candidates (all already open, same thread
 
 All models see the same rows: batches are cut from the sample pool in one seeded order.
 
-ONNX Runtime models are timed on ``session.run`` itself, after one checked ``predict`` on
-the same inputs: compval's per-call input checks cost microseconds that would otherwise
-inflate the latency of small models. Other adapters are timed through ``predict``.
+Models are timed through their adapter's ``timed_call`` hook: ONNX Runtime runs ``session.run``
+itself, after one checked ``predict`` on the same inputs (compval's per-call input checks
+cost microseconds that would inflate the latency of small models); others run ``predict``.
 """
 
 from __future__ import annotations
@@ -26,15 +26,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from compval._types import Array
-from compval.adapters._base import bind_inputs
+from compval.adapters import bind_inputs
 from compval.errors import AdapterError, InvalidParameterError, ProfilingError
 from compval.profiling._inputs import BatchCutter, check_batch_axes
 from compval.profiling._load import LoadStats, run_load
 from compval.profiling._memory import measure_peak_memory
 from compval.profiling._model_stats import ModelStats, model_stats
 from compval.profiling._result import ModelProfile, ProfileResult
-from compval.profiling._spec import ProfileSettings
+from compval.profiling._settings import ProfileSettings
 from compval.profiling._stats import (
     LatencyStats,
     SpeedupResult,
@@ -42,9 +41,10 @@ from compval.profiling._stats import (
     summarize_latencies,
 )
 from compval.profiling._timing import flatten, time_interleaved
+from compval.types import Array
 
 if TYPE_CHECKING:
-    from compval.adapters._base import ModelAdapter
+    from compval.adapters import ModelAdapter
 
 __all__ = ["profile_models"]
 
@@ -113,7 +113,7 @@ def profile_models(
     speedups: list[SpeedupResult] = []
     for size in settings.batch_sizes:
         calls = {
-            name: _timed_call(adapter, cutter.cut(bound[name], size))
+            name: adapter.timed_call(cutter.cut(bound[name], size))
             for name, adapter in models.items()
         }
         with _runtime_errors(f"latency at batch size {size}"):
@@ -144,7 +144,7 @@ def profile_models(
     for name, adapter in models.items():
         if not settings.concurrency:
             break
-        call = _timed_call(adapter, cutter.cut(bound[name], settings.concurrency_batch_size))
+        call = adapter.timed_call(cutter.cut(bound[name], settings.concurrency_batch_size))
         with _runtime_errors(f"the load test's warm-up of {name!r}"):
             for _ in range(settings.warmup):
                 call()
@@ -177,8 +177,7 @@ def profile_models(
             )
             continue
         say(f"{name}: peak memory in a child process")
-        session = getattr(adapter, "session", None)
-        get_providers = getattr(session, "get_providers", None)
+        providers = adapter.execution_providers()
         try:
             memory[name] = measure_peak_memory(
                 info.path,
@@ -186,7 +185,7 @@ def profile_models(
                 inputs=cutter.cut(bound[name], max(settings.batch_sizes)),
                 input_order=list(adapter.input_spec()),
                 threads=settings.threads,
-                providers=get_providers() if callable(get_providers) else None,
+                providers=None if providers is None else list(providers),
                 timeout_s=settings.memory_timeout_s,
             ).peak_mb
         except ProfilingError as exc:
@@ -223,22 +222,6 @@ def profile_models(
 
 def _quiet(_: str) -> None:
     """Progress sink that drops messages."""
-
-
-def _timed_call(adapter: ModelAdapter, inputs: Mapping[str, Array]) -> Callable[[], object]:
-    """A zero-argument callable running one batch, checked once through ``predict``."""
-    adapter.predict(inputs)
-    session = getattr(adapter, "session", None)
-    run = getattr(session, "run", None)
-    if callable(run):
-        feed = dict(inputs)
-        try:
-            run(None, feed)
-        except Exception:  # the adapter feeds the session differently; time predict instead
-            pass
-        else:
-            return functools.partial(run, None, feed)
-    return functools.partial(adapter.predict, inputs)
 
 
 @contextlib.contextmanager

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from compval.errors import InvalidParameterError
+from compval.metrics import MetricEstimate
 from compval.profiling._load import LoadStats
-from compval.profiling._metrics import PERF_METRIC_DIRECTIONS
-from compval.profiling._spec import ProfileSettings
+from compval.profiling._settings import ProfileSettings
 from compval.profiling._stats import LatencyStats, SpeedupResult
-from compval.reports._model import MetricValue
+from compval.spec import PERF_METRIC_DIRECTIONS
 
 __all__ = ["SPEEDUP_CI_METHOD", "ModelProfile", "ProfileResult"]
 
@@ -100,13 +100,14 @@ class ProfileResult:
             "speedup": [r.to_dict() for r in self.speedups],
         }
 
-    def metric_values(self, candidate: str) -> list[MetricValue]:
+    def metric_estimates(self, candidate: str) -> list[MetricEstimate]:
         """The candidate's performance metrics, named as in the shared vocabulary.
 
-        Two-sided metrics carry the reference's value, the candidate's and their difference
-        (candidate - reference); ``speedup[batch=B]`` carries the ratio and its interval in
-        ``candidate_value``/``ci_low``/``ci_high``; ``unsupported_op_count`` (only when the
-        target has an operator set) is the candidate's alone.
+        Two-sided metrics carry the reference's value, the candidate's, their difference
+        (candidate - reference) and ratio; ``speedup[batch=B]`` is paired: the ratio in
+        ``candidate`` and its interval in ``ci``; ``unsupported_op_count`` (only when the
+        target has an operator set) is the candidate's alone. The checks decide on these
+        exactly as on accuracy metrics.
 
         Args:
             candidate: A candidate's name.
@@ -116,23 +117,24 @@ class ProfileResult:
         """
         if candidate not in self.candidates:
             raise InvalidParameterError(
-                f"ProfileResult.metric_values: unknown candidate; got {candidate!r}, expected "
+                f"ProfileResult.metric_estimates: unknown candidate; got {candidate!r}, expected "
                 f"one of {list(self.candidates)}."
             )
         ref, cand = self.models[self.reference], self.models[candidate]
-        values: list[MetricValue] = []
+        values: list[MetricEstimate] = []
 
         def add(metric: str, r: float | None, c: float | None, n: int = 1) -> None:
             values.append(
-                MetricValue(
-                    candidate=candidate,
+                MetricEstimate(
                     metric=metric,
                     segment=None,
-                    reference_value=r,
-                    candidate_value=c,
-                    delta=None if r is None or c is None else c - r,
-                    n=max(n, 1),
                     higher_is_better=PERF_METRIC_DIRECTIONS[metric.split("[", 1)[0]],
+                    paired=r is None,
+                    n=max(n, 1),
+                    reference=r,
+                    candidate=c,
+                    delta=None if r is None or c is None else c - r,
+                    ratio=None if not r or c is None else c / r,
                 )
             )
 
@@ -151,18 +153,19 @@ class ProfileResult:
                 c_lat.iterations)  # fmt: skip
         for speedup in self.speedups:
             if speedup.candidate == candidate:
+                ci = (speedup.ci_low, speedup.ci_high)
                 values.append(
-                    MetricValue(
-                        candidate=candidate,
+                    MetricEstimate(
                         metric=f"speedup[batch={speedup.batch_size}]",
                         segment=None,
-                        reference_value=None,
-                        candidate_value=speedup.ratio,
-                        delta=None,
-                        n=speedup.rounds,
                         higher_is_better=True,
-                        ci_low=speedup.ci_low,
-                        ci_high=speedup.ci_high,
+                        paired=True,
+                        n=speedup.rounds,
+                        reference=None,
+                        candidate=speedup.ratio,
+                        delta=None,
+                        ci=ci,
+                        ci_candidate=ci,
                         confidence=speedup.confidence,
                         ci_method=SPEEDUP_CI_METHOD,
                     )
@@ -184,15 +187,15 @@ class ProfileResult:
         if self.settings.operators is not None:
             count = None if cand.unsupported_ops is None else float(len(cand.unsupported_ops))
             values.append(
-                MetricValue(
-                    candidate=candidate,
+                MetricEstimate(
                     metric="unsupported_op_count",
                     segment=None,
-                    reference_value=None,
-                    candidate_value=count,
-                    delta=None,
-                    n=1,
                     higher_is_better=False,
+                    paired=True,
+                    n=1,
+                    reference=None,
+                    candidate=count,
+                    delta=None,
                 )
             )
         return values

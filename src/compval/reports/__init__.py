@@ -1,30 +1,41 @@
-"""The report: one data object, rendered to JSON (the contract), Markdown, JUnit and console.
+"""Renderers of a :class:`compval.results.Report`: JSON (the contract), Markdown, JUnit, console.
 
-``reports/`` never computes: renderers only format a ``Report``. ``report.json`` follows
-``docs/report.schema.json`` (schema_version 1).
+``reports/`` never computes and imports only ``compval.results`` and ``compval.errors``:
+renderers only format a ``Report``. ``report.json`` follows ``docs/report.schema.json``
+(schema_version 1). Formats and run sinks are registries (``register_renderer``,
+``register_sink``).
 """
 
 from __future__ import annotations
 
-from compval.reports._model import SCHEMA_VERSION, CheckResult, MetricValue, Report, RunInfo
-from compval.reports._write import RENDERERS, write_atomic, write_reports
+from compval.reports._registry import (
+    FILENAMES,
+    RENDERERS,
+    RunSink,
+    get_sink,
+    register_renderer,
+    register_sink,
+    sink_names,
+)
+from compval.reports._write import write_atomic, write_reports
 from compval.reports.console import render_console
 from compval.reports.json import render_json
 from compval.reports.junit import render_junit
 from compval.reports.markdown import render_markdown
 
 __all__ = [
+    "FILENAMES",
     "RENDERERS",
-    "SCHEMA_VERSION",
-    "CheckResult",
-    "MetricValue",
-    "Report",
-    "RunInfo",
+    "RunSink",
+    "get_sink",
+    "register_renderer",
+    "register_sink",
     "render_console",
     "render_json",
     "render_junit",
     "render_markdown",
     "write_atomic",
+    "sink_names",
     "write_reports",
 ]
 

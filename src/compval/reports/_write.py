@@ -1,4 +1,4 @@
-"""Writing reports to disk: atomic file replacement and the format -> renderer table.
+"""Writing reports to disk: atomic file replacement of every registered format.
 
 A report file is either the old one or the complete new one, never a half-written mix: CI
 systems read ``junit.xml`` and ``report.json`` as soon as they appear, and a run killed while
@@ -11,27 +11,14 @@ import contextlib
 import os
 import secrets
 import stat
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from types import MappingProxyType
 
-from compval.errors import InvalidParameterError
-from compval.reports._model import Report
-from compval.reports.json import render_json
-from compval.reports.junit import render_junit
-from compval.reports.markdown import render_markdown
+from compval.errors import InvalidParameterError, OutputError
+from compval.reports._registry import FILENAMES, RENDERERS
+from compval.results import Report
 
-__all__ = ["FILENAMES", "RENDERERS", "write_atomic", "write_reports"]
-
-RENDERERS: Mapping[str, Callable[[Report], str]] = MappingProxyType(
-    {"json": render_json, "markdown": render_markdown, "junit": render_junit}
-)
-"""Format name -> ``render_<format>(report) -> str``."""
-
-FILENAMES: Mapping[str, str] = MappingProxyType(
-    {"json": "report.json", "markdown": "report.md", "junit": "junit.xml"}
-)
-"""Format name -> the file name ``write_reports`` gives it."""
+__all__ = ["write_atomic", "write_reports"]
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -115,13 +102,14 @@ def write_reports(
         Format name -> path of the file written, in the order of ``formats``.
 
     Raises:
-        InvalidParameterError: An unknown format, ``formats`` given as a single string,
-            ``directory`` is not a folder, or a file could not be written.
+        InvalidParameterError: An unknown format, or ``formats`` given as a single string.
+        OutputError: ``directory`` is not a folder, or a file could not be written (exit
+            code 5: the run's output failed, not its arguments).
 
     Example:
         >>> import tempfile
         >>> from pathlib import Path
-        >>> from compval.reports import Report, RunInfo
+        >>> from compval.results import Report, RunInfo
         >>> run = RunInfo(compval_version="0.1.0", python_version="3.11", platform="linux",
         ...     runtimes={}, task="classification", spec_hash=None, spec_path=None,
         ...     data_hash="sha256:0", data_rows=0, seed=0, batch_size=1,
@@ -146,7 +134,7 @@ def write_reports(
         )
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
-        raise InvalidParameterError(
+        raise OutputError(
             f"write_reports: report directory is not a folder; got {str(directory)!r}, "
             "expected a folder path. Choose another output path."
         )
@@ -159,7 +147,7 @@ def write_reports(
             write_atomic(path, text)
             written[name] = path
     except OSError as exc:
-        raise InvalidParameterError(
+        raise OutputError(
             f"write_reports: cannot write the {len(texts) - len(written)} remaining report "
             f"file(s) in {str(directory)!r}; got {type(exc).__name__}: {exc}, expected a "
             "writable folder. Check the path, its permissions and the free disk space."

@@ -11,21 +11,21 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 from rich.text import Text
 
-from compval.reports._model import CheckResult, Report
-from compval.reports.markdown import (
-    _NONE,
-    _fmt_delta,
-    _fmt_interval,
-    _fmt_number,
-    _fmt_observed,
-    _fmt_segment,
-    _fmt_threshold,
-    _profile_latency_rows,
-    _profile_speedup_rows,
-    _profile_target_line,
-    _profile_unsupported_lines,
-    _sorted_checks,
+from compval.reports._format import (
+    NONE,
+    fmt_delta,
+    fmt_interval,
+    fmt_number,
+    fmt_observed,
+    fmt_segment,
+    fmt_threshold,
+    profile_latency_rows,
+    profile_speedup_rows,
+    profile_target_line,
+    profile_unsupported_lines,
+    sorted_checks,
 )
+from compval.results import CheckResult, Report
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -50,7 +50,7 @@ def render_console(report: Report, console: Console) -> None:
     Example:
         >>> import io
         >>> from rich.console import Console
-        >>> from compval.reports import Report, RunInfo
+        >>> from compval.results import Report, RunInfo
         >>> run = RunInfo(compval_version="0.1.0", python_version="3.11", platform="linux",
         ...     runtimes={}, task="classification", spec_hash=None, spec_path=None,
         ...     data_hash="sha256:0", data_rows=0, seed=0, batch_size=1,
@@ -87,7 +87,7 @@ def _checks_table(report: Report) -> Table:
     table.add_column("Verdict", no_wrap=True)
     table.add_column("Observed", justify="right")
     table.add_column("Threshold", justify="right")
-    ordered = _sorted_checks(report.checks)
+    ordered = sorted_checks(report.checks)
     passing_shown = 0
     for check in ordered:
         if check.verdict == "pass":
@@ -97,10 +97,10 @@ def _checks_table(report: Report) -> Table:
         table.add_row(
             Text(check.id),
             Text(check.candidate),
-            Text(_fmt_segment(check.segment)),
+            Text(fmt_segment(check.segment)),
             _verdict_text(check),
-            Text(_fmt_observed(check)),
-            Text(_fmt_threshold(check)),
+            Text(fmt_observed(check)),
+            Text(fmt_threshold(check)),
         )
     hidden = sum(c.verdict == "pass" for c in ordered) - passing_shown
     if hidden:
@@ -109,7 +109,7 @@ def _checks_table(report: Report) -> Table:
 
 
 def _print_messages(report: Report, console: Console) -> None:
-    failing = [c for c in _sorted_checks(report.checks) if c.verdict != "pass"]
+    failing = [c for c in sorted_checks(report.checks) if c.verdict != "pass"]
     for check in failing[:_MAX_MESSAGES]:
         head = Text.assemble((check.junit_name, "bold"), ": ")
         console.print(head + Text(check.message))
@@ -141,18 +141,18 @@ def _metrics_table(report: Report) -> Table | None:
         table.add_column("Interval", justify="right")
     table.add_column("n", justify="right")
     for m in overall:
-        cells = [Text(m.candidate), Text(m.metric), Text(_fmt_number(m.reference_value))]
-        cells += [Text(_fmt_number(m.candidate_value)), _delta_text(m.delta, m.higher_is_better)]
+        cells = [Text(m.candidate), Text(m.metric), Text(fmt_number(m.reference_value))]
+        cells += [Text(fmt_number(m.candidate_value)), _delta_text(m.delta, m.higher_is_better)]
         if with_ci:
-            cells.append(Text(_fmt_interval(m.ci_low, m.ci_high)))
-        cells.append(Text(_fmt_number(m.n)))
+            cells.append(Text(fmt_interval(m.ci_low, m.ci_high)))
+        cells.append(Text(fmt_number(m.n)))
         table.add_row(*cells)
     return table
 
 
 def _delta_text(delta: float | None, higher_is_better: bool | None) -> Text:
     """The delta, green when it goes the metric's good way, red when it goes the bad way."""
-    text = Text(_fmt_delta(delta))
+    text = Text(fmt_delta(delta))
     if delta is None or higher_is_better is None or delta != delta or delta == 0:
         return text
     text.stylize("green" if (delta > 0) == higher_is_better else "red")
@@ -161,9 +161,9 @@ def _delta_text(delta: float | None, higher_is_better: bool | None) -> Text:
 
 def _print_profile(report: Report, console: Console) -> None:
     profile = report.profile or {}
-    target = _profile_target_line(profile)
-    latency = _profile_latency_rows(profile)
-    speedups = _profile_speedup_rows(profile)
+    target = profile_target_line(profile)
+    latency = profile_latency_rows(profile)
+    speedups = profile_speedup_rows(profile)
     if not (target or latency or speedups):
         return
     table = Table(title="Performance", title_justify="left", caption=target or None)
@@ -184,10 +184,10 @@ def _print_profile(report: Report, console: Console) -> None:
                 (candidate, "bold"),
                 f" at batch {batch}: ",
                 (ratio, "bold"),
-                f" {interval}" if interval != _NONE else "",
+                f" {interval}" if interval != NONE else "",
             )
         )
-    for line in _profile_unsupported_lines(profile):
+    for line in profile_unsupported_lines(profile):
         console.print(Text(line, style="yellow"))
 
 

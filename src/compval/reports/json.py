@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from compval.reports._model import Report
+from compval.results import Report
 
 __all__ = ["render_json"]
 
@@ -26,7 +26,7 @@ def render_json(report: Report) -> str:
         The ``report.json`` text.
 
     Example:
-        >>> from compval.reports import Report, RunInfo
+        >>> from compval.results import Report, RunInfo
         >>> run = RunInfo(compval_version="0.1.0", python_version="3.11", platform="linux",
         ...     runtimes={}, task="classification", spec_hash=None, spec_path=None,
         ...     data_hash="sha256:0", data_rows=0, seed=0, batch_size=1,

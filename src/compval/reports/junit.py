@@ -18,8 +18,8 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from compval.reports._model import CheckResult, Report
-from compval.reports.markdown import _fmt_observed, _fmt_threshold
+from compval.reports._format import fmt_observed, fmt_threshold
+from compval.results import CheckResult, Report
 
 __all__ = ["render_junit"]
 
@@ -37,7 +37,7 @@ def render_junit(report: Report) -> str:
         The XML document (UTF-8 declaration, indented), ending with a newline.
 
     Example:
-        >>> from compval.reports import Report, RunInfo
+        >>> from compval.results import Report, RunInfo
         >>> run = RunInfo(compval_version="0.1.0", python_version="3.11", platform="linux",
         ...     runtimes={}, task="classification", spec_hash=None, spec_path=None,
         ...     data_hash="sha256:0", data_rows=0, seed=0, batch_size=1,
@@ -119,8 +119,8 @@ def _failure_text(check: CheckResult) -> str:
         f"verdict: {check.verdict}",
         f"metric: {check.metric}",
         f"segment: {check.segment or 'overall'}",
-        f"observed: {_fmt_observed(check)}",
-        f"threshold: {_fmt_threshold(check)}",
+        f"observed: {fmt_observed(check)}",
+        f"threshold: {fmt_threshold(check)}",
         f"severity: {check.severity}",
     ]
     criterion = ", ".join(f"{k}={v}" for k, v in check.criterion.items())

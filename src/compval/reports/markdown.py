@@ -15,42 +15,38 @@ return plain, unescaped text.
 
 from __future__ import annotations
 
-import math
-import numbers
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, SupportsFloat, TypeGuard
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from compval.reports._model import CheckResult, MetricValue, Report
+from compval.reports._format import (
+    _escape,
+    _fmt_verdict,
+    _group,
+    _interval_notes,
+    _profile_concurrency_rows,
+    _row,
+    _shorten,
+    _size,
+    _table,
+    fmt_delta,
+    fmt_interval,
+    fmt_number,
+    fmt_observed,
+    fmt_segment,
+    fmt_threshold,
+    profile_latency_rows,
+    profile_speedup_rows,
+    profile_target_line,
+    profile_unsupported_lines,
+    sorted_checks,
+)
+from compval.results import CheckResult, Report
 
 __all__ = ["render_markdown"]
 
 _LIMIT_BYTES = 58_000
 _FAILING_CAP_BYTES = 30_000
 _OVERALL_CAP_BYTES = 14_000
-_MAX_CELL_CHARS = 300
-_NONE = "—"
-
-_ESCAPES = str.maketrans(
-    {
-        "\\": "\\\\",
-        "`": "\\`",
-        "*": "\\*",
-        "_": "\\_",
-        "[": "\\[",
-        "]": "\\]",
-        "~": "\\~",
-        "|": "\\|",
-        "&": "&amp;",
-        "<": "&lt;",
-        ">": "&gt;",
-        "\r": " ",
-        "\n": " ",
-        "\t": " ",
-        "\u2028": " ",
-        "\u2029": " ",
-    }
-)
-_VERDICT_RANK = {"fail": 0, "inconclusive": 1, "pass": 2}
 
 
 def render_markdown(report: Report) -> str:
@@ -64,7 +60,7 @@ def render_markdown(report: Report) -> str:
         size (rows that do not fit are counted in a note pointing to ``report.json``).
 
     Example:
-        >>> from compval.reports import Report, RunInfo
+        >>> from compval.results import Report, RunInfo
         >>> run = RunInfo(compval_version="0.1.0", python_version="3.11", platform="linux",
         ...     runtimes={}, task="classification", spec_hash=None, spec_path=None,
         ...     data_hash="sha256:0", data_rows=10, seed=0, batch_size=1,
@@ -77,7 +73,7 @@ def render_markdown(report: Report) -> str:
     perf = _performance(report.profile) if report.profile is not None else []
     fixed = _size(head) + _size(perf)
 
-    failing = _sorted_checks(c for c in report.checks if c.verdict != "pass")
+    failing = sorted_checks(c for c in report.checks if c.verdict != "pass")
     failing_part = _failing_section(failing, min(_FAILING_CAP_BYTES, _LIMIT_BYTES - fixed))
     used = fixed + _size(failing_part)
     overall_part = _overall_section(report, min(_OVERALL_CAP_BYTES, _LIMIT_BYTES - used))
@@ -103,7 +99,7 @@ def _header(report: Report) -> list[str]:
     if not report.checks:
         lines.append("No acceptance criteria were checked: nothing is gated.")
     run = report.run
-    facts = [f"{_fmt_number(run.data_rows)} rows", f"task {run.task}", f"seed {run.seed}"]
+    facts = [f"{fmt_number(run.data_rows)} rows", f"task {run.task}", f"seed {run.seed}"]
     facts.append(f"compval {run.compval_version}")
     if run.spec_hash:
         facts.append(f"spec {_shorten(run.spec_hash, 19)}")
@@ -138,10 +134,10 @@ def _failing_section(failing: Sequence[CheckResult], budget: int) -> list[str]:
             [
                 c.id,
                 c.candidate,
-                _fmt_segment(c.segment),
+                fmt_segment(c.segment),
                 _fmt_verdict(c),
-                _fmt_observed(c),
-                _fmt_threshold(c),
+                fmt_observed(c),
+                fmt_threshold(c),
                 c.message,
             ]
         )
@@ -163,9 +159,9 @@ def _overall_section(report: Report, budget: int) -> list[str]:
         title = [f"#### {_escape(candidate)}", ""]
         rows = [
             _row(
-                [m.metric, _fmt_number(m.reference_value), _fmt_number(m.candidate_value)]
-                + [_fmt_delta(m.delta)]
-                + ([_fmt_interval(m.ci_low, m.ci_high)] if with_ci else [])
+                [m.metric, fmt_number(m.reference_value), fmt_number(m.candidate_value)]
+                + [fmt_delta(m.delta)]
+                + ([fmt_interval(m.ci_low, m.ci_high)] if with_ci else [])
             )
             for m in rows_of
         ]
@@ -202,11 +198,11 @@ def _details_section(report: Report, budget: int) -> list[str]:
         header += ["n"]
         rows = [
             _row(
-                [m.candidate, _fmt_segment(m.segment), m.metric]
-                + [_fmt_number(m.reference_value), _fmt_number(m.candidate_value)]
-                + [_fmt_delta(m.delta)]
-                + ([_fmt_interval(m.ci_low, m.ci_high)] if with_ci else [])
-                + [_fmt_number(m.n)]
+                [m.candidate, fmt_segment(m.segment), m.metric]
+                + [fmt_number(m.reference_value), fmt_number(m.candidate_value)]
+                + [fmt_delta(m.delta)]
+                + ([fmt_interval(m.ci_low, m.ci_high)] if with_ci else [])
+                + [fmt_number(m.n)]
             )
             for m in segmented
         ]
@@ -218,13 +214,13 @@ def _details_section(report: Report, budget: int) -> list[str]:
                 [
                     c.id,
                     c.candidate,
-                    _fmt_segment(c.segment),
-                    _fmt_observed(c),
-                    _fmt_threshold(c),
+                    fmt_segment(c.segment),
+                    fmt_observed(c),
+                    fmt_threshold(c),
                     c.message,
                 ]
             )
-            for c in _sorted_checks(passing)
+            for c in sorted_checks(passing)
         ]
         sections.append(("#### Passing checks", header, rows))
     if concurrency:
@@ -242,10 +238,10 @@ def _details_section(report: Report, budget: int) -> list[str]:
 
 
 def _performance(profile: Mapping[str, Any]) -> list[str]:
-    latency = _profile_latency_rows(profile)
-    speedups = _profile_speedup_rows(profile)
-    target = _profile_target_line(profile)
-    unsupported = _profile_unsupported_lines(profile)
+    latency = profile_latency_rows(profile)
+    speedups = profile_speedup_rows(profile)
+    target = profile_target_line(profile)
+    unsupported = profile_unsupported_lines(profile)
     if not (latency or speedups or target or unsupported):
         return []
     out = ["### Performance", ""]
@@ -264,263 +260,3 @@ def _performance(profile: Mapping[str, Any]) -> list[str]:
 
 
 # --- profile extraction (shared with the console renderer) ---------------------------------
-
-
-def _profile_target_line(profile: Mapping[str, Any]) -> str:
-    """One line describing the profiling target and settings, or '' when there is none."""
-    target = _mapping(profile.get("target"))
-    settings = _mapping(profile.get("settings"))
-    facts = []
-    if target.get("name") is not None:
-        facts.append(f"target {target['name']}")
-    if target.get("threads") is not None:
-        facts.append(f"threads {_fmt_number(target['threads'])}")
-    for key, label in (("batch_sizes", "batch sizes"), ("concurrency", "clients")):
-        values = target.get(key)
-        if isinstance(values, (list, tuple)) and values:
-            facts.append(f"{label} {', '.join(_fmt_number(v) for v in values)}")
-    for key, label in (("warmup", "warm-up"), ("min_iterations", "min iterations")):
-        if settings.get(key) is not None:
-            facts.append(f"{label} {_fmt_number(settings[key])}")
-    if settings.get("min_duration_s") is not None:
-        facts.append(f"min duration {_fmt_number(settings['min_duration_s'])} s")
-    return " · ".join(facts)
-
-
-def _profile_latency_rows(profile: Mapping[str, Any]) -> list[list[str]]:
-    """Rows: model, role, batch, p50 ms, p95 ms, throughput, size MB, peak MB."""
-    rows = []
-    for name, model in _mapping(profile.get("models")).items():
-        info = _mapping(model)
-        role = str(info.get("role", ""))
-        size = _fmt_number(info.get("size_mb"))
-        peak = _fmt_number(info.get("peak_memory_mb"))
-        entries = _mappings(info.get("latency"))
-        if not entries:
-            rows.append([str(name), role, _NONE, _NONE, _NONE, _NONE, size, peak])
-        for entry in entries:
-            rows.append(
-                [
-                    str(name),
-                    role,
-                    _fmt_number(entry.get("batch_size")),
-                    _fmt_number(entry.get("p50_ms")),
-                    _fmt_number(entry.get("p95_ms")),
-                    _fmt_number(entry.get("throughput_sps")),
-                    size,
-                    peak,
-                ]
-            )
-    return rows
-
-
-def _profile_speedup_rows(profile: Mapping[str, Any]) -> list[list[str]]:
-    """Rows: candidate, batch, speedup ratio, interval (with its confidence)."""
-    rows = []
-    for entry in _mappings(profile.get("speedup")):
-        ratio = entry.get("ratio")
-        interval = _fmt_interval(entry.get("ci_low"), entry.get("ci_high"))
-        confidence = entry.get("confidence")
-        if interval and _is_number(confidence):
-            interval += f" ({_fmt_number(100 * float(confidence))}%)"
-        rows.append(
-            [
-                str(entry.get("candidate", _NONE)),
-                _fmt_number(entry.get("batch_size")),
-                f"{_fmt_number(ratio)}x" if _is_number(ratio) else _NONE,
-                interval or _NONE,
-            ]
-        )
-    return rows
-
-
-def _profile_concurrency_rows(profile: Mapping[str, Any]) -> list[list[str]]:
-    """Rows: model, clients, batch, throughput, p50/p95/p99 ms, errors/requests."""
-    rows = []
-    for name, model in _mapping(profile.get("models")).items():
-        for entry in _mappings(_mapping(model).get("concurrency")):
-            errors = _fmt_number(entry.get("errors"))
-            if entry.get("requests") is not None:
-                errors += f" / {_fmt_number(entry.get('requests'))}"
-            rows.append(
-                [
-                    str(name),
-                    _fmt_number(entry.get("clients")),
-                    _fmt_number(entry.get("batch_size")),
-                    _fmt_number(entry.get("throughput_sps")),
-                    _fmt_number(entry.get("p50_ms")),
-                    _fmt_number(entry.get("p95_ms")),
-                    _fmt_number(entry.get("p99_ms")),
-                    errors,
-                ]
-            )
-    return rows
-
-
-def _profile_unsupported_lines(profile: Mapping[str, Any]) -> list[str]:
-    """One line per model with unsupported operators."""
-    lines = []
-    for name, model in _mapping(profile.get("models")).items():
-        ops = _mapping(model).get("unsupported_ops")
-        if isinstance(ops, (list, tuple)) and ops:
-            shown = ", ".join(str(op) for op in ops[:10])
-            more = f" and {len(ops) - 10} more" if len(ops) > 10 else ""
-            lines.append(f"{name}: unsupported operators: {shown}{more}")
-    return lines
-
-
-# --- formatting (shared with the console renderer) -----------------------------------------
-
-
-def _fmt_number(value: object) -> str:
-    """4 significant digits; large values without exponent; None as a dash."""
-    if value is None:
-        return _NONE
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, numbers.Integral):
-        return f"{int(value):,}"
-    if isinstance(value, numbers.Real):
-        return _fmt_float(float(value), sign="")
-    return str(value)
-
-
-def _fmt_delta(value: object) -> str:
-    """Like ``_fmt_number`` with an explicit sign."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return _fmt_float(float(value), sign="+")
-    return _fmt_number(value)
-
-
-def _fmt_float(value: float, *, sign: str) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return f"{'+' if sign and value > 0 else ''}{'inf' if value > 0 else '-inf'}"
-    value += 0.0  # turns -0.0 into 0.0
-    rounded = float(f"{value:.4g}")
-    if 1e4 <= abs(rounded) < 1e15:
-        # Keep 4 significant digits but spell them out: 123,500 reads better than 1.235e+05.
-        return f"{rounded:{sign},.0f}"
-    return f"{value:{sign}.4g}"
-
-
-def _fmt_interval(low: object, high: object) -> str:
-    """``[low, high]``, or '' when neither bound is present."""
-    if low is None and high is None:
-        return ""
-    return f"[{_fmt_number(low)}, {_fmt_number(high)}]"
-
-
-def _fmt_segment(segment: str | None) -> str:
-    return "overall" if segment is None else segment
-
-
-def _fmt_verdict(check: CheckResult) -> str:
-    if check.verdict == "pass":
-        return "✅ pass"
-    if check.blocking:
-        return f"❌ {check.verdict}"
-    return f"⚠️ {check.verdict} (non-blocking)"
-
-
-def _fmt_observed(check: CheckResult) -> str:
-    if _mapping(check.criterion).get("compare") == "delta":
-        return _fmt_delta(check.observed)
-    return _fmt_number(check.observed)
-
-
-def _fmt_threshold(check: CheckResult) -> str:
-    op = _mapping(check.criterion).get("op")
-    op = getattr(op, "value", op)
-    text = _fmt_number(check.threshold)
-    return f"{op} {text}" if isinstance(op, str) and op else text
-
-
-def _interval_notes(metrics: Iterable[MetricValue]) -> str:
-    kinds = {
-        (m.confidence, m.ci_method)
-        for m in metrics
-        if (m.ci_low is not None or m.ci_high is not None)
-        and (m.confidence is not None or m.ci_method is not None)
-    }
-    if not kinds:
-        return ""
-    parts = []
-    for confidence, method in sorted(kinds, key=lambda k: (str(k[0]), str(k[1]))):
-        level = f"{_fmt_number(100 * float(confidence))}%" if _is_number(confidence) else ""
-        parts.append(" ".join(p for p in (level, method or "") if p))
-    return "Intervals: " + "; ".join(parts) + "."
-
-
-# --- Markdown helpers ----------------------------------------------------------------------
-
-
-def _escape(text: str) -> str:
-    """Neutralise Markdown/HTML syntax in text that comes from data."""
-    return text.translate(_ESCAPES)
-
-
-def _row(cells: Sequence[object]) -> str:
-    return "| " + " | ".join(_escape(_shorten(str(c), _MAX_CELL_CHARS)) for c in cells) + " |"
-
-
-def _table(header: Sequence[str], rows: Sequence[str], budget: int | None) -> list[str]:
-    """A table, with as many rows as fit in ``budget`` bytes and a note counting the rest."""
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    if budget is None:
-        return out + list(rows)
-    room = budget - _size(out) - 60  # keep room for the note
-    shown = 0
-    for row in rows:
-        size = len(row.encode("utf-8")) + 1
-        if size > room:
-            break
-        out.append(row)
-        room -= size
-        shown += 1
-    if shown < len(rows):
-        if shown == 0:
-            out = []
-        more = len(rows) - shown
-        out += ["", f"_{more:,} more {'row' if more == 1 else 'rows'} in report.json._"]
-    return out
-
-
-def _size(lines: Sequence[str]) -> int:
-    return sum(len(line.encode("utf-8")) + 1 for line in lines)
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _sorted_checks(checks: Iterable[CheckResult]) -> list[CheckResult]:
-    """Non-passing first; among them blocking first, then fail before inconclusive; stable."""
-    return sorted(
-        checks,
-        key=lambda c: (c.verdict == "pass", not c.blocking, _VERDICT_RANK.get(c.verdict, 3)),
-    )
-
-
-def _group(
-    metrics: Iterable[MetricValue], key: Callable[[MetricValue], str]
-) -> dict[str, list[MetricValue]]:
-    groups: dict[str, list[MetricValue]] = {}
-    for m in metrics:
-        groups.setdefault(key(m), []).append(m)
-    return groups
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _mappings(value: object) -> list[Mapping[str, Any]]:
-    if not isinstance(value, (list, tuple)):
-        return []
-    return [v for v in value if isinstance(v, Mapping)]
-
-
-def _is_number(value: object) -> TypeGuard[SupportsFloat]:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)

@@ -1,9 +1,19 @@
-"""Acceptance spec: models, data, criteria; one loader for YAML and TOML."""
+"""Acceptance spec: models, data, criteria, statistics, performance; one loader for YAML and TOML.
+
+The schema layer: it imports nothing of compval but ``compval.errors``. Everything that needs
+to know what a spec may say (names of performance metrics, deployment targets) lives here.
+"""
 
 from __future__ import annotations
 
 from compval.spec._criterion import CriterionSpec
-from compval.spec._load import LoadedSpec, load_spec, parse_spec, spec_from_mapping
+from compval.spec._load import (
+    LoadedSpec,
+    load_spec,
+    parse_spec,
+    spec_from_mapping,
+    validation_error,
+)
 from compval.spec._model import (
     AcceptanceSpec,
     DataRef,
@@ -11,18 +21,32 @@ from compval.spec._model import (
     StatisticsSpec,
     TaskSpec,
 )
+from compval.spec._perf_metrics import (
+    PERF_METRIC_DIRECTIONS,
+    PERF_METRIC_SELECTORS,
+    parse_perf_metric,
+)
+from compval.spec._performance import BUILTIN_TARGETS, DEFAULT_TARGET, PerformanceSpec, TargetSpec
 from compval.spec._starter import STARTER_SPEC
 
 __all__ = [
+    "BUILTIN_TARGETS",
+    "DEFAULT_TARGET",
+    "PERF_METRIC_DIRECTIONS",
+    "PERF_METRIC_SELECTORS",
     "STARTER_SPEC",
     "AcceptanceSpec",
     "CriterionSpec",
     "DataRef",
     "LoadedSpec",
     "ModelRef",
+    "PerformanceSpec",
     "StatisticsSpec",
+    "TargetSpec",
     "TaskSpec",
     "load_spec",
     "parse_spec",
+    "parse_perf_metric",
     "spec_from_mapping",
+    "validation_error",
 ]

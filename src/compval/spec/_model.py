@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from compval.profiling._spec import PerformanceSpec
 from compval.spec._criterion import CriterionSpec
+from compval.spec._performance import PerformanceSpec
 
 __all__ = [
     "AcceptanceSpec",
@@ -22,8 +22,6 @@ __all__ = [
     "StatisticsSpec",
     "TaskSpec",
 ]
-
-AdapterName = Literal["auto", "onnxruntime", "torchscript", "torch_export", "sklearn"]
 
 
 class _Strict(BaseModel):
@@ -35,7 +33,12 @@ class ModelRef(_Strict):
 
     name: str | None = Field(default=None, description="Name shown in reports; default: file stem.")
     path: str | None = Field(default=None, description="Model file (.onnx, .pt, .pt2, .joblib).")
-    adapter: AdapterName = Field(default="auto", description="Runtime; 'auto' picks by extension.")
+    adapter: str = Field(
+        default="auto",
+        min_length=1,
+        description="Runtime: 'auto' picks by file extension; else a registered runtime name "
+        "(onnxruntime, torchscript, torch_export, sklearn, or one a plugin registers).",
+    )
     output: str | None = Field(default=None, description="Output to compare; default: the first.")
     threads: int | None = Field(default=None, ge=1, description="Intra-op thread count.")
     allow_pickle: bool = Field(
@@ -60,7 +63,11 @@ class DataRef(_Strict):
 class TaskSpec(_Strict):
     """What the models predict."""
 
-    type: Literal["classification", "regression", "generic"] = "classification"
+    type: str = Field(
+        default="classification",
+        min_length=1,
+        description="A registered task: classification, regression, generic (or a plugin's).",
+    )
     outputs: Literal["auto", "logits", "probabilities", "labels"] = Field(
         default="auto",
         description="Classification output kind; 'auto' detects it from the first batch.",

@@ -48,6 +48,7 @@ from compval.stats._resampling import (
     percentile_intervals,
     poisson_table_counts,
     row_blocks,
+    row_hash,
     stable_hash,
 )
 from compval.stats._result import StatKind, StatResult
@@ -78,6 +79,7 @@ __all__ = [
     "percentile_interval",
     "percentile_intervals",
     "poisson_table_counts",
+    "row_hash",
     "psi",
     "row_blocks",
     "rows_needed_noninferiority",

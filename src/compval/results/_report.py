@@ -1,6 +1,6 @@
 """The report: one data object, rendered to JSON (the contract), Markdown, JUnit and console.
 
-``reports/`` never computes: everything here is filled in by ``compval.runner`` and the
+Nothing here computes: everything is filled in by ``compval.engine`` from the
 statistics and profiling code; renderers only format it.
 """
 

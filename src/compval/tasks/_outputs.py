@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from compval._types import Array, Outputs
 from compval.errors import AdapterError, DataError
 from compval.metrics import ClassTable, SegmentTable
+from compval.types import Array, Outputs
 
 __all__ = [
     "OutputKind",

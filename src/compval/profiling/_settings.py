@@ -1,197 +1,21 @@
-"""The ``performance:`` section of the acceptance spec, deployment targets, and resolution.
-
-A deployment target fixes the thread count, batch sizes, concurrency levels, an optional
-operator set and budgets. Three are built in (``cloud``, ``edge``, ``mobile``); a spec may
-define its own under ``targets:`` (a user target named like a built-in one replaces it).
-Explicit fields of the ``performance:`` section override the chosen target's.
-
-Example::
-
-    performance:
-      target: edge
-      batch_sizes: [1, 4]            # overrides edge's [1]
-      budgets:
-        - {id: p95, metric: "latency_p95_ms[batch=1]", max: 5}
-        - {id: faster, metric: "speedup[batch=1]", min: 1.5}
-"""
+"""Resolve a spec's ``performance:`` section over its deployment target into ProfileSettings."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
-from typing import Annotated
-
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from compval.errors import InvalidParameterError, SpecValidationError
-from compval.profiling._metrics import parse_perf_metric
 from compval.profiling._operators import OperatorSet, load_operator_set
-from compval.spec._criterion import CriterionSpec
-
-__all__ = [
-    "BUILTIN_TARGETS",
-    "DEFAULT_TARGET",
-    "PerformanceSpec",
-    "ProfileSettings",
-    "TargetSpec",
-    "resolve_settings",
-]
-
-_PositiveInt = Annotated[int, Field(ge=1)]
-_TARGET_NAME = r"^[A-Za-z0-9_.\-]+$"
-
-
-def _check_unique(values: list[int] | None) -> list[int] | None:
-    if values is not None and len(set(values)) != len(values):
-        raise ValueError(f"values must be distinct; got {values}, expected no repeats")
-    return values
-
-
-def _check_budget_metric(budget: CriterionSpec) -> CriterionSpec:
-    # Validated per item, so an error's field path names the budget: budgets[1].
-    parse_perf_metric(budget.metric)
-    return budget
-
-
-#: A budget: a criterion whose metric must be a performance metric.
-Budget = Annotated[CriterionSpec, AfterValidator(_check_budget_metric)]
-
-
-def _check_budgets(budgets: list[CriterionSpec]) -> list[CriterionSpec]:
-    ids = [b.id for b in budgets]
-    duplicated = sorted({i for i in ids if ids.count(i) > 1})
-    if duplicated:
-        raise ValueError(f"budget ids must be unique; got {duplicated} more than once")
-    return budgets
-
-
-class TargetSpec(BaseModel):
-    """A deployment target: what to measure and which budgets apply.
-
-    ``None`` fields fall back to compval's defaults (batch sizes 1, 8, 32, 128; concurrency
-    1, 2, 4, 8; the runtime's default thread count).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    description: str | None = None
-    threads: int | None = Field(default=None, ge=1, description="Intra-op thread count.")
-    batch_sizes: list[_PositiveInt] | None = Field(default=None, min_length=1)
-    concurrency: list[_PositiveInt] | None = Field(
-        default=None, description="Concurrent client counts; [] skips the load test."
-    )
-    concurrency_batch_size: int | None = Field(
-        default=None, ge=1, description="Rows per request in the load test (default 1)."
-    )
-    operators: str | None = Field(
-        default=None,
-        description="Operator set the target supports: 'ort_mobile' or a path to an ONNX "
-        "Runtime reduced-build config file (relative to the spec's directory).",
-    )
-    budgets: list[Budget] = Field(default_factory=list)
-
-    @field_validator("batch_sizes", "concurrency")
-    @classmethod
-    def _unique(cls, values: list[int] | None) -> list[int] | None:
-        return _check_unique(values)
-
-    @field_validator("budgets")
-    @classmethod
-    def _budget_metrics(cls, budgets: list[CriterionSpec]) -> list[CriterionSpec]:
-        return _check_budgets(budgets)
-
-
-class PerformanceSpec(BaseModel):
-    """Performance settings and budgets (the spec's optional ``performance:`` section).
-
-    Explicit fields override those of ``target``; ``None`` means "take the target's".
-    Budgets are ordinary criteria on performance metrics (``latency_p95_ms[batch=1]``,
-    ``speedup[batch=1]``, ``model_size_mb``, ...); the target's budgets are added to them.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    target: str | None = Field(
-        default=None, description="Deployment target: cloud, edge, mobile or one of 'targets'."
-    )
-    targets: dict[Annotated[str, Field(pattern=_TARGET_NAME)], TargetSpec] = Field(
-        default_factory=dict, description="User-defined targets by name."
-    )
-    batch_sizes: list[_PositiveInt] | None = Field(default=None, min_length=1)
-    concurrency: list[_PositiveInt] | None = None
-    concurrency_batch_size: int | None = Field(default=None, ge=1)
-    threads: int | None = Field(default=None, ge=1)
-    warmup: int = Field(default=5, ge=0, description="Untimed runs before timing.")
-    min_iterations: int = Field(default=30, ge=1, description="Timed runs per model and batch.")
-    min_duration_s: float = Field(default=0.5, ge=0.0, le=3600.0)
-    rounds: int = Field(
-        default=10, ge=2, le=1000, description="Interleaved reference/candidate rounds."
-    )
-    concurrency_duration_s: float = Field(default=2.0, gt=0.0, le=3600.0)
-    measure_memory: bool = True
-    memory_timeout_s: float = Field(default=300.0, gt=0.0)
-    budgets: list[Budget] = Field(default_factory=list)
-
-    @field_validator("batch_sizes", "concurrency")
-    @classmethod
-    def _unique(cls, values: list[int] | None) -> list[int] | None:
-        return _check_unique(values)
-
-    @field_validator("budgets")
-    @classmethod
-    def _budget_metrics(cls, budgets: list[CriterionSpec]) -> list[CriterionSpec]:
-        return _check_budgets(budgets)
-
-    @model_validator(mode="after")
-    def _known_target(self) -> PerformanceSpec:
-        known = {*BUILTIN_TARGETS, *self.targets}
-        if self.target is not None and self.target not in known:
-            raise ValueError(
-                f"target: unknown target; got {self.target!r}, expected one of "
-                f"{', '.join(sorted(known))}. Define it under 'targets:' or pick a known one"
-            )
-        return self
-
-
-#: Settings used when no target is named.
-DEFAULT_TARGET = TargetSpec(
-    description="compval defaults",
-    batch_sizes=[1, 8, 32, 128],
-    concurrency=[1, 2, 4, 8],
-    concurrency_batch_size=1,
+from compval.spec import (
+    BUILTIN_TARGETS,
+    DEFAULT_TARGET,
+    CriterionSpec,
+    PerformanceSpec,
+    parse_perf_metric,
 )
 
-#: Built-in deployment targets.
-BUILTIN_TARGETS: Mapping[str, TargetSpec] = MappingProxyType(
-    {
-        "cloud": TargetSpec(
-            description="Server CPU: runtime-default threads, batches up to 128, up to 8 clients",
-            batch_sizes=[1, 8, 32, 128],
-            concurrency=[1, 2, 4, 8],
-            concurrency_batch_size=1,
-        ),
-        "edge": TargetSpec(
-            description="Edge device: 2 intra-op threads, batch 1, up to 2 clients",
-            threads=2,
-            batch_sizes=[1],
-            concurrency=[1, 2],
-            concurrency_batch_size=1,
-        ),
-        "mobile": TargetSpec(
-            description="Phone: 1 thread, batch 1, one client, ONNX Runtime mobile operators",
-            threads=1,
-            batch_sizes=[1],
-            concurrency=[1],
-            concurrency_batch_size=1,
-            operators="ort_mobile",
-            budgets=[
-                CriterionSpec(id="unsupported-ops", metric="unsupported_op_count", max=0),
-            ],
-        ),
-    }
-)
+__all__ = ["ProfileSettings", "resolve_settings"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -279,6 +103,7 @@ def resolve_settings(
             ``unsupported_op_count`` without an operator set.
 
     Example:
+        >>> from compval.spec import PerformanceSpec
         >>> s = resolve_settings(PerformanceSpec(target="edge", batch_sizes=[1, 4]))
         >>> (s.target, s.threads, s.batch_sizes, s.concurrency)
         ('edge', 2, (1, 4), (1, 2))

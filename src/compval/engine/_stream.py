@@ -1,0 +1,253 @@
+"""The paired run: both models on the same batches, outputs into the accumulators.
+
+Models run at the spec's batch size (that is part of the evaluation), but their outputs are
+buffered and fed to the accumulators in chunks of about ``CHUNK_ROWS`` rows. The accumulators
+are partition-invariant (``tests/metrics/test_laws.py``), so results are identical, and the
+validator's own per-row cost drops to a small fraction of inference: numpy's per-call overhead
+is paid once per chunk, not once per batch.
+
+Nothing here knows the task: the run's :class:`~compval.tasks.Task` turns raw outputs into
+paired rows and names the accumulators.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from compval.adapters import ModelAdapter, bind_inputs
+from compval.data import Batch, Dataset
+from compval.errors import DataError
+from compval.metrics import Accumulator, NonFiniteCounts, Resampling, slice_sample
+from compval.spec import AcceptanceSpec
+from compval.stats import row_blocks
+from compval.tasks import (
+    OutputKind,
+    RowsBase,
+    Task,
+    TaskState,
+    as_rows,
+    get_task,
+    segment_ids,
+    select_output,
+)
+from compval.types import Array
+
+__all__ = ["CHUNK_ROWS", "N_BLOCKS", "CandidateState", "RunState", "stream"]
+
+N_BLOCKS = 256
+CHUNK_ROWS = 16_384
+#: Tabular data wider than this is not searched for weak slices (memory: rows x features).
+MAX_SLICE_FEATURES = 256
+
+
+@dataclass
+class CandidateState:
+    """One candidate's adapter, detected output kind and accumulators."""
+
+    name: str
+    adapter: ModelAdapter
+    output: str | None
+    kind: OutputKind | None = None
+    accumulators: list[Accumulator] = field(default_factory=list)
+
+
+class RunState:
+    """What one run shares across candidates: the task, its state, the output kinds."""
+
+    def __init__(
+        self, spec: AcceptanceSpec, dataset: Dataset, resampling: Resampling | None
+    ) -> None:
+        self.spec = spec
+        self.task: Task = get_task(spec.task.type)
+        self.dataset = dataset
+        self.resampling = resampling
+        self.seed = spec.statistics_seed
+        self.state = TaskState(spec=spec, has_labels=dataset.has_labels)
+        self.kinds: dict[str, OutputKind] = {}
+        self.columns = list(dataset.segment_columns)
+
+    def kind_of(self, adapter: ModelAdapter, raw: Array) -> OutputKind:
+        """The output kind of a model, decided on its first chunk (the task may learn from it)."""
+        if adapter.name not in self.kinds:
+            kind = self.task.output_kind(self.state, raw)
+            self.kinds[adapter.name] = kind
+            self.task.observe(self.state, adapter.classes, raw, kind)
+        return self.kinds[adapter.name]
+
+
+def _slice_layout(run: RunState, batch: Batch) -> tuple[list[str], list[bool]] | None:
+    """Names and categorical flags of the columns searched for weak slices, or None."""
+    if not run.spec.statistics.discovery or not run.task.searches_slices:
+        return None
+    if not run.dataset.has_labels or len(batch.inputs) != 1:
+        return None
+    (features,) = batch.inputs.values()
+    if features.ndim != 2 or features.shape[1] > MAX_SLICE_FEATURES:
+        return None
+    names = [str(n) for n in (getattr(run.dataset, "feature_columns", ()) or ())]
+    if len(names) != features.shape[1]:
+        names = [f"x{j}" for j in range(features.shape[1])]
+    segs = [c for c in run.columns if c not in names]
+    return names + segs, [False] * len(names) + [True] * len(segs)
+
+
+class _Chunk:
+    """Buffered batches: what the accumulators need, without the model inputs."""
+
+    def __init__(self, n_candidates: int) -> None:
+        self.rows = 0
+        self.labels: list[Array] = []
+        self.row_ids: list[Array] = []
+        self.segments: list[dict[str, Array]] = []
+        self.features: list[Array] = []
+        self.ref: list[Array] = []
+        self.cands: list[list[Array]] = [[] for _ in range(n_candidates)]
+
+    def add(self, batch: Batch, ref: Array, cands: Sequence[Array], keep_features: bool) -> None:
+        self.rows += len(batch)
+        if batch.labels is not None:
+            self.labels.append(np.asarray(batch.labels))
+        self.row_ids.append(np.asarray(batch.row_ids, dtype=np.int64))
+        self.segments.append({k: np.asarray(v) for k, v in batch.segments.items()})
+        if keep_features:
+            (features,) = batch.inputs.values()
+            self.features.append(np.asarray(features))
+        self.ref.append(ref)
+        for store, out in zip(self.cands, cands, strict=True):
+            store.append(out)
+
+
+def _cat(parts: list[Array]) -> Array:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def stream(
+    run: RunState,
+    ref: ModelAdapter,
+    ref_output: str | None,
+    states: list[CandidateState],
+    progress: Callable[[str, int, int], None] | None = None,
+) -> int:
+    """Run every batch through the reference and each candidate; return the row count."""
+    # Chunks are scored on one worker thread while the models run the next batches: ONNX
+    # Runtime and numpy release the GIL, so the validator's own work overlaps inference. One
+    # worker keeps chunks in order (results are identical either way: accumulators are
+    # partition-invariant) and at most one chunk waits, which bounds memory.
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compval-score")
+    pending: Future[None] | None = None
+
+    def submit(full: _Chunk) -> None:
+        nonlocal pending
+        if pending is not None:
+            pending.result()
+        pending = worker.submit(_flush, run, ref, states, full)
+
+    try:
+        done = _run_batches(run, ref, ref_output, states, progress, submit)
+        if pending is not None:
+            pending.result()
+    finally:
+        worker.shutdown(wait=True, cancel_futures=True)
+    if done == 0:
+        raise DataError("The dataset produced no rows; nothing to validate.")
+    return done
+
+
+def _run_batches(
+    run: RunState,
+    ref: ModelAdapter,
+    ref_output: str | None,
+    states: list[CandidateState],
+    progress: Callable[[str, int, int], None] | None,
+    submit: Callable[[_Chunk], None],
+) -> int:
+    total = len(run.dataset)
+    done = 0
+    chunk = _Chunk(len(states))
+    for batch in run.dataset.batches(run.spec.batch_size):
+        n = len(batch)
+        ref_out = select_output(
+            ref.predict(bind_inputs(ref.name, batch.inputs, ref.input_spec())), ref_output, ref.name
+        )
+        as_rows(ref_out, n, ref.name)
+        cand_outs = []
+        for st in states:
+            out = select_output(
+                st.adapter.predict(bind_inputs(st.name, batch.inputs, st.adapter.input_spec())),
+                st.output,
+                st.name,
+            )
+            as_rows(out, n, st.name)
+            cand_outs.append(out)
+        if done == 0:
+            run.state.slice_features = _slice_layout(run, batch)
+        chunk.add(batch, ref_out, cand_outs, keep_features=run.state.slice_features is not None)
+        done += n
+        if chunk.rows >= CHUNK_ROWS:
+            submit(chunk)
+            chunk = _Chunk(len(states))
+        if progress is not None:
+            progress("validate", done, total)
+    if chunk.rows:
+        submit(chunk)
+    return done
+
+
+def _flush(run: RunState, ref: ModelAdapter, states: list[CandidateState], chunk: _Chunk) -> None:
+    n = chunk.rows
+    task, state = run.task, run.state
+    ref_raw = _cat(chunk.ref)
+    ref_kind = run.kind_of(ref, ref_raw)
+    cand_raws = [_cat(parts) for parts in chunk.cands]
+    for st, raw in zip(states, cand_raws, strict=True):
+        if st.kind is None:
+            st.kind = run.kind_of(st.adapter, raw)
+    row_ids = _cat(chunk.row_ids)
+    segments = {c: _cat([s[c] for s in chunk.segments]) for c in run.columns}
+    raw_labels = _cat(chunk.labels) if chunk.labels else None
+    prepared = task.prepare_chunk(
+        state, reference=ref_raw, kind=ref_kind, labels=raw_labels, model=ref.name
+    )
+    seg = segment_ids(
+        state.segments,
+        n=n,
+        labels=prepared.label_classes,
+        classes=state.classes,
+        segments=segments,
+        columns=run.columns,
+    )
+    blocks = row_blocks(row_ids, seed=run.seed, n_blocks=N_BLOCKS)
+    ref_rows = as_rows(np.asarray(ref_raw), n, ref.name).astype(np.float64, copy=False)
+    slice_columns: list[Array] | None = None
+    keep: Array | None = None
+    if state.slice_features is not None:
+        keep = slice_sample(row_ids, seed=run.seed, total_rows=len(run.dataset))
+        sel = slice(None) if keep is None else keep
+        # Feature-major copy: the search reads whole columns, which are strided in (rows, d).
+        features = np.ascontiguousarray(_cat(chunk.features)[sel].T)
+        slice_columns = list(features)
+        slice_columns += [segments[c][sel] for c in state.slice_features[0][features.shape[0] :]]
+
+    for st, raw in zip(states, cand_raws, strict=True):
+        assert st.kind is not None
+        cand_rows = as_rows(np.asarray(raw), n, st.name).astype(np.float64, copy=False)
+        base = RowsBase(
+            reference=ref_rows,
+            candidate=cand_rows,
+            row_ids=row_ids,
+            blocks=blocks,
+            segment_ids=seg,
+            slice_columns=slice_columns,
+            slice_keep=keep,
+        )
+        rows, nonfinite = task.pair(state, prepared, base, raw=raw, kind=st.kind, model=st.name)
+        if not st.accumulators:
+            st.accumulators = task.accumulators(
+                state, reference_kind=ref_kind, candidate_kind=st.kind, width=ref_rows.shape[1]
+            )
+        for acc in st.accumulators:
+            acc.update(nonfinite if isinstance(acc, NonFiniteCounts) else rows)

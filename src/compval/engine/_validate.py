@@ -1,0 +1,324 @@
+"""``run_validation``: spec -> models and data -> paired run -> estimates -> checks -> Report.
+
+The one orchestrator of a validation. Both models see exactly the same batches, of the
+spec's batch size (dynamic INT8 models give different predictions at different batch sizes,
+so the batch size is part of the evaluation and is recorded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compval.adapters import ModelAdapter, as_adapter, load_model
+from compval.checks import CheckSettings, evaluate, resolve_criteria
+from compval.data import Dataset, as_dataset, load_dataset
+from compval.engine._estimates import metric_value, name_unsupported_ops, slice_estimates
+from compval.engine._profile import first_rows, profile_opened
+from compval.engine._provenance import Clock, model_info, run_info
+from compval.engine._stream import N_BLOCKS, CandidateState, RunState, stream
+from compval.errors import SpecValidationError
+from compval.metrics import ContingencyTable, MetricEstimate, Resampling, WeakSlices, metric_info
+from compval.profiling import ProfileResult, ProfileSettings, resolve_settings
+from compval.results import Report
+from compval.spec import AcceptanceSpec, CriterionSpec, LoadedSpec, ModelRef, load_spec
+
+__all__ = ["RunOptions", "run_validation"]
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOptions:
+    """Overrides and hooks for one run (the CLI fills these from flags)."""
+
+    replicates: int | None = None
+    progress: Progress | None = None
+    profile: bool = True
+
+
+def _model_name(ref: ModelRef, fallback: str) -> str:
+    if ref.name:
+        return ref.name
+    if ref.path:
+        return Path(ref.path).stem
+    return fallback
+
+
+def _open_models(
+    loaded: LoadedSpec,
+    reference: object | None,
+    candidates: Mapping[str, object] | None,
+) -> tuple[ModelAdapter, str | None, list[tuple[str, ModelAdapter, str | None]]]:
+    spec = loaded.spec
+    ref_name = _model_name(spec.reference, "reference")
+    if reference is not None:
+        ref_adapter = as_adapter(reference, name=ref_name, threads=spec.reference.threads)
+    elif spec.reference.path is not None:
+        ref_adapter = load_model(spec.reference, base_dir=loaded.base_dir)
+    else:
+        raise SpecValidationError(
+            "reference.path: required key is missing (or pass the model object in Python).",
+            path="reference.path",
+        )
+    out: list[tuple[str, ModelAdapter, str | None]] = []
+    objects = dict(candidates or {})
+    for i, ref in enumerate(spec.candidates):
+        name = _model_name(ref, f"candidate{i}")
+        if name in objects:
+            adapter = as_adapter(objects.pop(name), name=name, threads=ref.threads)
+        elif ref.path is not None:
+            adapter = load_model(ref, base_dir=loaded.base_dir)
+        else:
+            raise SpecValidationError(
+                f"candidates[{i}].path: required key is missing (or pass the model object "
+                f"for {name!r} in Python).",
+                path=f"candidates[{i}].path",
+            )
+        out.append((name, adapter, ref.output))
+    for name, obj in objects.items():
+        out.append((name, as_adapter(obj, name=name), None))
+    names = [ref_name] + [n for n, _, _ in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SpecValidationError(
+            f"candidates: model names must be unique; {dupes} used more than once. Give each "
+            "model a distinct 'name'.",
+            path="candidates",
+        )
+    return ref_adapter, spec.reference.output, out
+
+
+def _check_candidate_names(spec: AcceptanceSpec, names: Sequence[str]) -> None:
+    """A criterion naming an unknown candidate would silently gate nothing: refuse it."""
+    for i, c in enumerate(spec.criteria):
+        unknown = [n for n in (c.candidates or []) if n not in names]
+        if unknown:
+            raise SpecValidationError(
+                f"criteria[{i}].candidates: unknown candidate(s) {unknown}; expected names "
+                f"among {list(names)}. Fix the name, or remove 'candidates' to gate them all.",
+                path=f"criteria[{i}].candidates",
+            )
+
+
+def _check_labels_needed(spec: AcceptanceSpec, has_labels: bool) -> None:
+    """A criterion on a label-based metric cannot be decided on unlabelled data."""
+    if has_labels:
+        return
+    for i, c in enumerate(spec.criteria):
+        if (c.segment or "").startswith("label="):
+            raise SpecValidationError(
+                f"criteria[{i}].segment: {c.segment!r} needs labels, but the data has none; set "
+                "data.labels to the label column, or use a segment column.",
+                path=f"criteria[{i}].segment",
+            )
+        info = metric_info(c.metric)
+        if info is not None and info.needs_labels:
+            raise SpecValidationError(
+                f"criteria[{i}].metric: {c.metric!r} needs labels, but the data has none; set "
+                "data.labels to the label column, or use label-free metrics (top1_agreement, "
+                "mean_kl_divergence, output fidelity).",
+                path=f"criteria[{i}].metric",
+            )
+
+
+def run_validation(
+    spec: AcceptanceSpec | LoadedSpec | str | Path,
+    *,
+    reference: object | None = None,
+    candidates: Mapping[str, object] | None = None,
+    data: object | None = None,
+    options: RunOptions = RunOptions(),
+) -> Report:
+    """Validate every candidate against the reference, as the spec says.
+
+    Args:
+        spec: A spec file path, a loaded spec, or an AcceptanceSpec (paths then relative to
+            the current directory).
+        reference: Optional model object (nn.Module, estimator, callable, adapter) used
+            instead of ``spec.reference.path``.
+        candidates: Optional name -> model object; names matching a spec candidate replace
+            its path, others are added.
+        data: Optional in-memory data (DataFrame, (X, y), array, Dataset) used instead of
+            ``spec.data.path``; ``spec.data.labels``/``segments`` still name its columns.
+        options: Overrides (replicates) and a progress callback.
+
+    Returns:
+        The Report; ``report.passed`` is the gate.
+
+    Raises:
+        SpecError: The spec is invalid.
+        AdapterError: A model cannot be loaded or run.
+        DataError: The data cannot be read or does not fit the models.
+    """
+    clock = Clock()
+    loaded = _loaded(spec)
+    s = loaded.spec
+    dataset = _dataset(loaded, data)
+    replicates = s.statistics.replicates if options.replicates is None else options.replicates
+    resampling = (
+        Resampling(
+            replicates=replicates, confidence=s.statistics.confidence, seed=s.statistics_seed
+        )
+        if replicates > 0
+        else None
+    )
+    settings: ProfileSettings | None = None
+    budgets: list[CriterionSpec] = []
+    if s.performance is not None and options.profile:
+        settings = resolve_settings(
+            s.performance, base_dir=loaded.base_dir, confidence=s.statistics.confidence
+        )
+        budgets = list(settings.budgets)
+    run = RunState(
+        s, dataset, resampling
+    )  # resolves the task first: an unknown one is a spec error
+    criteria = resolve_criteria(
+        [*s.criteria, *budgets],
+        task=s.task.type,
+        resampling=resampling is not None,
+        segment_columns=list(dataset.segment_columns),
+        allow_nonfinite=s.allow_nonfinite,
+    )
+    _check_labels_needed(s, dataset.has_labels)
+
+    with ExitStack() as stack:
+        ref_adapter, ref_output, cands = _open_models(loaded, reference, candidates)
+        for adapter in [ref_adapter, *(a for _, a, _ in cands)]:
+            stack.enter_context(adapter)
+        states = [CandidateState(name, adapter, output) for name, adapter, output in cands]
+        _check_candidate_names(s, [st.name for st in states])
+        n_rows = stream(run, ref_adapter, ref_output, states, options.progress)
+        infos = {
+            ref_adapter.name: model_info(ref_adapter, "reference", run.kinds.get(ref_adapter.name))
+        }
+        for st in states:
+            infos[st.name] = model_info(st.adapter, "candidate", run.kinds.get(st.name))
+        estimates = {st.name: _estimates(run, st) for st in states}
+        statistics = _statistics(run, states)
+        for name, slices in statistics["discovered"].items():
+            estimates[name] = [*estimates[name], *slice_estimates(slices)]
+        profile: ProfileResult | None = None
+        if settings is not None:
+            profile = profile_opened(
+                ref_adapter,
+                {st.name: st.adapter for st in states},
+                first_rows(dataset, max(settings.batch_sizes)),
+                settings=settings,
+                seed=s.seed,
+                progress=options.progress,
+            )
+            for st in states:
+                estimates[st.name] = [*estimates[st.name], *profile.metric_estimates(st.name)]
+        adapters = [ref_adapter, *(st.adapter for st in states)]
+
+        checks = evaluate(
+            criteria,
+            estimates,
+            settings=CheckSettings(
+                min_rows=s.statistics.min_rows,
+                confidence=s.statistics.confidence,
+                correction=s.statistics.correction,
+                inconclusive=s.statistics.inconclusive,
+            ),
+        )
+        if profile is not None:
+            checks = name_unsupported_ops(checks, profile)
+        notes = [] if profile is None else list(profile.notes)
+        if not s.criteria and not budgets:
+            notes.append(
+                "No criteria in the spec: only the built-in checks ran (nonfinite-outputs unless "
+                "allow_nonfinite: true)."
+                if criteria
+                else "No criteria: nothing is gated."
+            )
+        info = run_info(
+            clock,
+            adapters=adapters,
+            models=infos,
+            task=s.task.type,
+            spec_hash=loaded.hash,
+            spec_path=str(loaded.path) if loaded.path else None,
+            data_hash=dataset.fingerprint(),
+            data_rows=n_rows,
+            seed=s.seed,
+            batch_size=s.batch_size,
+            segment_columns=tuple(dataset.segment_columns),
+            notes=tuple(notes),
+        )
+    return Report(
+        run=info,
+        metrics=tuple(metric_value(name, e) for name, ests in estimates.items() for e in ests),
+        checks=tuple(checks),
+        candidates=tuple(st.name for st in states),
+        statistics=statistics,
+        profile=None if profile is None else profile.to_dict(),
+    )
+
+
+def _loaded(spec: AcceptanceSpec | LoadedSpec | str | Path) -> LoadedSpec:
+    if isinstance(spec, LoadedSpec):
+        return spec
+    if isinstance(spec, AcceptanceSpec):
+        return LoadedSpec(spec, path=None, text_hash=None)
+    return load_spec(spec)
+
+
+def _dataset(loaded: LoadedSpec, data: object | None) -> Dataset:
+    s = loaded.spec
+    if data is None:
+        return load_dataset(s.data, base_dir=loaded.base_dir)
+    if isinstance(data, (tuple, list, np.ndarray, Dataset)):
+        # Arrays carry no column names: the spec's data.labels/segments do not apply.
+        return as_dataset(data)
+    return as_dataset(
+        data, labels=s.data.labels, segments=s.data.segments, features=s.data.features
+    )
+
+
+def _estimates(run: RunState, st: CandidateState) -> list[MetricEstimate]:
+    out: list[MetricEstimate] = []
+    for acc in st.accumulators:
+        if isinstance(acc, ContingencyTable):
+            acc.class_names = [run.state.classes.display(i) for i in range(len(run.state.classes))]
+        out.extend(acc.estimates(run.resampling))
+    return out
+
+
+def _statistics(run: RunState, states: Sequence[CandidateState]) -> dict[str, Any]:
+    s = run.spec.statistics
+    out: dict[str, Any] = {
+        "resampling": None
+        if run.resampling is None
+        else {
+            "method": "poisson bootstrap: Poisson(n) counts per contingency-table cell for "
+            "classification metrics; Poisson(1) weights per hashed row block "
+            f"({N_BLOCKS} blocks) for continuous metrics",
+            "replicates": run.resampling.replicates,
+            "confidence": run.resampling.confidence,
+            "seed": run.resampling.seed,
+            "interval": "percentile",
+        },
+        "decision": {
+            "rule": "non-inferiority: pass when the interval's worst end meets the threshold, "
+            "fail when the estimate does not, else inconclusive",
+            "min_rows": s.min_rows,
+            "correction": s.correction,
+            "inconclusive": s.inconclusive,
+        },
+        "discovered": {},
+    }
+    for st in states:
+        for acc in st.accumulators:
+            if isinstance(acc, WeakSlices):
+                slices = acc.discovered(
+                    min_rows=s.min_rows, confidence=s.confidence, top_k=s.top_slices
+                )
+                if slices:
+                    out["discovered"][st.name] = slices
+    return out

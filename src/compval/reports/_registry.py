@@ -1,0 +1,148 @@
+"""Report renderers and run sinks: what ``write_reports`` writes and who hears of a finished run.
+
+A renderer turns a :class:`~compval.results.Report` into the text of one file; a run sink
+receives the finished report and the paths of the files written (a tracker such as MLflow,
+a CI summary). Adding either is one module plus one registration line at the bottom of this
+file; third-party packages register sinks through the ``compval.sinks`` entry point group
+(the object must be a :class:`RunSink`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import MappingProxyType
+
+from compval.errors import InvalidParameterError, OutputError
+from compval.reports.json import render_json
+from compval.reports.junit import render_junit
+from compval.reports.markdown import render_markdown
+from compval.results import Report
+
+__all__ = [
+    "FILENAMES",
+    "RENDERERS",
+    "RunSink",
+    "get_sink",
+    "register_renderer",
+    "register_sink",
+    "sink_names",
+]
+
+_RENDERERS: dict[str, Callable[[Report], str]] = {}
+_FILENAMES: dict[str, str] = {}
+#: Format name -> ``render_<format>(report) -> str`` (a read-only view of the registry).
+RENDERERS: Mapping[str, Callable[[Report], str]] = MappingProxyType(_RENDERERS)
+#: Format name -> the file name ``write_reports`` gives it.
+FILENAMES: Mapping[str, str] = MappingProxyType(_FILENAMES)
+
+
+def register_renderer(name: str, render: Callable[[Report], str], *, filename: str) -> None:
+    """Make ``name`` a report format: ``render(report)`` is written to ``filename``.
+
+    Raises:
+        InvalidParameterError: The format name or the file name is taken.
+    """
+    if name in _RENDERERS or filename in _FILENAMES.values():
+        raise InvalidParameterError(
+            f"register_renderer: format {name!r} or file {filename!r} is already registered; "
+            f"expected new ones (formats: {', '.join(_RENDERERS)})."
+        )
+    _RENDERERS[name] = render
+    _FILENAMES[name] = filename
+
+
+@dataclass(frozen=True, slots=True)
+class RunSink:
+    """Receives each finished run.
+
+    Attributes:
+        name: Name used to select it (``compval validate --sink NAME``).
+        send: Called with the report and the files written (format -> path); it may raise
+            ``OutputError`` (exit code 5) when its destination refuses the report.
+        description: One line for ``--help``.
+    """
+
+    name: str
+    send: Callable[[Report, Mapping[str, Path]], None]
+    description: str = ""
+
+
+_SINKS: dict[str, RunSink] = {}
+_plugins_loaded = False
+
+
+def register_sink(sink: RunSink) -> None:
+    """Make ``sink`` selectable by name."""
+    if sink.name in _SINKS:
+        raise InvalidParameterError(
+            f"register_sink: sink name already used; got {sink.name!r}, expected a new name."
+        )
+    _SINKS[sink.name] = sink
+
+
+def _sinks() -> Mapping[str, RunSink]:
+    global _plugins_loaded
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        for ep in entry_points(group="compval.sinks"):
+            sink = ep.load()
+            if not isinstance(sink, RunSink):
+                raise InvalidParameterError(
+                    f"Entry point {ep.name!r} in group 'compval.sinks': got "
+                    f"{type(sink).__qualname__}, expected a RunSink."
+                )
+            if sink.name not in _SINKS:
+                register_sink(sink)
+    return MappingProxyType(_SINKS)
+
+
+def sink_names() -> tuple[str, ...]:
+    """Registered sink names."""
+    return tuple(_sinks())
+
+
+def get_sink(name: str) -> RunSink:
+    """The sink registered as ``name``.
+
+    Raises:
+        InvalidParameterError: No sink has that name (the message lists the known ones).
+    """
+    sinks = _sinks()
+    if name not in sinks:
+        raise InvalidParameterError(
+            f"Unknown run sink; got {name!r}, expected one of {', '.join(sinks) or '(none)'}. "
+            "Install the package that provides it, or fix the name."
+        )
+    return sinks[name]
+
+
+def _github_summary(report: Report, paths: Mapping[str, Path]) -> None:
+    """Append the Markdown report to the GitHub Actions job summary."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        raise OutputError(
+            "Sink 'github-summary': GITHUB_STEP_SUMMARY is not set; got no summary file, "
+            "expected to run inside a GitHub Actions job. Drop '--sink github-summary' "
+            "outside GitHub Actions."
+        )
+    try:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(render_markdown(report) + "\n")
+    except OSError as exc:
+        raise OutputError(
+            f"Sink 'github-summary': cannot append to {target!r}; got {type(exc).__name__}: "
+            f"{exc}, expected a writable file."
+        ) from exc
+
+
+# -- the built-in renderers and sinks: one registration each ---------------------------------
+register_renderer("json", render_json, filename="report.json")
+register_renderer("markdown", render_markdown, filename="report.md")
+register_renderer("junit", render_junit, filename="junit.xml")
+register_sink(
+    RunSink("github-summary", _github_summary, "append report.md to the GitHub job summary")
+)

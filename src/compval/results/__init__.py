@@ -1,0 +1,21 @@
+"""Typed result objects: what a run found, before any rendering.
+
+The schema layer for output, as ``compval.spec`` is for input: the engine fills these objects,
+``compval.reports`` renders them and nothing here computes. ``Report.to_dict()`` is the
+report.json contract (schema_version 1).
+"""
+
+from __future__ import annotations
+
+from compval.results._report import (
+    SCHEMA_VERSION,
+    CheckResult,
+    MetricValue,
+    Report,
+    RunInfo,
+    Verdict,
+)
+
+__all__ = ["SCHEMA_VERSION", "CheckResult", "MetricValue", "Report", "RunInfo", "Verdict"]
+# The dataclasses keep their defining module: typing.get_type_hints resolves their string
+# annotations in it.

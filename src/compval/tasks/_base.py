@@ -1,0 +1,185 @@
+"""The Task protocol: what the engine asks of a task, and the registry of tasks.
+
+The engine streams paired batches and never branches on the task. For each chunk of rows it
+asks the task to
+
+1. name each model's output kind (``output_kind``, once per model, on its first chunk; a task
+   may also learn from it, e.g. the class index space, in ``observe``);
+2. turn the raw labels and the reference's raw output into a :class:`ChunkContext`
+   (``prepare_chunk``);
+3. pair each candidate's raw output with the reference's into the :class:`PairedRows` the
+   accumulators consume (``pair``);
+4. on the first chunk, build each candidate's accumulators (``accumulators``).
+
+``default_criteria`` are what ``compval compare`` applies without a spec. Adding a task is
+one module with a ``Task`` subclass plus one ``register_task`` line in
+``compval/tasks/__init__.py`` (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from compval.errors import SpecValidationError
+from compval.metrics import Accumulator, ClassTable, PairedRows, SegmentTable
+from compval.spec import AcceptanceSpec
+from compval.tasks._outputs import OutputKind
+from compval.types import Array
+
+__all__ = [
+    "ChunkContext",
+    "RowsBase",
+    "Task",
+    "TaskState",
+    "get_task",
+    "register_task",
+    "task_names",
+]
+
+
+@dataclass
+class TaskState:
+    """What a task learns during one run, shared by every accumulator of the run.
+
+    Attributes:
+        spec: The run's spec.
+        has_labels: Whether the data has labels.
+        segments: Segment names -> ids, shared by every accumulator.
+        classes: Class values -> indices (classification).
+        dynamic_classes: True while the class index space grows with the labels seen (no
+            model outputs class scores).
+        n_scores: Width of the class-score outputs, once known.
+        slice_features: Names of the columns the weak-slice search reads, and whether each
+            is categorical; None when no search runs.
+    """
+
+    spec: AcceptanceSpec
+    has_labels: bool
+    segments: SegmentTable = field(default_factory=SegmentTable)
+    classes: ClassTable = field(default_factory=ClassTable)
+    dynamic_classes: bool = True
+    n_scores: int | None = None
+    slice_features: tuple[list[str], list[bool]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkContext:
+    """A task's reading of one chunk's labels and reference output.
+
+    Attributes:
+        labels: Labels as the accumulators take them (class indices, or float targets).
+        label_classes: Class index per row for the ``label=<class>`` segments; None when the
+            task has no such segments.
+        reference: Task-specific prepared reference output (e.g. predicted classes).
+    """
+
+    labels: Array | None
+    label_classes: Array | None
+    reference: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class RowsBase:
+    """What every task's paired rows share: raw rows, ids, blocks, segments, slice columns."""
+
+    reference: Array
+    candidate: Array
+    row_ids: Array
+    blocks: Array
+    segment_ids: Array
+    slice_columns: Sequence[Array] | None = None
+    slice_keep: Array | None = None
+
+
+class Task(abc.ABC):
+    """One kind of prediction problem; stateless (run state lives in ``TaskState``)."""
+
+    #: Registry key, the spec's ``task.type``.
+    name: ClassVar[str]
+    #: Whether the weak-slice search applies (labelled tabular data).
+    searches_slices: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def output_kind(self, state: TaskState, raw: Array) -> OutputKind:
+        """The kind of a model's output, from its first chunk."""
+
+    def observe(  # noqa: B027 - optional hook, default no-op
+        self, state: TaskState, classes: Sequence[object] | None, raw: Array, kind: OutputKind
+    ) -> None:
+        """Learn from a model's first chunk (``classes``: the adapter's class labels)."""
+
+    @abc.abstractmethod
+    def prepare_chunk(
+        self,
+        state: TaskState,
+        *,
+        reference: Array,
+        kind: OutputKind,
+        labels: Array | None,
+        model: str,
+    ) -> ChunkContext:
+        """Labels and the prepared reference output of one chunk."""
+
+    @abc.abstractmethod
+    def pair(
+        self,
+        state: TaskState,
+        chunk: ChunkContext,
+        base: RowsBase,
+        *,
+        raw: Array,
+        kind: OutputKind,
+        model: str,
+    ) -> tuple[PairedRows, PairedRows]:
+        """Pair one candidate's chunk with the reference's.
+
+        Returns ``(rows, nonfinite_rows)``: the rows for the accumulators, and the raw rows
+        that ``NonFiniteCounts`` counts.
+        """
+
+    @abc.abstractmethod
+    def accumulators(
+        self,
+        state: TaskState,
+        *,
+        reference_kind: OutputKind,
+        candidate_kind: OutputKind,
+        width: int,
+    ) -> list[Accumulator]:
+        """A new candidate's accumulators, in the order their metrics are reported."""
+
+    @abc.abstractmethod
+    def default_criteria(self, *, has_labels: bool) -> list[dict[str, Any]]:
+        """The criteria ``compval compare`` applies without a spec (concise spec form)."""
+
+
+_TASKS: dict[str, Task] = {}
+
+
+def register_task(task: Task) -> None:
+    """Make ``task`` selectable as ``task: <task.name>`` in a spec."""
+    _TASKS[task.name] = task
+
+
+def task_names() -> tuple[str, ...]:
+    """Registered task names."""
+    return tuple(_TASKS)
+
+
+def get_task(name: str) -> Task:
+    """The task registered as ``name``.
+
+    Raises:
+        SpecValidationError: No task has that name (the message lists the known ones).
+    """
+    try:
+        return _TASKS[name]
+    except KeyError:
+        raise SpecValidationError(
+            f"task.type: unknown task; got {name!r}, expected one of "
+            f"{', '.join(_TASKS)}. Fix 'task:' in the spec.",
+            path="task.type",
+        ) from None

@@ -1,0 +1,69 @@
+"""Shared base of the tasks whose outputs are compared value by value (regression, generic)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compval.errors import DataError
+from compval.metrics import PairedRows
+from compval.tasks._base import ChunkContext, RowsBase, Task, TaskState
+from compval.tasks._outputs import OutputKind
+from compval.types import Array
+
+__all__ = ["ValueTask"]
+
+
+class ValueTask(Task):
+    """Outputs are rows of numbers, compared as they are (no classes, no ``label=`` segments)."""
+
+    def output_kind(self, state: TaskState, raw: Array) -> OutputKind:
+        """Always ``values``."""
+        return "values"
+
+    def prepare_chunk(
+        self,
+        state: TaskState,
+        *,
+        reference: Array,
+        kind: OutputKind,
+        labels: Array | None,
+        model: str,
+    ) -> ChunkContext:
+        """No labels (subclasses that use targets override this)."""
+        return ChunkContext(labels=None, label_classes=None)
+
+    def pair(
+        self,
+        state: TaskState,
+        chunk: ChunkContext,
+        base: RowsBase,
+        *,
+        raw: Array,
+        kind: OutputKind,
+        model: str,
+    ) -> tuple[PairedRows, PairedRows]:
+        """The raw rows of both models, which must have the same shape."""
+        ref_rows, cand_rows = base.reference, base.candidate
+        if cand_rows.shape != ref_rows.shape:
+            raise DataError(
+                f"Candidate {model!r} returns outputs of shape {cand_rows.shape[1:]} per row but "
+                f"the reference returns {ref_rows.shape[1:]}; the models must produce comparable "
+                "outputs (set 'output' to pick one)."
+            )
+        labels = chunk.labels
+        if labels is not None and labels.shape[1] != ref_rows.shape[1]:
+            raise DataError(
+                f"Labels have {labels.shape[1]} values per row but the models output "
+                f"{ref_rows.shape[1]}; regression targets must match the outputs."
+            )
+        finite = np.asarray(np.isfinite(ref_rows).all(axis=1) & np.isfinite(cand_rows).all(axis=1))
+        rows = PairedRows(
+            reference=ref_rows,
+            candidate=cand_rows,
+            row_ids=base.row_ids,
+            blocks=base.blocks,
+            segment_ids=base.segment_ids,
+            finite=finite,
+            labels=labels,
+        )
+        return rows, rows
