@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from compval.errors import SpecValidationError
 from compval.metrics import METRICS, metric_info, suggest_metric
-from compval.spec._criterion import CriterionSpec
+from compval.spec import CriterionSpec
 
 __all__ = ["OPS", "Criterion", "resolve_criteria", "resolve_criterion"]
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats as sstats
 
 from compval.checks._criteria import OPS, Criterion
 from compval.metrics import MetricEstimate
@@ -84,6 +83,8 @@ def _p_value(op: str, value: float, threshold: float, se: float | None) -> float
     margin = value - threshold if op in (">=", ">") else threshold - value
     if se is None or se <= 0 or not math.isfinite(se):
         return 0.0 if margin > 0 or (margin == 0 and op in (">=", "<=")) else 1.0
+    from scipy import stats as sstats  # lazily: keeps `compval --help` fast
+
     return float(sstats.norm.sf(margin / se))
 
 

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from compval._lazy import lazy_import
-from compval._types import Array
 from compval.data._batch import Batch
 from compval.data._common import (
     MISSING,
@@ -43,11 +42,12 @@ from compval.data._common import (
     row_ids,
 )
 from compval.errors import DataError
+from compval.types import Array
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from compval.spec._model import DataRef
+    from compval.spec import DataRef
 
 __all__ = ["CsvDataset", "ParquetDataset"]
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from compval._types import Array
 from compval.errors import DataError, InvalidParameterError
+from compval.types import Array
 
 __all__ = [
     "MISSING",

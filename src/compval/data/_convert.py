@@ -90,7 +90,7 @@ def as_dataset(
         return ArrayDataset(obj)
     if isinstance(obj, str | Path):
         # Imported here so that ``import compval.data`` does not pull in the spec (and pydantic).
-        from compval.spec._model import DataRef
+        from compval.spec import DataRef
 
         ref = DataRef(path=str(obj), labels=labels, features=feature_list, segments=segment_list)
         return load_dataset(ref, base_dir=Path.cwd())

@@ -10,7 +10,6 @@ import numpy as np
 import numpy.typing as npt
 
 from compval._lazy import lazy_import
-from compval._types import Array
 from compval.data._batch import Batch
 from compval.data._common import (
     as_name_list,
@@ -24,6 +23,7 @@ from compval.data._common import (
     row_ids,
 )
 from compval.errors import DataError, InvalidParameterError
+from compval.types import Array
 
 if TYPE_CHECKING:
     import pandas as pd

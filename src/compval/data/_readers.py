@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from compval._types import Array
 from compval.data._arrow import CsvDataset, ParquetDataset
 from compval.data._batch import Batch, Dataset
 from compval.data._common import (
@@ -29,9 +28,10 @@ from compval.data._common import (
 )
 from compval.data._dataset import ArrayDataset
 from compval.errors import DataError, InvalidParameterError
+from compval.types import Array
 
 if TYPE_CHECKING:
-    from compval.spec._model import DataRef
+    from compval.spec import DataRef
 
 __all__ = ["NpyDataset", "NpzDataset", "load_dataset"]
 
@@ -341,7 +341,7 @@ def load_dataset(ref: DataRef, *, base_dir: Path) -> Dataset:
         MissingDependencyError: pyarrow is needed (parquet, CSV) and not installed.
     """
     # Imported here so that ``import compval.data`` does not pull in the spec (and pydantic).
-    from compval.spec._model import DataRef
+    from compval.spec import DataRef
 
     if not isinstance(ref, DataRef):
         raise InvalidParameterError(

@@ -111,7 +111,7 @@ def write_spec(path: Path, text: str) -> None:
     import pydantic
     import yaml
 
-    from compval.spec._model import AcceptanceSpec
+    from compval.spec import AcceptanceSpec
 
     try:
         AcceptanceSpec.model_validate(yaml.safe_load(text))

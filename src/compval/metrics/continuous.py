@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from compval.metrics._base import BlockSumsAccumulator, Derived, PairedRows
-from compval.stats._calibration import calibration_bins, ece_from_sums
+from compval.stats import calibration_bins, ece_from_sums
 from compval.types import Array
 
 __all__ = [

@@ -23,14 +23,17 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats as sps
 
+from compval._lazy import DeferredModule
 from compval.errors import InvalidParameterError
 from compval.stats._checks import check_confidence
+
+# scipy takes about a second to import: loaded on first use, not with compval.
+sps: Any = DeferredModule("scipy.stats")
 
 __all__ = [
     "Verdict",

@@ -34,15 +34,19 @@ Methods and assumptions.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special as spspecial
-from scipy import stats as sps
 
+from compval._lazy import DeferredModule
 from compval.errors import InvalidParameterError
 from compval.stats._checks import check_counts_array
 from compval.stats._result import StatResult
+
+# scipy takes about a second to import: loaded on first use, not with compval.
+spspecial: Any = DeferredModule("scipy.special")
+sps: Any = DeferredModule("scipy.stats")
 
 __all__ = ["chi_square_counts", "g_test_counts", "jensen_shannon", "psi"]
 

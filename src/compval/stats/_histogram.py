@@ -29,12 +29,15 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special
-from scipy import stats as sps
 from typing_extensions import Self
 
+from compval._lazy import DeferredModule
 from compval.errors import ApproximationWarning, IncompatibleMergeError, InvalidParameterError
 from compval.stats._result import StatResult
+
+# scipy takes about a second to import: loaded on first use, not with compval.
+special: Any = DeferredModule("scipy.special")
+sps: Any = DeferredModule("scipy.stats")
 
 __all__ = ["FixedHistogram", "ks_from_histograms", "wasserstein_from_histograms"]
 

@@ -32,14 +32,18 @@ exact one), the p-value is exact given ``b + c``.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats as sps
 
+from compval._lazy import DeferredModule
 from compval.errors import InvalidParameterError
 from compval.stats._checks import check_confidence, check_count
 from compval.stats._result import StatResult
+
+# scipy takes about a second to import: loaded on first use, not with compval.
+sps: Any = DeferredModule("scipy.stats")
 
 __all__ = [
     "mcnemar_exact",

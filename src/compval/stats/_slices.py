@@ -41,8 +41,8 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats as sps
 
+from compval._lazy import DeferredModule
 from compval.errors import (
     ApproximationWarning,
     EmptyAccumulatorError,
@@ -53,6 +53,9 @@ from compval.stats._checks import check_confidence, check_count, check_positive_
 from compval.stats._decisions import adjust_pvalues
 from compval.stats._paired import mcnemar_pvalues, tango_intervals
 from compval.stats._resampling import _check_row_ids, row_hash
+
+# scipy takes about a second to import: loaded on first use, not with compval.
+sps: Any = DeferredModule("scipy.stats")
 
 __all__ = ["SliceResult", "SliceSearch"]
 
