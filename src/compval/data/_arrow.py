@@ -1,8 +1,10 @@
 """Streaming readers for columnar files, through pyarrow: parquet and CSV (extra: ``data``).
 
-Both read a bounded number of rows at a time and re-chunk them into batches of exactly
-``batch_size`` rows (the last may be smaller), so peak memory follows the batch size (and, for
-parquet, the row-group size; for CSV, the reader's block size), not the number of rows.
+Both read a bounded number of rows at a time (up to ``_READ_ROWS``, fewer for wide rows and,
+in parquet, for small row groups), convert each read to numpy once and cut it into batches of
+exactly ``batch_size`` rows (the last may be smaller), so peak memory follows the read size,
+the batch size and, for parquet, the file's page size (for CSV, the reader's block size), not
+the number of rows.
 
 Column rules, shared by both formats:
 
@@ -18,7 +20,7 @@ Column rules, shared by both formats:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +55,18 @@ __all__ = ["CsvDataset", "ParquetDataset"]
 
 # Rows per read when a single column is scanned at open (label check).
 _SCAN_ROWS = 65_536
+# Rows per read when batches are made. pyarrow and the numpy conversion cost about the same
+# per call whatever the rows, so reading 256-row batches one by one made reading a parquet
+# file several times slower than the models' inference; past ~16k rows a read gains nothing.
+_READ_ROWS = 16_384
+# Decoded bytes a read may hold (arrow, then numpy): wide files read fewer rows at a time.
+_READ_BYTES = 4 << 20
+# What a string segment or label is assumed to take per row, for the byte budget above.
+_VARIABLE_WIDTH_BYTES = 32
+# Parquet column chunks are read through a buffer of this size. Unbuffered (pyarrow's
+# default), each selected column chunk is read whole, so memory grows with the row-group size,
+# which pandas and pyarrow set to a million rows by default: the whole file, for most files.
+_PARQUET_BUFFER_BYTES = 64 << 10
 # pyarrow's streaming CSV reader parses up to ~32 blocks ahead of the consumer, so the block
 # size sets its peak memory: 128 KiB keeps it near 5 MB, where the 1 MiB default reaches
 # tens of MB. Wide files get larger blocks, since a row must fit in one block.
@@ -156,32 +170,110 @@ def _segment_array(pa_mod: Any, column: Any) -> Array:
     return clean_segment(np.asarray(column.to_numpy(zero_copy_only=False)))
 
 
-def _feature_matrix(path: Path, pa_mod: Any, table: Any, columns: _Columns, start: int) -> Array:
+def _segment_slicer(pa_mod: Any, column: Any) -> Callable[[int, int], Array]:
+    """Per-batch segment values from one read's column, as ``_segment_array`` of the batch.
+
+    The column is converted to numpy once per read and each batch cleans its own slice, so a
+    batch's dtype depends only on its own rows (a batch without missing values keeps the
+    column's dtype), exactly as when every batch was converted on its own.
+    """
+    column = _decoded(pa_mod, column)
+    types = pa_mod.types
+    if column.null_count and (types.is_integer(column.type) or types.is_boolean(column.type)):
+        # Rare (nullable integer segments): whether a batch becomes an object array depends on
+        # the nulls in that batch, so each batch is converted from its own arrow slice.
+        return lambda lo, hi: _segment_array(pa_mod, column.slice(lo, hi - lo))
+    values = np.asarray(column.to_numpy(zero_copy_only=False))
+    if not column.null_count and (
+        types.is_string(column.type) or types.is_large_string(column.type)
+    ):
+        # Text without nulls has nothing missing; clean_segment would check every value in
+        # Python to find that out.
+        return lambda lo, hi: values[lo:hi]
+    return lambda lo, hi: clean_segment(values[lo:hi])
+
+
+def _feature_matrix(
+    pa_mod: Any, table: Any, columns: _Columns
+) -> tuple[Array, dict[str, tuple[str, Array]]]:
+    """The read's features as one (rows, features) array, and where non-float ones are null.
+
+    The second value maps each int or bool feature column holding nulls to (its type, its
+    null mask); its null entries are zero in the matrix, and never reach a batch, since the
+    batch holding the first of them raises instead (``_null_feature_error``).
+    """
     matrix = np.empty((table.num_rows, len(columns.features)), dtype=columns.dtype)
+    nulls: dict[str, tuple[str, Array]] = {}
     for j, name in enumerate(columns.features):
         column = table.column(name)
         if column.null_count and not pa_mod.types.is_floating(column.type):
-            nulls = column.is_null().to_numpy(zero_copy_only=False)
-            first = start + int(np.flatnonzero(nulls)[0])
-            raise DataError(
-                f"{file_subject(path)}: feature column {name!r} ({column.type}) has missing "
-                f"values; got one at row {first}, expected none in a non-float column. "
-                "Fill the missing values, or store the column as float so they become NaN."
-            )
+            nulls[name] = (str(column.type), column.is_null().to_numpy(zero_copy_only=False))
+            # Filled in arrow, not numpy: to_numpy() of an int column with nulls goes through
+            # float64, which would round the large integers of the rows before the null.
+            column = column.fill_null(pa_mod.scalar(0).cast(column.type))
         matrix[:, j] = column.to_numpy(zero_copy_only=False)
-    return matrix
+    return matrix, nulls
 
 
-def _to_batch(path: Path, pa_mod: Any, table: Any, columns: _Columns, start: int) -> Batch:
-    stop = start + table.num_rows
-    return Batch(
-        inputs={"features": _feature_matrix(path, pa_mod, table, columns, start)},
-        labels=(
-            None if columns.labels is None else _label_array(pa_mod, table.column(columns.labels))
-        ),
-        row_ids=row_ids(start, stop),
-        segments={name: _segment_array(pa_mod, table.column(name)) for name in columns.segments},
+def _null_feature_error(path: Path, name: str, dtype: str, row: int) -> DataError:
+    return DataError(
+        f"{file_subject(path)}: feature column {name!r} ({dtype}) has missing values; got one "
+        f"at row {row}, expected none in a non-float column. Fill the missing values, or "
+        "store the column as float so they become NaN."
     )
+
+
+def _split_read(
+    path: Path, pa_mod: Any, table: Any, columns: _Columns, start: int, size: int
+) -> Iterator[Batch]:
+    """Cut one read (a table of rows ``start ..``) into batches of ``size`` rows.
+
+    Every column is converted to numpy once per read and batches are views of those arrays:
+    converting each batch's columns on its own cost more than the models' inference at small
+    batch sizes. Batches and errors are the same as when each batch was converted alone.
+    """
+    n = table.num_rows
+    matrix, nulls = _feature_matrix(pa_mod, table, columns)
+    labels = None if columns.labels is None else _label_array(pa_mod, table.column(columns.labels))
+    segments = {name: _segment_slicer(pa_mod, table.column(name)) for name in columns.segments}
+    for lo in range(0, n, size):
+        hi = min(lo + size, n)
+        # The first int/bool column (in feature order) with a null in this batch, as the
+        # per-batch conversion found it.
+        for name, (dtype, mask) in nulls.items():
+            hit = np.flatnonzero(mask[lo:hi])
+            if hit.size:
+                raise _null_feature_error(path, name, dtype, start + lo + int(hit[0]))
+        yield Batch(
+            inputs={"features": matrix[lo:hi]},
+            labels=None if labels is None else labels[lo:hi],
+            row_ids=row_ids(start + lo, start + hi),
+            segments={name: cut(lo, hi) for name, cut in segments.items()},
+        )
+
+
+def _read_rows(size: int, row_bytes: int, *, limit: int | None = None) -> int:
+    """Rows per read: a multiple of the batch size near ``_READ_ROWS``, within the byte budget.
+
+    A multiple, so that batch boundaries fall at multiples of ``size`` whatever the read size.
+    ``limit`` (parquet: the largest row group) caps it: a file written in small row groups
+    was written to be read in small pieces.
+    """
+    target = min(_READ_ROWS, _READ_BYTES // max(row_bytes, 1))
+    if limit is not None:
+        target = min(target, limit)
+    return max(size, target - target % size)
+
+
+def _row_bytes(types: Sequence[Any]) -> int:
+    """Decoded bytes per row of the given arrow types (a guess for variable-width ones)."""
+    total = 0
+    for dtype in types:
+        try:
+            total += max(1, dtype.bit_width // 8)
+        except ValueError:  # variable width (strings) or nested
+            total += _VARIABLE_WIDTH_BYTES
+    return total
 
 
 def _rechunk(pa_mod: Any, batches: Iterator[Any], size: int) -> Iterator[Any]:
@@ -206,6 +298,16 @@ def _rechunk(pa_mod: Any, batches: Iterator[Any], size: int) -> Iterator[Any]:
         held = rest.num_rows
     if held:
         yield pa_mod.Table.from_batches(pending)
+
+
+def _split_stream(
+    path: Path, pa_mod: Any, batches: Iterator[Any], columns: _Columns, read: int, size: int
+) -> Iterator[Batch]:
+    """Batches of ``size`` rows from record batches, converted to numpy ``read`` rows at a time."""
+    start = 0
+    for table in _rechunk(pa_mod, batches, read):
+        yield from _split_read(path, pa_mod, table, columns, start, size)
+        start += table.num_rows
 
 
 class _ArrowFileDataset:
@@ -252,7 +354,9 @@ class ParquetDataset(_ArrowFileDataset):
 
     The row count comes from the file's metadata. Opening reads the metadata and, when there
     is a label column, scans that one column once to refuse missing labels early.
-    Peak memory is bounded by the batch size and the file's row-group size.
+    Column chunks are read through a small buffer, so peak memory is bounded by one read
+    (see ``_READ_ROWS``), one batch and a data page per column (pyarrow writes pages of 1 MB),
+    not by the row-group size.
 
     Args:
         path: The parquet file (already resolved).
@@ -272,7 +376,9 @@ class ParquetDataset(_ArrowFileDataset):
         try:
             with self._pq.ParquetFile(path) as parquet:
                 schema = parquet.schema_arrow
-                self._n_rows = int(parquet.metadata.num_rows)
+                metadata = parquet.metadata
+                self._n_rows = int(metadata.num_rows)
+                groups = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
         except (self._pa.ArrowException, OSError) as exc:
             raise read_error(path, "parquet", exc) from exc
         types = {field.name: field.type for field in schema}
@@ -283,6 +389,8 @@ class ParquetDataset(_ArrowFileDataset):
         self._columns = _Columns(
             tuple(features), labels, tuple(segments), _feature_dtype(features, types)
         )
+        self._row_bytes = _row_bytes([types[name] for name in self._columns.read])
+        self._row_group_rows = max(groups, default=0)
         if self._n_rows == 0:
             raise no_rows_error(path)
         if labels is not None:
@@ -291,18 +399,20 @@ class ParquetDataset(_ArrowFileDataset):
 
     def _check_labels(self, labels: str) -> None:
         n_missing = 0
-        for table in self._read([labels], _SCAN_ROWS):
-            n_missing += count_missing(_label_array(self._pa, table.column(labels)))
+        for record_batch in self._read([labels], _SCAN_ROWS):
+            n_missing += count_missing(_label_array(self._pa, record_batch.column(labels)))
         if n_missing:
             raise missing_labels_error(file_subject(self._path), labels, n_missing, self._n_rows)
 
     def _read(self, columns: list[str], size: int) -> Iterator[Any]:
         try:
             # pre_buffer (pyarrow's default) reads every selected column chunk of the file
-            # up front; without it one row group at a time is in memory.
-            with self._pq.ParquetFile(self._path, pre_buffer=False) as parquet:
-                for record_batch in parquet.iter_batches(batch_size=size, columns=columns):
-                    yield self._pa.Table.from_batches([record_batch])
+            # up front, and an unbuffered stream reads each column chunk whole; with neither,
+            # a page per column is in memory.
+            with self._pq.ParquetFile(
+                self._path, pre_buffer=False, buffer_size=_PARQUET_BUFFER_BYTES
+            ) as parquet:
+                yield from parquet.iter_batches(batch_size=size, columns=columns)
         except (self._pa.ArrowException, OSError) as exc:
             raise read_error(self._path, "parquet", exc) from exc
 
@@ -317,11 +427,9 @@ class ParquetDataset(_ArrowFileDataset):
         return self._iter_batches(size)
 
     def _iter_batches(self, size: int) -> Iterator[Batch]:
-        start = 0
-        tables = self._read(self._columns.read, size)
-        for table in _rechunk(self._pa, (b for t in tables for b in t.to_batches()), size):
-            yield _to_batch(self._path, self._pa, table, self._columns, start)
-            start += table.num_rows
+        read = _read_rows(size, self._row_bytes, limit=self._row_group_rows)
+        stream = self._read(self._columns.read, read)
+        return _split_stream(self._path, self._pa, stream, self._columns, read, size)
 
 
 class CsvDataset(_ArrowFileDataset):
@@ -362,6 +470,7 @@ class CsvDataset(_ArrowFileDataset):
             tuple(features), labels, tuple(segments), _feature_dtype(features, types)
         )
         read = self._columns.read
+        self._row_bytes = _row_bytes([types[name] for name in read])
         self._convert = self._csv.ConvertOptions(
             include_columns=read,
             column_types={name: types[name] for name in read},
@@ -439,7 +548,5 @@ class CsvDataset(_ArrowFileDataset):
         return self._iter_batches(size)
 
     def _iter_batches(self, size: int) -> Iterator[Batch]:
-        start = 0
-        for table in _rechunk(self._pa, self._stream(), size):
-            yield _to_batch(self._path, self._pa, table, self._columns, start)
-            start += table.num_rows
+        read = _read_rows(size, self._row_bytes)
+        return _split_stream(self._path, self._pa, self._stream(), self._columns, read, size)

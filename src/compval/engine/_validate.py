@@ -180,7 +180,7 @@ def run_validation(
     )  # resolves the task first: an unknown one is a spec error
     criteria = resolve_criteria(
         [*s.criteria, *budgets],
-        task=s.task.type,
+        task=run.task.metrics_of,
         resampling=resampling is not None,
         segment_columns=list(dataset.segment_columns),
         allow_nonfinite=s.allow_nonfinite,

@@ -99,6 +99,9 @@ class Task(abc.ABC):
 
     #: Registry key, the spec's ``task.type``.
     name: ClassVar[str]
+    #: The task name under which this task's metrics are listed in ``compval.metrics.METRICS``
+    #: (``MetricInfo.tasks``): a task that reuses built-in metrics inherits its parent's.
+    metrics_of: ClassVar[str]
     #: Whether the weak-slice search applies (labelled tabular data).
     searches_slices: ClassVar[bool] = False
 

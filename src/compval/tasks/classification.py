@@ -40,6 +40,7 @@ class ClassificationTask(Task):
     """Predicted classes against labels, and the two models' class scores against each other."""
 
     name = "classification"
+    metrics_of = "classification"
     searches_slices = True
 
     def output_kind(self, state: TaskState, raw: Array) -> OutputKind:

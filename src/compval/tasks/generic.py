@@ -16,6 +16,7 @@ class GenericTask(ValueTask):
     """Output fidelity (abs/rel diff, SQNR, cosine) and non-finite counts."""
 
     name = "generic"
+    metrics_of = "generic"
 
     def accumulators(
         self,

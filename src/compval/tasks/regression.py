@@ -19,6 +19,7 @@ class RegressionTask(ValueTask):
     """MAE, RMSE and R^2 of both models against the targets, plus output fidelity."""
 
     name = "regression"
+    metrics_of = "regression"
 
     def prepare_chunk(
         self,
