@@ -69,6 +69,9 @@ class RunState:
         self.state = TaskState(spec=spec, has_labels=dataset.has_labels)
         self.kinds: dict[str, OutputKind] = {}
         self.columns = list(dataset.segment_columns)
+        #: Decisions the run made on the user's behalf (e.g. which output it compared);
+        #: they go to ``report.run.notes``.
+        self.notes: list[str] = []
 
     def kind_of(self, adapter: ModelAdapter, raw: Array) -> OutputKind:
         """The output kind of a model, decided on its first chunk (the task may learn from it)."""

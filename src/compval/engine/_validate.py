@@ -229,7 +229,7 @@ def run_validation(
         )
         if profile is not None:
             checks = name_unsupported_ops(checks, profile)
-        notes = [] if profile is None else list(profile.notes)
+        notes = [*run.notes, *([] if profile is None else profile.notes)]
         if not s.criteria and not budgets:
             notes.append(
                 "No criteria in the spec: only the built-in checks ran (nonfinite-outputs unless "
