@@ -298,11 +298,12 @@ def test_discovered_scope_catches_a_planted_weak_slice() -> None:
 
     slices = [c for c in bad.checks if c.id == "slices"]
     assert slices and all(str(c.segment).startswith("slice:") for c in slices)
-    top = bad.statistics["discovered"]["cand"][0]  # type: ignore[index]
-    assert "x2" in top["description"]
-    assert top["delta"] < -0.3
-    assert top["p_value_adjusted"] < 1e-6
-    assert check(bad, "slices", f"slice:{top['description']}").verdict == "fail"
+    assert bad.statistics is not None
+    top = bad.statistics.discovered["cand"][0]
+    assert "x2" in top.description
+    assert top.delta < -0.3
+    assert top.p_value_adjusted < 1e-6
+    assert check(bad, "slices", f"slice:{top.description}").verdict == "fail"
     assert bad.passed is False
     assert all(c.verdict == "pass" for c in good.checks)
     assert good.passed is True

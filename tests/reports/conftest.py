@@ -8,7 +8,20 @@ from typing import Any
 
 import pytest
 
-from compval.results import CheckResult, MetricValue, Report, RunInfo
+from compval.results import (
+    CheckResult,
+    DecisionInfo,
+    LatencyStats,
+    LoadStats,
+    MetricValue,
+    ModelProfile,
+    ProfileSection,
+    Report,
+    ResamplingInfo,
+    RunInfo,
+    SpeedupResult,
+    StatisticsSection,
+)
 
 NASTY_SEGMENT = "lang=a|b"
 SCRIPT_SEGMENT = "name=<script>alert(1)</script>"
@@ -180,6 +193,45 @@ PROFILE: dict[str, Any] = {
 }
 
 
+def profile_section(data: dict[str, Any]) -> ProfileSection:
+    """The typed profile of a report.json-shaped dict (missing latency fields filled in)."""
+    latency_defaults = {"p90_ms": 0.0, "p99_ms": 0.0, "mean_ms": 0.0, "std_ms": 0.0, "cv": 0.0}
+    models = {
+        name: ModelProfile(
+            name=name,
+            role=m["role"],
+            size_mb=m["size_mb"],
+            parameter_count=m["parameter_count"],
+            weight_sparsity=m["weight_sparsity"],
+            load_time_ms=m["load_time_ms"],
+            peak_memory_mb=m["peak_memory_mb"],
+            latency=tuple(LatencyStats(**{**latency_defaults, **e}) for e in m["latency"]),
+            concurrency=tuple(LoadStats(**e) for e in m.get("concurrency", [])),
+            unsupported_ops=None if m["unsupported_ops"] is None else tuple(m["unsupported_ops"]),
+        )
+        for name, m in data["models"].items()
+    }
+    target, settings = data["target"], data["settings"]
+    return ProfileSection(
+        target=target["name"],
+        threads=target["threads"],
+        batch_sizes=tuple(target["batch_sizes"]),
+        concurrency=tuple(target["concurrency"]),
+        reference=next(n for n, m in models.items() if m.role == "reference"),
+        models=models,
+        speedups=tuple(SpeedupResult(**e) for e in data["speedup"]),
+        **settings,
+    )
+
+
+STATISTICS = StatisticsSection(
+    resampling=ResamplingInfo(method="poisson bootstrap", replicates=2000, confidence=0.95, seed=0),
+    decision=DecisionInfo(
+        rule="non-inferiority", min_rows=30, correction="holm", inconclusive="block"
+    ),
+)
+
+
 def build_report(*, profile: dict[str, Any] | None = None) -> Report:
     """int8 passes (with one non-blocking warning); pruned fails."""
     checks = (
@@ -271,8 +323,8 @@ def build_report(*, profile: dict[str, Any] | None = None) -> Report:
         metrics=metrics,
         checks=checks,
         candidates=("int8", "pruned"),
-        statistics={"replicates": 2000, "confidence": 0.95, "correction": "holm"},
-        profile=profile,
+        statistics=STATISTICS,
+        profile=None if profile is None else profile_section(profile),
     )
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from compval.metrics import MetricEstimate
 from compval.profiling import ProfileResult
-from compval.results import CheckResult, MetricValue
+from compval.results import CheckResult, MetricValue, SliceResult
 
 __all__ = ["metric_value", "name_unsupported_ops", "slice_estimates"]
 
@@ -31,27 +30,26 @@ def metric_value(candidate: str, e: MetricEstimate) -> MetricValue:
     )
 
 
-def slice_estimates(slices: Sequence[Mapping[str, Any]]) -> list[MetricEstimate]:
+def slice_estimates(slices: Sequence[SliceResult]) -> list[MetricEstimate]:
     """Discovered slices as estimates, so criteria with ``segment: discovered`` can gate them."""
     out: list[MetricEstimate] = []
     for sl in slices:
-        seg = f"slice:{sl['description']}"
-        ci = (float(sl["ci"][0]), float(sl["ci"][1]))
-        ref, cand = float(sl["reference_accuracy"]), float(sl["candidate_accuracy"])
+        seg = f"slice:{sl.description}"
+        ref, cand = sl.reference_accuracy, sl.candidate_accuracy
         out.append(
             MetricEstimate(
                 metric="accuracy_score",
                 segment=seg,
                 higher_is_better=True,
                 paired=False,
-                n=int(sl["n"]),
+                n=sl.n,
                 reference=ref,
                 candidate=cand,
                 delta=cand - ref,
                 ratio=cand / ref if ref else None,
-                ci=ci,
-                confidence=float(sl["confidence"]),
-                p_adjusted=float(sl["p_value_adjusted"]),
+                ci=sl.ci,
+                confidence=sl.confidence,
+                p_adjusted=sl.p_value_adjusted,
                 ci_method="tango_score",
             )
         )
@@ -61,11 +59,11 @@ def slice_estimates(slices: Sequence[Mapping[str, Any]]) -> list[MetricEstimate]
                 segment=seg,
                 higher_is_better=False,
                 paired=True,
-                n=int(sl["n"]),
+                n=sl.n,
                 reference=None,
-                candidate=float(sl["flip_correct_to_wrong_rate"]),
+                candidate=sl.flip_correct_to_wrong_rate,
                 delta=None,
-                p_adjusted=float(sl["p_value_adjusted"]),
+                p_adjusted=sl.p_value_adjusted,
             )
         )
     return out

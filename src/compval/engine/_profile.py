@@ -146,5 +146,5 @@ def profile_files(request: ProfileRequest, settings: ProfileSettings) -> Report:
         metrics=tuple(metric_value(c, e) for c, ests in estimates.items() for e in ests),
         checks=tuple(checks),
         candidates=tuple(candidates),
-        profile=result.to_dict(),
+        profile=result.section(),
     )

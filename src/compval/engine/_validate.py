@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -25,7 +24,13 @@ from compval.engine._stream import N_BLOCKS, CandidateState, RunState, stream
 from compval.errors import SpecValidationError
 from compval.metrics import ContingencyTable, MetricEstimate, Resampling, WeakSlices, metric_info
 from compval.profiling import ProfileResult, ProfileSettings, resolve_settings
-from compval.results import Report
+from compval.results import (
+    DecisionInfo,
+    Report,
+    ResamplingInfo,
+    SliceResult,
+    StatisticsSection,
+)
 from compval.spec import AcceptanceSpec, CriterionSpec, LoadedSpec, ModelRef, load_spec
 
 __all__ = ["RunOptions", "run_validation"]
@@ -201,7 +206,7 @@ def run_validation(
             infos[st.name] = model_info(st.adapter, "candidate", run.kinds.get(st.name))
         estimates = {st.name: _estimates(run, st) for st in states}
         statistics = _statistics(run, states)
-        for name, slices in statistics["discovered"].items():
+        for name, slices in statistics.discovered.items():
             estimates[name] = [*estimates[name], *slice_estimates(slices)]
         profile: ProfileResult | None = None
         if settings is not None:
@@ -257,7 +262,7 @@ def run_validation(
         checks=tuple(checks),
         candidates=tuple(st.name for st in states),
         statistics=statistics,
-        profile=None if profile is None else profile.to_dict(),
+        profile=None if profile is None else profile.section(),
     )
 
 
@@ -290,29 +295,9 @@ def _estimates(run: RunState, st: CandidateState) -> list[MetricEstimate]:
     return out
 
 
-def _statistics(run: RunState, states: Sequence[CandidateState]) -> dict[str, Any]:
+def _statistics(run: RunState, states: Sequence[CandidateState]) -> StatisticsSection:
     s = run.spec.statistics
-    out: dict[str, Any] = {
-        "resampling": None
-        if run.resampling is None
-        else {
-            "method": "poisson bootstrap: Poisson(n) counts per contingency-table cell for "
-            "classification metrics; Poisson(1) weights per hashed row block "
-            f"({N_BLOCKS} blocks) for continuous metrics",
-            "replicates": run.resampling.replicates,
-            "confidence": run.resampling.confidence,
-            "seed": run.resampling.seed,
-            "interval": "percentile",
-        },
-        "decision": {
-            "rule": "non-inferiority: pass when the interval's worst end meets the threshold, "
-            "fail when the estimate does not, else inconclusive",
-            "min_rows": s.min_rows,
-            "correction": s.correction,
-            "inconclusive": s.inconclusive,
-        },
-        "discovered": {},
-    }
+    discovered: dict[str, tuple[SliceResult, ...]] = {}
     for st in states:
         for acc in st.accumulators:
             if isinstance(acc, WeakSlices):
@@ -320,5 +305,24 @@ def _statistics(run: RunState, states: Sequence[CandidateState]) -> dict[str, An
                     min_rows=s.min_rows, confidence=s.confidence, top_k=s.top_slices
                 )
                 if slices:
-                    out["discovered"][st.name] = slices
-    return out
+                    discovered[st.name] = slices
+    return StatisticsSection(
+        resampling=None
+        if run.resampling is None
+        else ResamplingInfo(
+            method="poisson bootstrap: Poisson(n) counts per contingency-table cell for "
+            "classification metrics; Poisson(1) weights per hashed row block "
+            f"({N_BLOCKS} blocks) for continuous metrics",
+            replicates=run.resampling.replicates,
+            confidence=run.resampling.confidence,
+            seed=run.resampling.seed,
+        ),
+        decision=DecisionInfo(
+            rule="non-inferiority: pass when the interval's worst end meets the threshold, "
+            "fail when the estimate does not, else inconclusive",
+            min_rows=s.min_rows,
+            correction=s.correction,
+            inconclusive=s.inconclusive,
+        ),
+        discovered=discovered,
+    )

@@ -22,6 +22,7 @@ from typing_extensions import Self
 from compval.errors import IncompatibleMergeError, MetricError
 from compval.metrics._base import Accumulator, MetricEstimate, PairedRows, Resampling
 from compval.metrics._segments import SegmentTable
+from compval.results import SliceResult
 from compval.stats import (
     FixedHistogram,
     SliceSearch,
@@ -196,11 +197,10 @@ class WeakSlices(Accumulator):
         """None: the findings are ``discovered()``."""
         return []
 
-    def discovered(self, *, min_rows: int, confidence: float, top_k: int) -> list[dict[str, Any]]:
-        """The weakest slices, as JSON-ready dicts (empty when no row was seen)."""
+    def discovered(
+        self, *, min_rows: int, confidence: float, top_k: int
+    ) -> tuple[SliceResult, ...]:
+        """The weakest slices (empty when no row was seen)."""
         if self.search.rows_seen == 0:
-            return []
-        return [
-            s.to_dict()
-            for s in self.search.result(min_rows=min_rows, confidence=confidence, top_k=top_k)
-        ]
+            return ()
+        return tuple(self.search.result(min_rows=min_rows, confidence=confidence, top_k=top_k))

@@ -19,47 +19,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from compval.errors import InvalidParameterError
+from compval.results import LoadStats
 
 __all__ = ["LoadStats", "run_load"]
 
 Clock = Callable[[], int]
 _NS_PER_S = 1_000_000_000
 _NS_PER_MS = 1e6
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LoadStats:
-    """Outcome of one load test.
-
-    ``requests`` counts every request sent, ``errors`` those that raised (or hung).
-    ``throughput_sps`` counts rows of successful requests per second of elapsed time; the
-    latency percentiles are over successful requests (None when every request failed).
-    """
-
-    clients: int
-    batch_size: int
-    duration_s: float
-    requests: int
-    errors: int
-    throughput_sps: float
-    p50_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-    error_examples: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, float | int | None]:
-        """The report's ``concurrency`` entry."""
-        return {
-            "clients": self.clients,
-            "batch_size": self.batch_size,
-            "duration_s": self.duration_s,
-            "requests": self.requests,
-            "errors": self.errors,
-            "throughput_sps": self.throughput_sps,
-            "p50_ms": self.p50_ms,
-            "p95_ms": self.p95_ms,
-            "p99_ms": self.p99_ms,
-        }
 
 
 @dataclass(slots=True)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from compval.errors import InvalidParameterError
 from compval.metrics import MetricEstimate
-from compval.profiling._load import LoadStats
 from compval.profiling._settings import ProfileSettings
-from compval.profiling._stats import LatencyStats, SpeedupResult
+from compval.results import ModelProfile, ProfileSection, SpeedupResult
 from compval.spec import PERF_METRIC_DIRECTIONS
 
 __all__ = ["SPEEDUP_CI_METHOD", "ModelProfile", "ProfileResult"]
@@ -18,44 +17,6 @@ __all__ = ["SPEEDUP_CI_METHOD", "ModelProfile", "ProfileResult"]
 #: ``ci_method`` recorded on speedup metric values (see ``compval.profiling._stats``).
 SPEEDUP_CI_METHOD = "paired_t_log_ratio"
 _LATENCY_FIELDS = (("p50", "p50_ms"), ("p90", "p90_ms"), ("p95", "p95_ms"), ("p99", "p99_ms"))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ModelProfile:
-    """Everything measured for one model. Missing measurements are None."""
-
-    name: str
-    role: Literal["reference", "candidate"]
-    size_mb: float | None
-    parameter_count: int | None
-    weight_sparsity: float | None
-    load_time_ms: float | None
-    peak_memory_mb: float | None
-    latency: tuple[LatencyStats, ...]
-    concurrency: tuple[LoadStats, ...]
-    unsupported_ops: tuple[str, ...] | None
-
-    def latency_at(self, batch_size: int) -> LatencyStats | None:
-        """The latency entry for ``batch_size``, if measured."""
-        return next((s for s in self.latency if s.batch_size == batch_size), None)
-
-    def load_at(self, clients: int) -> LoadStats | None:
-        """The load-test entry for ``clients``, if measured."""
-        return next((s for s in self.concurrency if s.clients == clients), None)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The report's entry for this model."""
-        return {
-            "role": self.role,
-            "size_mb": self.size_mb,
-            "parameter_count": self.parameter_count,
-            "weight_sparsity": self.weight_sparsity,
-            "load_time_ms": self.load_time_ms,
-            "peak_memory_mb": self.peak_memory_mb,
-            "latency": [s.to_dict() for s in self.latency],
-            "concurrency": [s.to_dict() for s in self.concurrency],
-            "unsupported_ops": None if self.unsupported_ops is None else list(self.unsupported_ops),
-        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,24 +42,26 @@ class ProfileResult:
         """Candidate names, in the order they were given."""
         return tuple(n for n, m in self.models.items() if m.role == "candidate")
 
-    def to_dict(self) -> dict[str, Any]:
-        """The report's ``profile`` section (the structure the renderers rely on)."""
+    def section(self) -> ProfileSection:
+        """The report's ``profile`` section."""
         s = self.settings
-        return {
-            "target": {
-                "name": s.target,
-                "threads": s.threads,
-                "batch_sizes": list(s.batch_sizes),
-                "concurrency": list(s.concurrency),
-            },
-            "settings": {
-                "warmup": s.warmup,
-                "min_iterations": s.min_iterations,
-                "min_duration_s": s.min_duration_s,
-            },
-            "models": {name: m.to_dict() for name, m in self.models.items()},
-            "speedup": [r.to_dict() for r in self.speedups],
-        }
+        return ProfileSection(
+            target=s.target,
+            threads=s.threads,
+            batch_sizes=s.batch_sizes,
+            concurrency=s.concurrency,
+            warmup=s.warmup,
+            min_iterations=s.min_iterations,
+            min_duration_s=s.min_duration_s,
+            reference=self.reference,
+            models=self.models,
+            speedups=self.speedups,
+            notes=self.notes,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report.json ``profile`` object (``section().to_dict()``)."""
+        return self.section().to_dict()
 
     def metric_estimates(self, candidate: str) -> list[MetricEstimate]:
         """The candidate's performance metrics, named as in the shared vocabulary.

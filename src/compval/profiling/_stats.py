@@ -17,71 +17,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from compval.errors import InvalidParameterError
+from compval.results import LatencyStats, SpeedupResult
 
 __all__ = ["LatencyStats", "SpeedupResult", "paired_speedup", "summarize_latencies"]
 
 _NS_PER_MS = 1e6
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LatencyStats:
-    """Latency of one model at one batch size, in milliseconds per batch."""
-
-    batch_size: int
-    iterations: int
-    p50_ms: float
-    p90_ms: float
-    p95_ms: float
-    p99_ms: float
-    mean_ms: float
-    std_ms: float
-    cv: float
-    throughput_sps: float
-
-    def to_dict(self) -> dict[str, float | int]:
-        """The report's ``latency`` entry."""
-        return {
-            "batch_size": self.batch_size,
-            "iterations": self.iterations,
-            "p50_ms": self.p50_ms,
-            "p90_ms": self.p90_ms,
-            "p95_ms": self.p95_ms,
-            "p99_ms": self.p99_ms,
-            "mean_ms": self.mean_ms,
-            "std_ms": self.std_ms,
-            "cv": self.cv,
-            "throughput_sps": self.throughput_sps,
-        }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SpeedupResult:
-    """Reference latency / candidate latency at one batch size, with its interval."""
-
-    candidate: str
-    batch_size: int
-    ratio: float
-    ci_low: float
-    ci_high: float
-    confidence: float
-    rounds: int
-
-    def to_dict(self) -> dict[str, str | float | int]:
-        """The report's ``speedup`` entry."""
-        return {
-            "candidate": self.candidate,
-            "batch_size": self.batch_size,
-            "ratio": self.ratio,
-            "ci_low": self.ci_low,
-            "ci_high": self.ci_high,
-            "confidence": self.confidence,
-            "rounds": self.rounds,
-        }
 
 
 def summarize_latencies(samples_ns: Sequence[int], *, batch_size: int) -> LatencyStats:

@@ -11,7 +11,7 @@ import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, SupportsFloat, TypeGuard
 
-from compval.results import CheckResult, MetricValue
+from compval.results import CheckResult, MetricValue, ProfileSection
 
 NONE = "—"
 _VERDICT_RANK = {"fail": 0, "inconclusive": 1, "pass": 2}
@@ -38,47 +38,37 @@ _ESCAPES = str.maketrans(
 )
 
 
-def profile_target_line(profile: Mapping[str, Any]) -> str:
-    """One line describing the profiling target and settings, or '' when there is none."""
-    target = _mapping(profile.get("target"))
-    settings = _mapping(profile.get("settings"))
-    facts = []
-    if target.get("name") is not None:
-        facts.append(f"target {target['name']}")
-    if target.get("threads") is not None:
-        facts.append(f"threads {fmt_number(target['threads'])}")
-    for key, label in (("batch_sizes", "batch sizes"), ("concurrency", "clients")):
-        values = target.get(key)
-        if isinstance(values, (list, tuple)) and values:
+def profile_target_line(profile: ProfileSection) -> str:
+    """One line describing the profiling target and settings."""
+    facts = [f"target {profile.target}"]
+    if profile.threads is not None:
+        facts.append(f"threads {fmt_number(profile.threads)}")
+    for values, label in ((profile.batch_sizes, "batch sizes"), (profile.concurrency, "clients")):
+        if values:
             facts.append(f"{label} {', '.join(fmt_number(v) for v in values)}")
-    for key, label in (("warmup", "warm-up"), ("min_iterations", "min iterations")):
-        if settings.get(key) is not None:
-            facts.append(f"{label} {fmt_number(settings[key])}")
-    if settings.get("min_duration_s") is not None:
-        facts.append(f"min duration {fmt_number(settings['min_duration_s'])} s")
+    facts.append(f"warm-up {fmt_number(profile.warmup)}")
+    facts.append(f"min iterations {fmt_number(profile.min_iterations)}")
+    facts.append(f"min duration {fmt_number(profile.min_duration_s)} s")
     return " · ".join(facts)
 
 
-def profile_latency_rows(profile: Mapping[str, Any]) -> list[list[str]]:
+def profile_latency_rows(profile: ProfileSection) -> list[list[str]]:
     """Rows: model, role, batch, p50 ms, p95 ms, throughput, size MB, peak MB."""
     rows = []
-    for name, model in _mapping(profile.get("models")).items():
-        info = _mapping(model)
-        role = str(info.get("role", ""))
-        size = fmt_number(info.get("size_mb"))
-        peak = fmt_number(info.get("peak_memory_mb"))
-        entries = _mappings(info.get("latency"))
-        if not entries:
-            rows.append([str(name), role, NONE, NONE, NONE, NONE, size, peak])
-        for entry in entries:
+    for name, model in profile.models.items():
+        size = fmt_number(model.size_mb)
+        peak = fmt_number(model.peak_memory_mb)
+        if not model.latency:
+            rows.append([name, model.role, NONE, NONE, NONE, NONE, size, peak])
+        for entry in model.latency:
             rows.append(
                 [
-                    str(name),
-                    role,
-                    fmt_number(entry.get("batch_size")),
-                    fmt_number(entry.get("p50_ms")),
-                    fmt_number(entry.get("p95_ms")),
-                    fmt_number(entry.get("throughput_sps")),
+                    name,
+                    model.role,
+                    fmt_number(entry.batch_size),
+                    fmt_number(entry.p50_ms),
+                    fmt_number(entry.p95_ms),
+                    fmt_number(entry.throughput_sps),
                     size,
                     peak,
                 ]
@@ -86,56 +76,51 @@ def profile_latency_rows(profile: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
-def profile_speedup_rows(profile: Mapping[str, Any]) -> list[list[str]]:
+def profile_speedup_rows(profile: ProfileSection) -> list[list[str]]:
     """Rows: candidate, batch, speedup ratio, interval (with its confidence)."""
     rows = []
-    for entry in _mappings(profile.get("speedup")):
-        ratio = entry.get("ratio")
-        interval = fmt_interval(entry.get("ci_low"), entry.get("ci_high"))
-        confidence = entry.get("confidence")
-        if interval and _is_number(confidence):
-            interval += f" ({fmt_number(100 * float(confidence))}%)"
+    for entry in profile.speedups:
+        interval = fmt_interval(entry.ci_low, entry.ci_high)
+        if interval:
+            interval += f" ({fmt_number(100 * entry.confidence)}%)"
         rows.append(
             [
-                str(entry.get("candidate", NONE)),
-                fmt_number(entry.get("batch_size")),
-                f"{fmt_number(ratio)}x" if _is_number(ratio) else NONE,
+                entry.candidate,
+                fmt_number(entry.batch_size),
+                f"{fmt_number(entry.ratio)}x" if math.isfinite(entry.ratio) else NONE,
                 interval or NONE,
             ]
         )
     return rows
 
 
-def _profile_concurrency_rows(profile: Mapping[str, Any]) -> list[list[str]]:
+def _profile_concurrency_rows(profile: ProfileSection) -> list[list[str]]:
     """Rows: model, clients, batch, throughput, p50/p95/p99 ms, errors/requests."""
     rows = []
-    for name, model in _mapping(profile.get("models")).items():
-        for entry in _mappings(_mapping(model).get("concurrency")):
-            errors = fmt_number(entry.get("errors"))
-            if entry.get("requests") is not None:
-                errors += f" / {fmt_number(entry.get('requests'))}"
+    for name, model in profile.models.items():
+        for entry in model.concurrency:
             rows.append(
                 [
-                    str(name),
-                    fmt_number(entry.get("clients")),
-                    fmt_number(entry.get("batch_size")),
-                    fmt_number(entry.get("throughput_sps")),
-                    fmt_number(entry.get("p50_ms")),
-                    fmt_number(entry.get("p95_ms")),
-                    fmt_number(entry.get("p99_ms")),
-                    errors,
+                    name,
+                    fmt_number(entry.clients),
+                    fmt_number(entry.batch_size),
+                    fmt_number(entry.throughput_sps),
+                    fmt_number(entry.p50_ms),
+                    fmt_number(entry.p95_ms),
+                    fmt_number(entry.p99_ms),
+                    f"{fmt_number(entry.errors)} / {fmt_number(entry.requests)}",
                 ]
             )
     return rows
 
 
-def profile_unsupported_lines(profile: Mapping[str, Any]) -> list[str]:
+def profile_unsupported_lines(profile: ProfileSection) -> list[str]:
     """One line per model with unsupported operators."""
     lines = []
-    for name, model in _mapping(profile.get("models")).items():
-        ops = _mapping(model).get("unsupported_ops")
-        if isinstance(ops, (list, tuple)) and ops:
-            shown = ", ".join(str(op) for op in ops[:10])
+    for name, model in profile.models.items():
+        ops = model.unsupported_ops
+        if ops:
+            shown = ", ".join(ops[:10])
             more = f" and {len(ops) - 10} more" if len(ops) > 10 else ""
             lines.append(f"{name}: unsupported operators: {shown}{more}")
     return lines
@@ -286,12 +271,6 @@ def _group(
 
 def _mapping(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
-
-
-def _mappings(value: object) -> list[Mapping[str, Any]]:
-    if not isinstance(value, (list, tuple)):
-        return []
-    return [v for v in value if isinstance(v, Mapping)]
 
 
 def _is_number(value: object) -> TypeGuard[SupportsFloat]:

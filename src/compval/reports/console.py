@@ -160,7 +160,9 @@ def _delta_text(delta: float | None, higher_is_better: bool | None) -> Text:
 
 
 def _print_profile(report: Report, console: Console) -> None:
-    profile = report.profile or {}
+    profile = report.profile
+    if profile is None:
+        return
     target = profile_target_line(profile)
     latency = profile_latency_rows(profile)
     speedups = profile_speedup_rows(profile)

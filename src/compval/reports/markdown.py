@@ -15,8 +15,7 @@ return plain, unescaped text.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from compval.reports._format import (
     _escape,
@@ -40,7 +39,7 @@ from compval.reports._format import (
     profile_unsupported_lines,
     sorted_checks,
 )
-from compval.results import CheckResult, Report
+from compval.results import CheckResult, ProfileSection, Report
 
 __all__ = ["render_markdown"]
 
@@ -237,7 +236,7 @@ def _details_section(report: Report, budget: int) -> list[str]:
     return out + closing
 
 
-def _performance(profile: Mapping[str, Any]) -> list[str]:
+def _performance(profile: ProfileSection) -> list[str]:
     latency = profile_latency_rows(profile)
     speedups = profile_speedup_rows(profile)
     target = profile_target_line(profile)

@@ -7,6 +7,13 @@ report.json contract (schema_version 1).
 
 from __future__ import annotations
 
+from compval.results._profile import (
+    LatencyStats,
+    LoadStats,
+    ModelProfile,
+    ProfileSection,
+    SpeedupResult,
+)
 from compval.results._report import (
     SCHEMA_VERSION,
     CheckResult,
@@ -15,7 +22,29 @@ from compval.results._report import (
     RunInfo,
     Verdict,
 )
+from compval.results._statistics import (
+    DecisionInfo,
+    ResamplingInfo,
+    SliceResult,
+    StatisticsSection,
+)
 
-__all__ = ["SCHEMA_VERSION", "CheckResult", "MetricValue", "Report", "RunInfo", "Verdict"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "CheckResult",
+    "DecisionInfo",
+    "LatencyStats",
+    "LoadStats",
+    "MetricValue",
+    "ModelProfile",
+    "ProfileSection",
+    "Report",
+    "ResamplingInfo",
+    "RunInfo",
+    "SliceResult",
+    "SpeedupResult",
+    "StatisticsSection",
+    "Verdict",
+]
 # The dataclasses keep their defining module: typing.get_type_hints resolves their string
 # annotations in it.

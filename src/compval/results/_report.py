@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
+from compval.results._profile import ProfileSection
+from compval.results._statistics import StatisticsSection
+
 __all__ = ["SCHEMA_VERSION", "CheckResult", "MetricValue", "Report", "RunInfo", "Verdict"]
 
 SCHEMA_VERSION = 1
@@ -102,8 +105,8 @@ class Report:
     metrics: tuple[MetricValue, ...]
     checks: tuple[CheckResult, ...]
     candidates: tuple[str, ...]
-    statistics: Mapping[str, Any] | None = None
-    profile: Mapping[str, Any] | None = None
+    statistics: StatisticsSection | None = None
+    profile: ProfileSection | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -130,9 +133,9 @@ class Report:
             "checks": [{**_plain(_fields(c)), "name": c.junit_name} for c in self.checks],
         }
         if self.statistics is not None:
-            out["statistics"] = _plain(self.statistics)
+            out["statistics"] = _plain(self.statistics.to_dict())
         if self.profile is not None:
-            out["profile"] = _plain(self.profile)
+            out["profile"] = _plain(self.profile.to_dict())
         return out
 
 

@@ -36,7 +36,6 @@ import itertools
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -49,6 +48,7 @@ from compval.errors import (
     IncompatibleMergeError,
     InvalidParameterError,
 )
+from compval.results import SliceResult
 from compval.stats._checks import check_confidence, check_count, check_positive_int, check_seed
 from compval.stats._decisions import adjust_pvalues
 from compval.stats._paired import mcnemar_pvalues, tango_intervals
@@ -70,49 +70,6 @@ _DENSE_PAIR_LIMIT = 1 << 22
 _BOTH_WRONG, _CAND_ONLY, _REF_ONLY, _BOTH_RIGHT = 0, 1, 2, 3
 
 Codes = npt.NDArray[np.unsignedinteger[Any]]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SliceResult:
-    """One discovered slice and the evidence that the candidate is worse (or better) on it.
-
-    Attributes:
-        description: Readable condition, e.g. ``"px_12 in [3.0, 7.0) & ink = heavy"``.
-        features: The feature names the condition uses (one or two).
-        n: Rows in the slice.
-        reference_accuracy: Reference accuracy on the slice.
-        candidate_accuracy: Candidate accuracy on the slice.
-        delta: ``candidate_accuracy - reference_accuracy``.
-        ci: Tango score interval of ``delta`` at ``confidence`` (per slice, not simultaneous).
-        confidence: The interval's confidence level.
-        p_value: Exact McNemar p-value on the slice.
-        p_value_adjusted: Holm-adjusted p-value across every slice searched.
-        flip_correct_to_wrong_rate: Share of the slice's rows the reference got right and the
-            candidate got wrong.
-        flip_wrong_to_correct_rate: Share the candidate got right and the reference got wrong.
-        slices_searched: How many slices were tested (the Holm family size).
-    """
-
-    description: str
-    features: tuple[str, ...]
-    n: int
-    reference_accuracy: float
-    candidate_accuracy: float
-    delta: float
-    ci: tuple[float, float]
-    confidence: float
-    p_value: float
-    p_value_adjusted: float
-    flip_correct_to_wrong_rate: float
-    flip_wrong_to_correct_rate: float
-    slices_searched: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; tuples become lists."""
-        out = asdict(self)
-        out["features"] = list(self.features)
-        out["ci"] = list(self.ci)
-        return out
 
 
 class SliceSearch:
@@ -415,7 +372,9 @@ class SliceSearch:
             )
         sizes = self._code_sizes(edges)
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        single = _single_counts(codes, outcome, offsets, int(sum(sizes)))
+        # Feature-major: the counts read one feature at a time, strided in (rows, features).
+        by_feature = np.ascontiguousarray(codes.T)
+        single = _single_counts(by_feature, outcome, sizes)
         single_n = single.sum(axis=1)
         feature_of = np.repeat(np.arange(len(sizes)), sizes)
         code_of = np.arange(int(sum(sizes))) - offsets[feature_of]
@@ -430,7 +389,9 @@ class SliceSearch:
         ranked = [j for j in np.argsort(worst, kind="stable") if np.isfinite(worst[j])]
         chosen = sorted(int(j) for j in ranked[:crossed])
         for f, g in itertools.combinations(chosen, 2):
-            pair_ids, pair_table = _pair_counts(codes[:, f], codes[:, g], int(sizes[g]), outcome)
+            pair_ids, pair_table = _pair_counts(
+                by_feature[f], by_feature[g], int(sizes[f]), int(sizes[g]), outcome
+            )
             code_f, code_g = pair_ids // sizes[g], pair_ids % sizes[g]
             pair_n = pair_table.sum(axis=1)
             useful = (
@@ -520,12 +481,16 @@ class SliceSearch:
         padded = np.full((len(edges), width), np.inf)
         for k, e in enumerate(edges):
             padded[k, : e.size] = e
-        code = np.zeros(values.shape, dtype=np.int64)
+        # uint8 holds every code (at most _MAX_BINS edges, plus the missing code) and makes
+        # these passes several times cheaper than int64.
+        code = np.zeros(values.shape, dtype=np.uint8)
         with np.errstate(invalid="ignore"):
             for k in range(width):
                 code += values >= padded[None, :, k]
-        sizes = np.array([e.size for e in edges], dtype=np.int64)
-        code = np.where(np.isnan(values), sizes[None, :] + 1, code)
+        missing = np.isnan(values)
+        if missing.any():
+            sizes = np.array([e.size for e in edges], dtype=np.uint8)
+            code = np.where(missing, sizes[None, :] + 1, code)
         binned[:, self._numeric] = code
         return _narrow(binned)
 
@@ -576,10 +541,20 @@ class SliceSearch:
                 sizes[j] = edges[self._numeric.index(j)].size + 2
         return sizes
 
-    def _describe(self, feature: int, code: int, edges: list[npt.NDArray[np.float64]]) -> str:
+    def _describe(
+        self,
+        feature: int,
+        code: int,
+        edges: list[npt.NDArray[np.float64]],
+        category_names: dict[int, list[str]],
+    ) -> str:
         name = self._names[feature]
         if self._categorical[feature]:
-            return f"{name} = {self._category_names(feature)[code]}"
+            # Names listed once per feature and result(): listing them for every description
+            # made top_k descriptions cost top_k times the number of categories.
+            if feature not in category_names:
+                category_names[feature] = self._category_names(feature)
+            return f"{name} = {category_names[feature][code]}"
         cuts = edges[self._numeric.index(feature)]
         if code == cuts.size + 1:
             return f"{name} is missing"
@@ -641,11 +616,12 @@ class SliceSearch:
         z = float(sps.norm.ppf(0.5 + confidence / 2.0))
         low, high = tango_intervals(b[order], c[order], n[order], z=z)
         results = []
+        category_names: dict[int, list[str]] = {}
         for rank, i in enumerate(order):
-            parts = [self._describe(int(f[i]), int(cf[i]), edges)]
+            parts = [self._describe(int(f[i]), int(cf[i]), edges, category_names)]
             names = [self._names[int(f[i])]]
             if g[i] >= 0:
-                parts.append(self._describe(int(g[i]), int(cg[i]), edges))
+                parts.append(self._describe(int(g[i]), int(cg[i]), edges, category_names))
                 names.append(self._names[int(g[i])])
             rows = int(n[i])
             ref_acc = (table[i, _REF_ONLY] + table[i, _BOTH_RIGHT]) / rows
@@ -670,22 +646,35 @@ class SliceSearch:
         return results
 
 
+def _key_dtype(upper: int) -> type[np.integer[Any]]:
+    # Keys below 2**16 are built in uint16: numpy's passes over small integers are several
+    # times faster than over int64, and bincount takes them (not uint64: it needs a safe cast).
+    return np.uint16 if upper <= 1 << 16 else np.intp
+
+
 def _single_counts(
-    codes: Codes, outcome: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64], size: int
+    by_feature: Codes, outcome: npt.NDArray[np.uint8], sizes: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.int64]:
-    # One bincount over every feature's slice index per chunk of rows (chunks bound memory).
-    counts = np.zeros(size * 4, dtype=np.int64)
-    for start in range(0, len(outcome), _ROW_CHUNK):
-        block = codes[start : start + _ROW_CHUNK].astype(np.int64) + offsets
-        keys = block * 4 + outcome[start : start + _ROW_CHUNK, None]
-        counts += np.bincount(keys.ravel(), minlength=size * 4)
-    return counts.reshape(size, 4)
+    """Outcome counts of every single slice, (sum(sizes), 4), feature after feature.
+
+    One feature at a time keeps the temporaries to a few arrays of one row each.
+    """
+    parts = []
+    for codes, size in zip(by_feature, sizes, strict=True):
+        keys = np.multiply(codes, 4, dtype=_key_dtype(int(size) * 4))
+        keys += outcome
+        parts.append(np.bincount(keys, minlength=int(size) * 4).reshape(-1, 4))
+    return np.concatenate(parts).astype(np.int64, copy=False)
 
 
 def _pair_counts(
-    first: Codes, second: Codes, second_size: int, outcome: npt.NDArray[np.uint8]
+    first: Codes, second: Codes, first_size: int, second_size: int, outcome: npt.NDArray[np.uint8]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    keys = (first.astype(np.int64) * second_size + second) * 4 + outcome
+    """Slice ids ``code_first * second_size + code_second`` that occur, and their counts."""
+    keys = np.multiply(first, second_size, dtype=_key_dtype(first_size * second_size * 4))
+    keys += second
+    keys <<= 2
+    keys += outcome
     upper = int(keys.max()) + 1 if keys.size else 0
     if upper <= max(_DENSE_PAIR_LIMIT, 8 * len(keys)):
         upper += -upper % 4
@@ -725,7 +714,7 @@ def _remap(codes: Codes, luts: list[npt.NDArray[np.uint16]]) -> Codes:
 
 def _narrow(codes: npt.NDArray[Any]) -> Codes:
     if codes.size == 0 or int(codes.max()) <= np.iinfo(np.uint8).max:
-        return codes.astype(np.uint8)
+        return codes.astype(np.uint8, copy=False)
     return codes.astype(np.uint16, copy=False)
 
 

@@ -1,0 +1,101 @@
+"""The statistics part of a report: intervals, decisions and the weak slices found.
+
+Typed records only; the math lives in ``compval.stats``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["DecisionInfo", "ResamplingInfo", "SliceResult", "StatisticsSection"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SliceResult:
+    """One discovered slice and the evidence that the candidate is worse (or better) on it.
+
+    Attributes:
+        description: Readable condition, e.g. ``"px_12 in [3.0, 7.0) & ink = heavy"``.
+        features: The feature names the condition uses (one or two).
+        n: Rows in the slice.
+        reference_accuracy: Reference accuracy on the slice.
+        candidate_accuracy: Candidate accuracy on the slice.
+        delta: ``candidate_accuracy - reference_accuracy``.
+        ci: Tango score interval of ``delta`` at ``confidence`` (per slice, not simultaneous).
+        confidence: The interval's confidence level.
+        p_value: Exact McNemar p-value on the slice.
+        p_value_adjusted: Holm-adjusted p-value across every slice searched.
+        flip_correct_to_wrong_rate: Share of the slice's rows the reference got right and the
+            candidate got wrong.
+        flip_wrong_to_correct_rate: Share the candidate got right and the reference got wrong.
+        slices_searched: How many slices were tested (the Holm family size).
+    """
+
+    description: str
+    features: tuple[str, ...]
+    n: int
+    reference_accuracy: float
+    candidate_accuracy: float
+    delta: float
+    ci: tuple[float, float]
+    confidence: float
+    p_value: float
+    p_value_adjusted: float
+    flip_correct_to_wrong_rate: float
+    flip_wrong_to_correct_rate: float
+    slices_searched: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; tuples become lists."""
+        out = asdict(self)
+        out["features"] = list(self.features)
+        out["ci"] = list(self.ci)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResamplingInfo:
+    """How the intervals were made."""
+
+    method: str
+    replicates: int
+    confidence: float
+    seed: int
+    interval: str = "percentile"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DecisionInfo:
+    """How verdicts were decided from the intervals."""
+
+    rule: str
+    min_rows: int
+    correction: str
+    inconclusive: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatisticsSection:
+    """The report's ``statistics`` section.
+
+    Attributes:
+        resampling: The bootstrap settings; None when intervals were off (``replicates: 0``).
+        decision: The decision rule and its settings.
+        discovered: Candidate -> the weakest slices found for it.
+    """
+
+    resampling: ResamplingInfo | None
+    decision: DecisionInfo
+    discovered: Mapping[str, tuple[SliceResult, ...]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report.json ``statistics`` object."""
+        return {
+            "resampling": None if self.resampling is None else asdict(self.resampling),
+            "decision": asdict(self.decision),
+            "discovered": {
+                name: [s.to_dict() for s in slices] for name, slices in self.discovered.items()
+            },
+        }
