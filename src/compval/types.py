@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Array", "Outputs", "TensorSpec"]
+__all__ = ["Array", "ModelLike", "Outputs", "SupportsPredict", "TensorSpec"]
 
 Array = npt.NDArray[Any]
 #: What a model returns for one batch: output name -> array with the batch on axis 0.
 Outputs = Mapping[str, Array]
+
+
+class SupportsPredict(Protocol):
+    """Anything with a one-argument ``predict``: scikit-learn style estimators, adapters."""
+
+    def predict(self, x: Any, /) -> Any:
+        """Predict one batch."""
+
+
+#: What ``as_adapter`` and ``run_validation`` accept as a model: a ``ModelAdapter`` or an
+#: estimator (``SupportsPredict``), a model file path, or a callable (a torch ``nn.Module``,
+#: a function from the input array to the output array).
+ModelLike: TypeAlias = "SupportsPredict | str | os.PathLike[str] | Callable[..., Any]"
 
 
 @dataclass(frozen=True, slots=True)

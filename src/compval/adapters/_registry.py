@@ -29,6 +29,7 @@ from compval.adapters.sklearn import SklearnAdapter
 from compval.adapters.torch import TorchAdapter
 from compval.errors import InvalidParameterError, ModelLoadError
 from compval.spec import ModelRef
+from compval.types import ModelLike
 
 __all__ = [
     "AdapterRegistration",
@@ -148,7 +149,7 @@ def load_model(ref: ModelRef, *, base_dir: Path) -> ModelAdapter:
     return registry[runtime].load(path, named)
 
 
-def as_adapter(obj: object, *, name: str, threads: int | None = None) -> ModelAdapter:
+def as_adapter(obj: ModelLike, *, name: str, threads: int | None = None) -> ModelAdapter:
     """Wrap ``obj`` in the adapter that fits it.
 
     Dispatch, in order: a ModelAdapter is returned as is; a ``str``/``os.PathLike`` is loaded

@@ -32,6 +32,7 @@ from compval.results import (
     StatisticsSection,
 )
 from compval.spec import AcceptanceSpec, CriterionSpec, LoadedSpec, ModelRef, load_spec
+from compval.types import ModelLike
 
 __all__ = ["RunOptions", "run_validation"]
 
@@ -57,8 +58,8 @@ def _model_name(ref: ModelRef, fallback: str) -> str:
 
 def _open_models(
     loaded: LoadedSpec,
-    reference: object | None,
-    candidates: Mapping[str, object] | None,
+    reference: ModelLike | None,
+    candidates: Mapping[str, ModelLike] | None,
 ) -> tuple[ModelAdapter, str | None, list[tuple[str, ModelAdapter, str | None]]]:
     spec = loaded.spec
     ref_name = _model_name(spec.reference, "reference")
@@ -135,8 +136,8 @@ def _check_labels_needed(spec: AcceptanceSpec, has_labels: bool) -> None:
 def run_validation(
     spec: AcceptanceSpec | LoadedSpec | str | Path,
     *,
-    reference: object | None = None,
-    candidates: Mapping[str, object] | None = None,
+    reference: ModelLike | None = None,
+    candidates: Mapping[str, ModelLike] | None = None,
     data: object | None = None,
     options: RunOptions = RunOptions(),
 ) -> Report:
