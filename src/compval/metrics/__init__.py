@@ -131,8 +131,7 @@ METRICS: dict[str, MetricInfo] = {
         # Paired and distribution tests (ContingencyTable.paired_tests, ConfidenceShift): no
         # bootstrap interval.
         MetricInfo("mcnemar_pvalue", True, True, True, _C, interval=False, needs_labels=True),
-        MetricInfo("prediction_chi2_pvalue", True, True, True, _C, interval=False),
-        MetricInfo("prediction_g_pvalue", True, True, True, _C, interval=False),
+        MetricInfo("stuart_maxwell_pvalue", True, True, True, _C, interval=False),
         MetricInfo("prediction_js_distance", False, True, True, _C, interval=False),
         MetricInfo("prediction_psi_distance", False, True, False, _C, interval=False),
         MetricInfo("confidence_ks_distance", False, True, True, _C, interval=False),

@@ -40,7 +40,13 @@ from compval.stats._histogram import (
     ks_from_histograms,
     wasserstein_from_histograms,
 )
-from compval.stats._paired import mcnemar_exact, paired_delta_sd, paired_proportion_delta_ci
+from compval.stats._paired import (
+    P_VALUE_FLOOR,
+    mcnemar_exact,
+    paired_delta_sd,
+    paired_proportion_delta_ci,
+    stuart_maxwell,
+)
 from compval.stats._resampling import (
     block_replicate_means,
     block_weights,
@@ -55,6 +61,8 @@ from compval.stats._result import StatKind, StatResult
 from compval.stats._slices import SliceResult, SliceSearch
 
 __all__ = [
+    "P_VALUE_FLOOR",
+    "stuart_maxwell",
     "FixedHistogram",
     "SliceResult",
     "SliceSearch",

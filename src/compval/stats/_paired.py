@@ -46,10 +46,12 @@ from compval.stats._result import StatResult
 sps: Any = DeferredModule("scipy.stats")
 
 __all__ = [
+    "P_VALUE_FLOOR",
     "mcnemar_exact",
     "mcnemar_pvalues",
     "paired_delta_sd",
     "paired_proportion_delta_ci",
+    "stuart_maxwell",
     "tango_intervals",
 ]
 
@@ -97,7 +99,9 @@ def mcnemar_exact(
         total = discordant
     else:
         total = _check_total(n, b_int, c_int, subject="mcnemar_exact")
-    p_value = float(mcnemar_pvalues(np.array([b_int]), np.array([c_int]))[0])
+    p_value = (
+        1.0 if discordant == 0 else float(mcnemar_pvalues(np.array([b_int]), np.array([c_int]))[0])
+    )
     estimate = (c_int - b_int) / total if total else 0.0
     ci = None
     if confidence is not None:
@@ -179,12 +183,88 @@ def paired_delta_sd(b: int, c: int, n: int) -> float:
     return math.sqrt(max(p10 + p01 - (p10 - p01) ** 2, 0.0))
 
 
+#: The smallest positive double: p-values that underflow are reported as this floor, never 0
+#: (and never 1, which an underflow once became through ``p or 1.0``).
+P_VALUE_FLOOR = float(np.nextafter(0.0, 1.0))
+
+
 def mcnemar_pvalues(b: npt.ArrayLike, c: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """Vectorized exact McNemar p-values (private helper; counts trusted to be valid)."""
+    """Vectorized exact McNemar p-values (private helper; counts trusted to be valid).
+
+    The binomial tail is computed in log space, so 1,200 discordant rows all in one direction
+    give ~1e-361 -> the floor ``P_VALUE_FLOOR`` (about 4.9e-324), not 0.
+    """
     b_arr = np.asarray(b, dtype=np.int64)
     c_arr = np.asarray(c, dtype=np.int64)
-    tail = sps.binom.cdf(np.minimum(b_arr, c_arr), b_arr + c_arr, 0.5)
-    return np.asarray(np.minimum(1.0, 2.0 * tail), dtype=np.float64)
+    log_tail = sps.binom.logcdf(np.minimum(b_arr, c_arr), b_arr + c_arr, 0.5)
+    p = np.exp(np.minimum(0.0, math.log(2.0) + log_tail))
+    return np.asarray(np.maximum(p, P_VALUE_FLOOR), dtype=np.float64)
+
+
+def stuart_maxwell(table: npt.ArrayLike) -> StatResult:
+    """Stuart-Maxwell test of marginal homogeneity of a paired k x k table.
+
+    The table counts rows by (reference's predicted class, candidate's predicted class). The
+    test asks whether the two models predict each class equally often, using the pairing:
+    only rows where the models disagree carry information, so a directed shift of a few
+    tenths of a percent is detected where an unpaired chi-square of the two predicted-class
+    distributions (which treats them as independent samples) sees nothing.
+
+    Statistic: ``d' S^-1 d`` with ``d`` the row-minus-column marginal differences and ``S``
+    their covariance under homogeneity, on the classes where the models ever disagree (one
+    dropped, as the differences sum to 0); chi-square with ``rank(S)`` degrees of freedom.
+
+    Args:
+        table: Square table of non-negative counts.
+
+    Returns:
+        StatResult with ``method="stuart_maxwell"``, ``kind="p_value"``, the p-value (1.0
+        when the models never disagree; floored at ``P_VALUE_FLOOR``), ``statistic`` the
+        chi-square value and ``estimate`` the share of rows where the models disagree.
+
+    Raises:
+        InvalidParameterError: ``table`` is not square, or has negative or non-integer counts.
+
+    Example:
+        >>> result = stuart_maxwell([[50, 10, 0], [2, 30, 0], [0, 0, 8]])
+        >>> round(result.statistic, 4), round(result.p_value, 5)
+        (5.3333, 0.02092)
+    """
+    counts = np.asarray(table)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.shape[0] < 1:
+        raise InvalidParameterError(
+            f"stuart_maxwell: table must be square; got shape {counts.shape}, expected (k, k)."
+        )
+    if (
+        not np.issubdtype(counts.dtype, np.number)
+        or (counts < 0).any()
+        or not np.all(np.mod(counts, 1) == 0)
+    ):
+        raise InvalidParameterError(
+            "stuart_maxwell: table must hold non-negative integer counts; got "
+            f"{counts.dtype} values with minimum {counts.min()!r}."
+        )
+    n = float(counts.sum())
+    off = counts.astype(np.float64) - np.diag(np.diag(counts)).astype(np.float64)
+    active = np.flatnonzero(off.sum(axis=0) + off.sum(axis=1) > 0)
+    disagree = float(off.sum()) / n if n else 0.0
+    if active.size < 2:
+        return StatResult(
+            method="stuart_maxwell", estimate=disagree, ci=None, confidence=None, p_value=1.0,
+            n=int(n), kind="p_value", higher_is_worse=False, statistic=0.0,
+        )  # fmt: skip
+    sub = off[np.ix_(active, active)]
+    d = (sub.sum(axis=1) - sub.sum(axis=0))[:-1]
+    cov = -(sub + sub.T)
+    np.fill_diagonal(cov, sub.sum(axis=1) + sub.sum(axis=0))
+    cov = cov[:-1, :-1]
+    rank = int(np.linalg.matrix_rank(cov))
+    statistic = float(d @ np.linalg.pinv(cov) @ d)
+    p = max(float(sps.chi2.sf(statistic, rank)), P_VALUE_FLOOR) if rank else 1.0
+    return StatResult(
+        method="stuart_maxwell", estimate=disagree, ci=None, confidence=None, p_value=p,
+        n=int(n), kind="p_value", higher_is_worse=False, statistic=statistic,
+    )  # fmt: skip
 
 
 def tango_intervals(
