@@ -112,28 +112,34 @@ def test_interval_passes_when_the_worst_end_meets_the_threshold() -> None:
     assert r.verdict == "pass"
     assert "the whole interval meets >= -0.01" in r.message
     assert r.details["ci"] == [-0.008, 0.004]
-    assert r.details["p_value"] == pytest.approx(sstats.norm.sf(0.008 / 0.003))
+    # p of "the criterion is met", with the standard error the interval implies.
+    se = 0.012 / (2 * Z95)
+    assert r.details["p_value"] == pytest.approx(sstats.norm.sf(-0.008 / se))
 
 
-def test_interval_fails_when_the_estimate_violates() -> None:
+def test_interval_fails_only_when_the_whole_interval_violates() -> None:
     r = one(crit(statistic="interval"), est(-0.02, ci=(-0.03, -0.011), se=0.005))
     assert r.verdict == "fail"
-    assert "violates >= -0.01" in r.message
+    assert "the whole interval violates >= -0.01" in r.message and "shown worse" in r.message
+    # The point estimate violates, but the interval reaches the passing side: not shown.
+    straddle = one(crit(statistic="interval"), est(-0.02, ci=(-0.03, -0.005), se=0.006))
+    assert straddle.verdict == "inconclusive"
+    assert "straddles" in straddle.message and "cannot tell" in straddle.message
 
 
 def test_interval_is_inconclusive_when_only_the_interval_crosses_with_rows_needed() -> None:
-    se, n, delta = 0.004, 1000, -0.004
-    r = one(crit(statistic="interval"), est(delta, ci=(-0.012, 0.004), se=se, n=n))
+    n, delta = 1000, -0.004
+    r = one(crit(statistic="interval"), est(delta, ci=(-0.012, 0.004), se=0.004, n=n))
     assert r.verdict == "inconclusive"
     assert r.blocking is True
     assert "the data cannot tell" in r.message
+    # Planned at a candidate truly no worse (delta 0), not at the observed -0.004.
+    se = 0.016 / (2 * Z95)
     z = Z95 + sstats.norm.ppf(0.8)
-    expected = (z * se * math.sqrt(n) / (delta + 0.01)) ** 2
+    expected = (z * se * math.sqrt(n) / 0.01) ** 2
     assert r.details["rows_needed"] == pytest.approx(expected, rel=0.01, abs=1)
-    assert (
-        f"About {r.details['rows_needed']:,} rows would be needed to decide (have 1,000)."
-        in r.message
-    )
+    assert f"About {r.details['rows_needed']:,} rows would give" in r.message
+    assert "if the candidate were truly no worse than the reference (have 1,000)" in r.message
 
 
 def test_lower_is_better_uses_the_upper_end() -> None:
@@ -149,7 +155,7 @@ def test_lower_is_better_uses_the_upper_end() -> None:
     reaches = est(0.01, metric="brier_loss", ci=(-0.02, 0.03), se=0.008)
     assert one(c, clear).verdict == "pass"
     assert one(c, reaches).verdict == "inconclusive"
-    assert "reaches 0.03" in one(c, reaches).message
+    assert "[-0.02, 0.03]" in one(c, reaches).message
 
 
 def test_compare_sides_read_their_own_interval() -> None:
@@ -189,10 +195,21 @@ def test_paired_metrics_read_the_value_interval() -> None:
     assert r.details["ci"] == [0.95, 0.99]
 
 
-def test_interval_statistic_without_an_interval_falls_back_to_the_point() -> None:
+def test_interval_statistic_without_an_interval_is_inconclusive_not_a_point_pass() -> None:
     r = one(crit(statistic="interval"), est(-0.005))
+    assert r.verdict == "inconclusive"
+    assert "cannot be decided on an interval" in r.message
+    untrusted = one(
+        crit(statistic="interval"),
+        est(-0.005, ci_method="none: too few disagreements for the bootstrap"),
+    )
+    assert "too few disagreements for the bootstrap" in untrusted.message
+
+
+def test_point_statistic_says_it_carries_no_guarantee() -> None:
+    r = one(crit(statistic="point"), est(-0.005, ci=(-0.5, 0.5)))
     assert r.verdict == "pass"
-    assert "(no interval available: point estimate)" in r.message
+    assert "point comparison: no statistical guarantee" in r.message
 
 
 # -- evidence that cannot decide -----------------------------------------------------------
@@ -285,12 +302,15 @@ def test_column_scope_with_no_values_is_inconclusive() -> None:
 
 
 def _holm_case() -> tuple[list[MetricEstimate], np.ndarray]:
-    """Three segments whose intervals all clear -0.01, with one-sided p 1e-4, 0.014, 0.015."""
+    """Three segments whose intervals all violate -0.01, with one-sided p 1e-4, 0.014, 0.015.
+
+    p is that of "the criterion is met" given the interval's standard error.
+    """
     p = np.array([1e-4, 0.014, 0.015])
     se = 0.004
     out = []
     for i, pi in enumerate(p):
-        delta = -0.01 + sstats.norm.isf(pi) * se
+        delta = -0.01 - sstats.norm.isf(pi) * se
         ci = (float(delta - Z95 * se), float(delta + Z95 * se))
         out.append(est(float(delta), segment=f"region=r{i}", ci=ci, se=se))
     return out, p
@@ -299,12 +319,10 @@ def _holm_case() -> tuple[list[MetricEstimate], np.ndarray]:
 @pytest.mark.parametrize(
     ("correction", "method"), [("holm", "holm"), ("bh", "fdr_bh"), ("none", None)]
 )
-def test_multiple_testing_correction_matches_statsmodels(
-    correction: str, method: str | None
-) -> None:
+def test_multiple_testing_correction_guards_the_fails(correction: str, method: str | None) -> None:
     estimates, p = _holm_case()
-    for e in estimates:  # each interval alone passes
-        assert one(crit(statistic="interval", segment=e.segment), e).verdict == "pass"
+    for e in estimates:  # each interval alone is wholly below the threshold
+        assert one(crit(statistic="interval", segment=e.segment), e).verdict == "fail"
 
     results = evaluate(
         [crit(statistic="interval", segment="*")],
@@ -318,24 +336,22 @@ def test_multiple_testing_correction_matches_statsmodels(
     expected = p if method is None else multipletests(p, method=method)[1]
     np.testing.assert_allclose(adjusted, expected, rtol=1e-9)
     assert all(r.details["correction"] == correction for r in results)
-    verdicts = ["pass" if a <= 0.025 else "inconclusive" for a in expected]
+    verdicts = ["fail" if a <= 0.025 else "inconclusive" for a in expected]
     assert [r.verdict for r in results] == verdicts
     if correction == "holm":
         # Holm: 3 x 1e-4, then max(2 x 0.014, .) = 0.028 > 0.025 for the other two.
-        assert verdicts == ["pass", "inconclusive", "inconclusive"]
-        assert "Across segments (holm)" in results[1].message
+        assert verdicts == ["fail", "inconclusive", "inconclusive"]
+        assert "does not survive the holm correction" in results[1].message
+        assert "not shown worse" in results[1].message
 
 
-def test_failed_segments_stay_failed_after_correction() -> None:
-    estimates, _ = _holm_case()
-    bad = est(-0.05, segment="region=bad", ci=(-0.06, -0.04), se=0.005)
+def test_passes_need_no_correction() -> None:
+    se = 0.004
+    passing = [est(0.0, segment=f"region=r{i}", ci=(-Z95 * se, Z95 * se), se=se) for i in range(20)]
     results = evaluate(
-        [crit(statistic="interval", segment="*")],
-        {"cand": [*estimates, bad]},
-        settings=CheckSettings(),
+        [crit(statistic="interval", segment="*")], {"cand": passing}, settings=CheckSettings()
     )
-    assert results[-1].verdict == "fail"
-    assert results[-1].details["p_adjusted"] >= results[-1].details["p_value"]
+    assert [r.verdict for r in results] == ["pass"] * 20
 
 
 def test_small_segments_are_left_out_of_the_correction() -> None:
@@ -405,15 +421,15 @@ def test_rows_needed_for_a_candidate_criterion_exceeds_the_rows_seen() -> None:
 
 
 @pytest.mark.parametrize(
-    ("compare", "threshold", "value", "se"),
+    ("compare", "threshold", "value", "ci"),
     [
-        ("delta", -0.01, -0.002, 0.003),
-        ("candidate", 0.85, 0.898, 0.01),
-        ("ratio", 0.97, 0.998, 0.02),
+        ("delta", -0.01, -0.002, (-0.008, 0.004)),
+        ("candidate", 0.85, 0.898, (0.878, 0.918)),
+        ("ratio", 0.97, 0.998, (0.958, 1.038)),
     ],
 )
-def test_p_values_use_the_standard_error_of_the_compared_quantity(
-    compare: str, threshold: float, value: float, se: float
+def test_p_values_use_the_interval_of_the_compared_quantity(
+    compare: str, threshold: float, value: float, ci: tuple[float, float]
 ) -> None:
     e = est(
         -0.002,
@@ -427,4 +443,5 @@ def test_p_values_use_the_standard_error_of_the_compared_quantity(
         se_ratio=0.02,
     )
     r = one(crit(compare=compare, threshold=threshold, statistic="interval"), e)
-    assert r.details["p_value"] == pytest.approx(sstats.norm.sf((value - threshold) / se))
+    se = (ci[1] - ci[0]) / (2 * Z95)
+    assert r.details["p_value"] == pytest.approx(sstats.norm.sf((threshold - value) / se))

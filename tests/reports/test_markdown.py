@@ -100,7 +100,7 @@ def test_overall_metrics_per_candidate(report: Report) -> None:
     pruned = _table_rows(_section(text, "#### pruned"))
     assert pruned[0][3] == "-0.03123"
     assert pruned[1][2] == "NaN"
-    assert "Intervals: 95% poisson\\_bootstrap." in text
+    assert "Intervals: 95% poisson bootstrap interval." in text
 
 
 def test_segments_and_passing_checks_are_collapsed(report: Report) -> None:

@@ -11,9 +11,11 @@ spec form                             explicit criterion
 ``max: v``                            compare: candidate, op: "<=", threshold: v
 ====================================  ==================================================
 
-``statistic: auto`` becomes ``interval`` (non-inferiority on the confidence interval) when
-resampling is on and the compared quantity is a delta, a ratio or a paired value, and
-``point`` otherwise.
+``statistic: auto`` becomes ``interval`` (decided on the confidence interval) when resampling
+is on and the metric has an interval, for every compared quantity but the reference's own
+value (``compare: candidate`` included: "the candidate's accuracy is at least 0.9" must be
+shown, not just observed), and ``point`` otherwise. ``statistic: interval`` on a metric that
+has no interval (counts, extremes, p-values, ECE) is a spec error.
 """
 
 from __future__ import annotations
@@ -211,6 +213,14 @@ def resolve_criterion(
         statistic = "interval" if has_interval else "point"
     else:
         statistic = spec.statistic
+        if statistic == "interval" and not info.interval:
+            raise _fail(
+                index,
+                "statistic",
+                f"{spec.metric!r} has no confidence interval (it is a count, an extreme, a "
+                "p-value or a descriptive score such as binned ECE); use statistic: point, "
+                "which compares the observed value without a statistical guarantee.",
+            )
     segment = _resolve_scope(index, spec.segment, segment_columns)
     return Criterion(
         id=spec.id,

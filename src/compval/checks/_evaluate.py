@@ -1,17 +1,23 @@
 """Criteria -> verdicts. Pure: no I/O, no computation of metrics.
 
-Decision rules (documented in docs/statistics.md):
+One decision rule for every check (``compval.stats.noninferiority_verdict``; documented in
+docs/statistics.md):
 
-* ``point``: pass when the estimate satisfies ``op threshold``, else fail.
-* ``interval`` (non-inferiority): pass when the interval's worst end satisfies the threshold
-  (the two-sided interval at ``confidence``, so a one-sided level of (1 - confidence) / 2);
-  fail when the point estimate does not; otherwise inconclusive, with a sample-size estimate.
+* ``interval``: **pass** when the whole confidence interval meets ``op threshold``, **fail**
+  when the whole interval violates it ("shown worse"), **inconclusive** otherwise, with the
+  rows that would give an 80% chance to pass. An estimate without an interval that can be
+  trusted at its counts is inconclusive, never passed on its point value.
+* ``point``: pass when the estimate satisfies ``op threshold``, else fail; the message says it
+  is a point comparison without statistical guarantee (``statistic: point`` or
+  ``replicates: 0``).
 * Segments with fewer than ``min_rows`` rows are inconclusive ("too small to decide"), never
   silently passed; counts and extremes (``nan_count``, ``max_abs_diff``...) are exempt.
-* A criterion over several segments (``*``, ``column=*``) with ``interval`` decides each
-  segment on a one-sided p-value (normal approximation with the bootstrap standard error)
-  adjusted across the segments (Holm by default, Benjamini-Hochberg as an option); raw and
-  adjusted p-values are in each check's ``details``.
+* A criterion over several segments (``*``, ``column=*``) passes only if every segment passes:
+  an intersection-union test, whose wrong-pass rate needs no correction. The correction
+  (Holm by default, Benjamini-Hochberg, or none) protects against spurious **fails**: a
+  segment's fail stands only if its one-sided p-value of "the criterion is met", from its
+  interval, survives the adjustment across the criterion's segments; otherwise the verdict is
+  inconclusive. Raw and adjusted p-values are in each check's ``details``.
 """
 
 from __future__ import annotations
@@ -19,13 +25,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any, Literal
 
 import numpy as np
 
 from compval.checks._criteria import OPS, Criterion
 from compval.metrics import MetricEstimate
-from compval.results import CheckResult, Verdict
+from compval.results import CheckResult, Verdict, interval_method_name
+from compval.stats import noninferiority_verdict
 
 __all__ = ["CheckSettings", "evaluate"]
 
@@ -76,34 +84,49 @@ def _worst_end(op: str, ci: tuple[float, float]) -> float:
     return ci[0] if op in (">=", ">") else ci[1]
 
 
-def _p_value(op: str, value: float, threshold: float, se: float | None) -> float:
-    """One-sided p-value of H0 'the criterion is violated' (normal approximation)."""
-    if op == "==":
-        return 0.0 if value == threshold else 1.0
-    margin = value - threshold if op in (">=", ">") else threshold - value
-    if se is None or se <= 0 or not math.isfinite(se):
-        return 0.0 if margin > 0 or (margin == 0 and op in (">=", "<=")) else 1.0
-    from scipy import stats as sstats  # lazily: keeps `compval --help` fast
+def _z(confidence: float) -> float:
+    return NormalDist().inv_cdf(0.5 + confidence / 2.0)
 
-    return float(sstats.norm.sf(margin / se))
+
+def _interval_se(ci: tuple[float, float], confidence: float) -> float:
+    """The standard error an interval implies (its half-width over z)."""
+    return (ci[1] - ci[0]) / (2.0 * _z(confidence))
+
+
+def _p_violation_shown(op: str, value: float, threshold: float, se: float) -> float:
+    """One-sided p-value of H0 "the criterion is met", from the interval's standard error."""
+    shortfall = threshold - value if op in (">=", ">") else value - threshold
+    if se <= 0 or not math.isfinite(se):
+        return 0.0 if shortfall > 0 else 1.0
+    return 1.0 - NormalDist().cdf(shortfall / se)
 
 
 def _rows_needed(
-    c: Criterion, est: MetricEstimate, value: float, se: float | None, settings: CheckSettings
-) -> int | None:
+    c: Criterion, est: MetricEstimate, value: float, se: float, settings: CheckSettings
+) -> tuple[int | None, str]:
+    """Rows for an 80% chance (``settings.power``) to pass, and what it assumes.
+
+    For a delta whose threshold leaves room below 0 (``max_drop``), the planning value is a
+    candidate truly no worse than the reference (delta 0), with the per-row spread implied by
+    the observed interval; plugging in the observed delta instead would be biased, since an
+    inconclusive verdict selects a low one. Other criteria plan at the observed value.
+    """
     from compval.stats import rows_needed_noninferiority
 
-    if se is None or est.n <= 0 or c.op not in (">=", ">", "<=", "<"):
-        return None
-    # The bootstrap standard error of a mean of n rows is sd / sqrt(n).
-    return rows_needed_noninferiority(
-        estimate=value,
+    if est.n <= 0 or c.op not in (">=", ">", "<=", "<") or se <= 0:
+        return None, ""
+    planning, assumes = value, "if the observed value were the truth"
+    if c.compare == "delta" and OPS[c.op](0.0, c.threshold) and c.threshold != 0.0:
+        planning, assumes = 0.0, "if the candidate were truly no worse than the reference"
+    needed = rows_needed_noninferiority(
+        estimate=planning,
         threshold=c.threshold,
         op=c.op,
         per_row_sd=se * math.sqrt(est.n),
         confidence=settings.confidence,
         power=settings.power,
     )
+    return needed, assumes
 
 
 def _describe(c: Criterion, est: MetricEstimate | None, segment: str | None) -> str:
@@ -116,7 +139,7 @@ def _decide_one(
     c: Criterion, est: MetricEstimate, settings: CheckSettings
 ) -> tuple[_Decision, float | None]:
     """Decide a single (criterion, segment); also return the raw one-sided p-value."""
-    value, ci, se = _observed(est, c.compare)
+    value, ci, _ = _observed(est, c.compare)
     subject = _describe(c, est, est.segment)
     rule = f"{c.op} {_fmt(c.threshold)}" + (f" ({c.written_as})" if c.written_as else "")
     details: dict[str, Any] = {"n": est.n}
@@ -157,42 +180,61 @@ def _decide_one(
             ),
             None,
         )
-    p = _p_value(c.op, value, c.threshold, se) if c.statistic == "interval" else None
-    if p is not None:
-        details["p_value"] = p
-    if c.statistic == "point" or ci is None:
+    signed = c.compare == "delta"
+    if c.statistic == "point" or c.op not in (">=", ">", "<=", "<"):
         verdict: Verdict = "pass" if ok else "fail"
-        basis = "" if c.statistic == "point" else " (no interval available: point estimate)"
-        verb = "meets" if ok else "violates"
-        msg = f"{subject} = {_fmt(value, c.compare == 'delta')} {verb} {rule}{basis}."
-        return _Decision(verdict, value, msg, details), p
-    level = f"{round(settings.confidence * 100):g}% CI [{_fmt(ci[0])}, {_fmt(ci[1])}]"
-    worst = _worst_end(c.op, ci)
-    if not ok:
+        msg = (
+            f"{subject} = {_fmt(value, signed)} {'meets' if ok else 'violates'} {rule} "
+            "(point comparison: no statistical guarantee)."
+        )
+        return _Decision(verdict, value, msg, details), None
+    if ci is None or any(math.isnan(x) for x in ci):
+        why = est.ci_method if est.ci_method and est.ci_method.startswith("none") else None
+        reason = why.removeprefix("none: ") if why else "no confidence interval was computed"
         return (
             _Decision(
-                "fail",
+                "inconclusive",
                 value,
-                f"{subject} = {_fmt(value, c.compare == 'delta')} ({level}) violates {rule}.",
+                f"{subject} = {_fmt(value, signed)} cannot be decided on an interval here "
+                f"({reason}); a point comparison would carry no guarantee.",
                 details,
             ),
-            p,
+            None,
         )
-    if OPS[c.op](worst, c.threshold):
+    confidence = est.confidence or settings.confidence
+    method = interval_method_name(est.ci_method)
+    level = f"{round(confidence * 100):g}% {method} [{_fmt(ci[0])}, {_fmt(ci[1])}]"
+    details["ci_method"] = est.ci_method
+    verdict = noninferiority_verdict(value, ci, op=c.op, threshold=c.threshold)
+    ci_se = _interval_se(ci, confidence)
+    p = _p_violation_shown(c.op, value, c.threshold, ci_se)
+    details["p_value"] = p
+    if verdict == "pass":
         return (
             _Decision(
                 "pass",
                 value,
-                f"{subject} = {_fmt(value, c.compare == 'delta')} ({level}): the whole "
-                f"interval meets {rule}.",
+                f"{subject} = {_fmt(value, signed)} ({level}): the whole interval meets {rule}.",
                 details,
             ),
             p,
         )
-    needed = _rows_needed(c, est, value, se, settings)
+    if verdict == "fail":
+        return (
+            _Decision(
+                "fail",
+                value,
+                f"{subject} = {_fmt(value, signed)} ({level}): the whole interval violates "
+                f"{rule} (shown worse).",
+                details,
+            ),
+            p,
+        )
+    needed, assumes = _rows_needed(c, est, value, ci_se, settings)
     details["rows_needed"] = needed
     hint = (
-        f" About {needed:,} rows would be needed to decide (have {est.n:,})."
+        f" About {needed:,} rows would give a probability of {settings.power:.0%} to pass "
+        f"{assumes} (have {est.n:,})."
         if needed is not None
         else ""
     )
@@ -200,8 +242,8 @@ def _decide_one(
         _Decision(
             "inconclusive",
             value,
-            f"{subject} = {_fmt(value, c.compare == 'delta')} meets {rule}, but its {level} "
-            f"reaches {_fmt(worst)}: the data cannot tell.{hint}",
+            f"{subject} = {_fmt(value, signed)} ({level}): the interval straddles {rule}, so "
+            f"the data cannot tell.{hint}",
             details,
         ),
         p,
@@ -211,7 +253,12 @@ def _decide_one(
 def _adjust(
     decisions: list[tuple[_Decision, float | None]], c: Criterion, settings: CheckSettings
 ) -> list[_Decision]:
-    """Apply the multiple-testing correction across the segments of one criterion."""
+    """Guard the fails of a multi-segment criterion against multiplicity.
+
+    Passes need no correction (every segment must pass: an intersection-union test). A fail
+    stands only if its p-value of "the criterion is met" survives the correction across the
+    criterion's segments; else it becomes inconclusive, and the message says why.
+    """
     from compval.stats import adjust_pvalues
 
     raw = np.array([np.nan if p is None else p for _, p in decisions], dtype=np.float64)
@@ -220,22 +267,26 @@ def _adjust(
     else:
         adjusted = adjust_pvalues(raw, method=settings.correction)
     alpha = (1 - settings.confidence) / 2
+    m = int(np.isfinite(raw).sum())
     out = []
     for (d, p), adj in zip(decisions, adjusted, strict=True):
         if p is None or math.isnan(adj):
             out.append(d)
             continue
         details = {**d.details, "p_adjusted": float(adj), "correction": settings.correction}
-        verdict = d.verdict
-        message = d.message
-        if d.verdict != "fail":
-            verdict = "pass" if adj <= alpha else "inconclusive"
-            if verdict != d.verdict or settings.correction != "none":
-                message = (
-                    f"{d.message} Across segments ({settings.correction}): p = {_fmt(p)}, "
-                    f"adjusted {_fmt(float(adj))} {'<=' if adj <= alpha else '>'} {alpha:g}."
+        if d.verdict == "fail" and adj > alpha:
+            out.append(
+                _Decision(
+                    "inconclusive",
+                    d.observed,
+                    f"{d.message} Across the {m} segments of this criterion the evidence does "
+                    f"not survive the {settings.correction} correction (one-sided p = {_fmt(p)}, "
+                    f"adjusted {_fmt(float(adj))} > {alpha:g}): not shown worse.",
+                    details,
                 )
-        out.append(_Decision(verdict, d.observed, message, details))
+            )
+        else:
+            out.append(_Decision(d.verdict, d.observed, d.message, details))
     return out
 
 

@@ -25,6 +25,7 @@ from compval.errors import SpecValidationError
 from compval.metrics import ContingencyTable, MetricEstimate, Resampling, WeakSlices, metric_info
 from compval.profiling import ProfileResult, ProfileSettings, resolve_settings
 from compval.results import (
+    POINT_ONLY_NOTE,
     DecisionInfo,
     Report,
     ResamplingInfo,
@@ -236,6 +237,8 @@ def run_validation(
         if profile is not None:
             checks = name_unsupported_ops(checks, profile)
         notes = [*run.notes, *([] if profile is None else profile.notes)]
+        if resampling is None:
+            notes.append(POINT_ONLY_NOTE)
         if not s.criteria and not budgets:
             notes.append(
                 "No criteria in the spec: only the built-in checks ran (nonfinite-outputs unless "

@@ -115,7 +115,10 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("mean_kl_divergence", False, True, False, _C),
         MetricInfo("p99_kl_divergence", False, True, False, _C, interval=False),
         MetricInfo("brier_loss", False, False, False, _C, needs_labels=True),
-        MetricInfo("expected_calibration_error", False, False, True, _C, needs_labels=True),
+        # Descriptive only: binned ECE has no valid interval (docs/statistics.md).
+        MetricInfo(
+            "expected_calibration_error", False, False, True, _C, interval=False, needs_labels=True
+        ),
         MetricInfo("mean_absolute_error", False, False, False, ("regression",), needs_labels=True),
         MetricInfo(
             "root_mean_squared_error", False, False, False, ("regression",), needs_labels=True

@@ -18,6 +18,8 @@ labels or the model's predictions within the segment (sklearn's ``labels=None``)
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -203,7 +205,11 @@ class ContingencyTable(Accumulator):
                 )
                 for metric, hib, paired, values in metrics.compute(weights, per_class=per_class)
             ]
-            out.extend(build_estimates(items, resampling, method="poisson_table_bootstrap"))
+            estimates = build_estimates(items, resampling, method="poisson_table_bootstrap")
+            if resampling is not None and resampling.replicates > 0:
+                counts = metrics.paired_counts(count, per_class=per_class)
+                estimates = _exact_intervals(estimates, counts, resampling.confidence)
+            out.extend(estimates)
         return out
 
     def paired_tests(self) -> list[MetricEstimate]:
@@ -265,6 +271,75 @@ def _paired_value(
         candidate=float(value),
         delta=None,
     )
+
+
+#: Fewer rows than this where the two models' predictions differ, and a bootstrap interval of
+#: a non-linear metric (precision, F1, macro/weighted F1) is not trusted: resampling a table
+#: with no (or few) discordant cells cannot vary the delta, so the interval collapses towards
+#: [0, 0] whatever the number of rows. Such estimates carry no interval and criteria on them
+#: are inconclusive ("cannot be decided at these counts"), never passed on a point estimate.
+MIN_DISAGREEMENTS_FOR_BOOTSTRAP = 10
+
+#: Interval methods recorded in ``MetricEstimate.ci_method``.
+TANGO = "tango_score"
+WILSON = "wilson_score"
+UNTRUSTED = "none: too few disagreements for the bootstrap"
+
+_NONLINEAR = ("precision_score", "f1_score", "macro_f1_score", "weighted_f1_score")
+
+
+def _exact_intervals(
+    estimates: list[MetricEstimate],
+    counts: Mapping[str, tuple[int, int, int, int, int]],
+    confidence: float,
+) -> list[MetricEstimate]:
+    """Replace bootstrap intervals by score intervals wherever the metric is a proportion.
+
+    ``counts[metric] = (b, c, n, reference successes, candidate successes)`` where ``b``
+    counts rows the reference got right and the candidate wrong and ``c`` the reverse (for
+    per-class recall: within the class's rows). Paired deltas get Tango's score interval, single
+    proportions Wilson's; both keep their coverage at small and zero counts, where a bootstrap of
+    a table without discordant cells returns [0, 0]. The ratio's interval is the delta's
+    divided by the reference's value (which the ratio is conditional on).
+    """
+    from compval.stats import tango_intervals, wilson_intervals
+
+    z = float(NormalDist().inv_cdf(0.5 + confidence / 2.0))
+    out: list[MetricEstimate] = []
+    disagreements = counts.get("__disagreements__", (0, 0, 0, 0, 0))[0]
+    for e in estimates:
+        base = e.metric.split("[", 1)[0]
+        if e.metric in counts and e.n > 0:
+            b, c, n, ref_ok, cand_ok = counts[e.metric]
+            if e.paired:
+                low, high = wilson_intervals([cand_ok], [n], z=z)
+                ci = (float(low[0]), float(high[0]))
+                e = replace(e, ci=ci, ci_candidate=ci, ci_method=WILSON, confidence=confidence)
+            else:
+                dlow, dhigh = tango_intervals([b], [c], [n], z=z)
+                clow, chigh = wilson_intervals([cand_ok], [n], z=z)
+                delta_ci = (float(dlow[0]), float(dhigh[0]))
+                ref_value = ref_ok / n
+                ratio_ci = (
+                    None
+                    if ref_value == 0
+                    else (1 + delta_ci[0] / ref_value, 1 + delta_ci[1] / ref_value)
+                )
+                e = replace(
+                    e,
+                    ci=delta_ci,
+                    ci_candidate=(float(clow[0]), float(chigh[0])),
+                    ci_ratio=ratio_ci,
+                    ci_method=TANGO,
+                    confidence=confidence,
+                )
+        elif base in _NONLINEAR and disagreements < MIN_DISAGREEMENTS_FOR_BOOTSTRAP:
+            e = replace(
+                e, ci=None, ci_candidate=None, ci_ratio=None, se=None, se_candidate=None,
+                se_ratio=None, ci_method=UNTRUSTED, confidence=None,
+            )  # fmt: skip
+        out.append(e)
+    return out
 
 
 def _row(values: Any, index: Any) -> Any:
@@ -339,6 +414,40 @@ class TableMetrics:
                 out.append(("precision_score" + tag, True, False, (r[0][:, cls], c[0][:, cls])))
                 out.append(("recall_score" + tag, True, False, (r[1][:, cls], c[1][:, cls])))
                 out.append(("f1_score" + tag, True, False, (r[2][:, cls], c[2][:, cls])))
+        return out
+
+    def paired_counts(
+        self, count: Array, *, per_class: bool = True
+    ) -> dict[str, tuple[int, int, int, int, int]]:
+        """Counts behind the proportion metrics: metric -> (b, c, n, ref ok, cand ok).
+
+        ``top1_agreement`` and the flip rates are single proportions (their "ok" counts are
+        agreements, b and c); ``accuracy_score`` and ``recall_score[<class>]`` are paired
+        proportions. ``__disagreements__`` carries the rows where the predictions differ.
+        """
+        label, ref, cand = self.label, self.ref, self.cand
+        n = int(count.sum())
+        agree = int(count[ref == cand].sum())
+        out = {
+            "top1_agreement": (0, 0, n, agree, agree),
+            "__disagreements__": (n - agree, 0, n, 0, 0),
+        }
+        if not self.has_labels:
+            return out
+        ref_ok, cand_ok = label == ref, label == cand
+        b = int(count[ref_ok & ~cand_ok].sum())
+        c = int(count[~ref_ok & cand_ok].sum())
+        out["accuracy_score"] = (b, c, n, int(count[ref_ok].sum()), int(count[cand_ok].sum()))
+        out["flip_correct_to_wrong_rate"] = (b, c, n, b, b)
+        out["flip_wrong_to_correct_rate"] = (b, c, n, c, c)
+        if per_class:
+            for cls in np.unique(label[label < INVALID]):
+                rows = label == cls
+                bk = int(count[rows & ref_ok & ~cand_ok].sum())
+                ck = int(count[rows & ~ref_ok & cand_ok].sum())
+                nk = int(count[rows].sum())
+                ok_r, ok_c = int(count[rows & ref_ok].sum()), int(count[rows & cand_ok].sum())
+                out[f"recall_score[{self._name(int(cls))}]"] = (bk, ck, nk, ok_r, ok_c)
         return out
 
     def _name(self, index: int) -> str:

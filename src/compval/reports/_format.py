@@ -11,7 +11,7 @@ import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, SupportsFloat, TypeGuard
 
-from compval.results import CheckResult, MetricValue, ProfileSection
+from compval.results import CheckResult, MetricValue, ProfileSection, interval_method_name
 
 NONE = "—"
 _VERDICT_RANK = {"fail": 0, "inconclusive": 1, "pass": 2}
@@ -206,7 +206,7 @@ def _interval_notes(metrics: Iterable[MetricValue]) -> str:
     parts = []
     for confidence, method in sorted(kinds, key=lambda k: (str(k[0]), str(k[1]))):
         level = f"{fmt_number(100 * float(confidence))}%" if _is_number(confidence) else ""
-        parts.append(" ".join(p for p in (level, method or "") if p))
+        parts.append(" ".join(p for p in (level, interval_method_name(method)) if p))
     return "Intervals: " + "; ".join(parts) + "."
 
 

@@ -25,7 +25,7 @@ from compval.reports._format import (
     profile_unsupported_lines,
     sorted_checks,
 )
-from compval.results import CheckResult, Report
+from compval.results import POINT_ONLY_NOTE, CheckResult, Report
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -75,6 +75,8 @@ def render_console(report: Report, console: Console) -> None:
     names += [n for n in dict.fromkeys(c.candidate for c in report.checks) if n not in names]
     for name in names:
         console.print(_verdict_line(report, name))
+    if report.statistics is not None and report.statistics.point_only:
+        console.print(POINT_ONLY_NOTE, style="yellow")
     word, style = ("PASSED", "bold green") if report.passed else ("FAILED", "bold red")
     console.print(Text.assemble("compval: ", (word, style)))
 

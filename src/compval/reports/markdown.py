@@ -39,7 +39,7 @@ from compval.reports._format import (
     profile_unsupported_lines,
     sorted_checks,
 )
-from compval.results import CheckResult, ProfileSection, Report
+from compval.results import POINT_ONLY_NOTE, CheckResult, ProfileSection, Report
 
 __all__ = ["render_markdown"]
 
@@ -97,6 +97,8 @@ def _header(report: Report) -> list[str]:
         lines.append(_candidate_line(report, name))
     if not report.checks:
         lines.append("No acceptance criteria were checked: nothing is gated.")
+    if report.statistics is not None and report.statistics.point_only:
+        lines += ["", f"⚠️ {POINT_ONLY_NOTE}"]
     run = report.run
     facts = [f"{fmt_number(run.data_rows)} rows", f"task {run.task}", f"seed {run.seed}"]
     facts.append(f"compval {run.compval_version}")

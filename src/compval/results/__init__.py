@@ -23,13 +23,16 @@ from compval.results._report import (
     Verdict,
 )
 from compval.results._statistics import (
+    POINT_ONLY_NOTE,
     DecisionInfo,
     ResamplingInfo,
     SliceResult,
     StatisticsSection,
+    interval_method_name,
 )
 
 __all__ = [
+    "POINT_ONLY_NOTE",
     "SCHEMA_VERSION",
     "CheckResult",
     "DecisionInfo",
@@ -45,6 +48,7 @@ __all__ = [
     "SpeedupResult",
     "StatisticsSection",
     "Verdict",
+    "interval_method_name",
 ]
 # The dataclasses keep their defining module: typing.get_type_hints resolves their string
 # annotations in it.

@@ -9,7 +9,35 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["DecisionInfo", "ResamplingInfo", "SliceResult", "StatisticsSection"]
+__all__ = [
+    "POINT_ONLY_NOTE",
+    "DecisionInfo",
+    "ResamplingInfo",
+    "SliceResult",
+    "StatisticsSection",
+    "interval_method_name",
+]
+
+#: What every rendering says when intervals were off.
+POINT_ONLY_NOTE = (
+    "Intervals are off (replicates: 0): every verdict is a point comparison without "
+    "statistical guarantee."
+)
+
+_METHOD_NAMES = {
+    "tango_score": "Tango score interval",
+    "wilson_score": "Wilson score interval",
+    "poisson_table_bootstrap": "Poisson-table bootstrap percentile interval",
+    "block_bootstrap": "block bootstrap percentile interval",
+    "paired_t_log_ratio": "paired t interval of the log ratio",
+}
+
+
+def interval_method_name(method: str | None) -> str:
+    """How reports and messages name an interval method (``ci_method``)."""
+    if method is None:
+        return "interval"
+    return _METHOD_NAMES.get(method, f"{method.replace('_', ' ')} interval")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,6 +117,11 @@ class StatisticsSection:
     resampling: ResamplingInfo | None
     decision: DecisionInfo
     discovered: Mapping[str, tuple[SliceResult, ...]] = field(default_factory=dict)
+
+    @property
+    def point_only(self) -> bool:
+        """True when intervals were off: verdicts are point comparisons."""
+        return self.resampling is None
 
     def to_dict(self) -> dict[str, Any]:
         """The report.json ``statistics`` object."""

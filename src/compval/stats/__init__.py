@@ -46,6 +46,8 @@ from compval.stats._paired import (
     paired_delta_sd,
     paired_proportion_delta_ci,
     stuart_maxwell,
+    tango_intervals,
+    wilson_intervals,
 )
 from compval.stats._resampling import (
     block_replicate_means,
@@ -61,6 +63,8 @@ from compval.stats._result import StatKind, StatResult
 from compval.stats._slices import SliceResult, SliceSearch
 
 __all__ = [
+    "tango_intervals",
+    "wilson_intervals",
     "P_VALUE_FLOOR",
     "stuart_maxwell",
     "FixedHistogram",

@@ -7,13 +7,14 @@ Methods.
   independence or positive dependence). Same arithmetic as
   ``statsmodels.stats.multitest.multipletests(method="holm" | "fdr_bh")``, so the numbers agree
   exactly; NaN p-values (tests that could not be run) pass through and do not count in m.
-* :func:`noninferiority_verdict`: a criterion ``observed <op> threshold`` decided on the
-  interval. It passes only when the interval's *worst* end satisfies it (the lower end for
-  ``>=``/``>``, the upper end for ``<=``/``<``): with a two-sided interval at confidence c
-  this is a one-sided test at level (1 - c)/2, so a candidate whose true value sits exactly at
-  the threshold passes at most (1 - c)/2 of the time. It fails when the point estimate itself
-  does not satisfy the criterion, and is inconclusive in between: more data could move it
-  either way.
+* :func:`noninferiority_verdict`: the one decision rule of every check, a criterion
+  ``observed <op> threshold`` decided on the interval. It **passes** when the whole interval
+  satisfies it (the worst end: the lower end for ``>=``/``>``, the upper end for
+  ``<=``/``<``): with a two-sided interval at confidence c this is a one-sided test at level
+  (1 - c)/2, so a candidate whose true value sits exactly at the threshold passes at most
+  (1 - c)/2 of the time. It **fails** when the whole interval violates it ("shown worse", the
+  mirror test at the same level, so a candidate exactly at the threshold fails at most
+  (1 - c)/2 of the time too). Otherwise it is **inconclusive**: the data cannot tell.
 * :func:`rows_needed_noninferiority`: a normal-approximation estimate of how many rows would
   make an inconclusive verdict pass, if the current estimate is the truth.
 """
@@ -117,9 +118,9 @@ def noninferiority_verdict(
 
     Returns:
         ``"pass"`` when the interval's worst end satisfies the criterion (``ci[0]`` for
-        ``>=``/``>``, ``ci[1]`` for ``<=``/``<``); ``"fail"`` when the estimate does not
-        satisfy it; ``"inconclusive"`` otherwise, including when the estimate is NaN (no
-        evidence either way). A NaN interval end never passes.
+        ``>=``/``>``, ``ci[1]`` for ``<=``/``<``); ``"fail"`` when its best end violates it
+        (the whole interval is on the wrong side); ``"inconclusive"`` otherwise, including
+        when the estimate is NaN (no evidence either way). A NaN interval end never decides.
 
     Raises:
         InvalidParameterError: Unknown ``op``, a NaN threshold, or ``ci`` with low > high.
@@ -127,6 +128,8 @@ def noninferiority_verdict(
     Example:
         >>> noninferiority_verdict(-0.004, (-0.012, 0.003), op=">=", threshold=-0.01)
         'inconclusive'
+        >>> noninferiority_verdict(-0.02, (-0.03, -0.012), op=">=", threshold=-0.01)
+        'fail'
     """
     compare = _check_op(op, subject="noninferiority_verdict")
     limit = float(threshold)
@@ -143,10 +146,10 @@ def noninferiority_verdict(
     point = float(estimate)
     if math.isnan(point):
         return "inconclusive"
-    worst = low if op in (">=", ">") else high
+    worst, best = (low, high) if op in (">=", ">") else (high, low)
     if compare(worst, limit):
         return "pass"
-    if not compare(point, limit):
+    if not math.isnan(best) and not compare(best, limit):
         return "fail"
     return "inconclusive"
 

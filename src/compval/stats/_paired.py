@@ -53,6 +53,7 @@ __all__ = [
     "paired_proportion_delta_ci",
     "stuart_maxwell",
     "tango_intervals",
+    "wilson_intervals",
 ]
 
 _BISECTION_STEPS = 64
@@ -265,6 +266,24 @@ def stuart_maxwell(table: npt.ArrayLike) -> StatResult:
         method="stuart_maxwell", estimate=disagree, ci=None, confidence=None, p_value=p,
         n=int(n), kind="p_value", higher_is_worse=False, statistic=statistic,
     )  # fmt: skip
+
+
+def wilson_intervals(
+    successes: npt.ArrayLike, n: npt.ArrayLike, *, z: float
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Vectorized Wilson score intervals for proportions ``successes / n`` (inputs trusted).
+
+    Valid at zero and full counts: 0 of 30 gives [0, 0.114] at 95%, never a zero-width
+    interval. ``n == 0`` gives NaN ends (no evidence).
+    """
+    k = np.asarray(successes, dtype=np.float64)
+    m = np.asarray(n, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = k / m
+        z2 = z * z
+        center = (p + z2 / (2.0 * m)) / (1.0 + z2 / m)
+        half = z * np.sqrt(p * (1.0 - p) / m + z2 / (4.0 * m * m)) / (1.0 + z2 / m)
+    return np.clip(center - half, 0.0, 1.0), np.clip(center + half, 0.0, 1.0)
 
 
 def tango_intervals(
