@@ -6,7 +6,7 @@ from metrics_helpers import make_rows, synthetic_classification
 from scipy.special import softmax as _softmax
 from sklearn import metrics as skm
 
-from compval.metrics import ContingencyTable, SegmentTable
+from compval.metrics import ContingencyTable, Resampling, SegmentTable
 
 
 def softmax(x):
@@ -151,3 +151,21 @@ def test_intervals_cover_and_are_deterministic():
     half = 1.96 * d.std(ddof=1) / np.sqrt(d.size)
     assert e.ci[0] == pytest.approx(d.mean() - half, abs=0.006)
     assert e.ci[1] == pytest.approx(d.mean() + half, abs=0.006)
+
+
+def test_a_30_row_segment_without_flips_cannot_pass_a_tiny_margin() -> None:
+    """The audit's example: 30 identical rows gave "95% CI [0, 0]" and passed max_drop 0.001."""
+    table = SegmentTable()
+    acc = ContingencyTable(table)
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 3, size=30)
+    scores = np.eye(3)[labels] + rng.normal(scale=0.1, size=(30, 3))
+    acc.update(make_rows(table, ref=scores, cand=scores, labels=labels))
+    estimates = acc.estimates(Resampling(replicates=200, confidence=0.95, seed=0))
+    delta = next(e for e in estimates if e.metric == "accuracy_score" and e.segment is None)
+    assert delta.delta == 0.0
+    assert delta.ci is not None and delta.ci[0] < -0.1  # about -3.8/30 at 95%
+    assert delta.ci_method == "tango_score"
+    # Non-linear metrics have no trustworthy interval without disagreements.
+    macro = next(e for e in estimates if e.metric == "macro_f1_score" and e.segment is None)
+    assert macro.ci is None and macro.ci_method is not None and macro.ci_method.startswith("none")

@@ -282,7 +282,7 @@ MIN_DISAGREEMENTS_FOR_BOOTSTRAP = 10
 
 #: Interval methods recorded in ``MetricEstimate.ci_method``.
 TANGO = "tango_score"
-WILSON = "wilson_score"
+EXACT = "clopper_pearson"
 UNTRUSTED = "none: too few disagreements for the bootstrap"
 
 _NONLINEAR = ("precision_score", "f1_score", "macro_f1_score", "weighted_f1_score")
@@ -298,11 +298,11 @@ def _exact_intervals(
     ``counts[metric] = (b, c, n, reference successes, candidate successes)`` where ``b``
     counts rows the reference got right and the candidate wrong and ``c`` the reverse (for
     per-class recall: within the class's rows). Paired deltas get Tango's score interval, single
-    proportions Wilson's; both keep their coverage at small and zero counts, where a bootstrap of
+    proportions Clopper-Pearson's; both keep their coverage at small and zero counts, where a bootstrap of
     a table without discordant cells returns [0, 0]. The ratio's interval is the delta's
     divided by the reference's value (which the ratio is conditional on).
     """
-    from compval.stats import tango_intervals, wilson_intervals
+    from compval.stats import clopper_pearson_intervals, tango_intervals
 
     z = float(NormalDist().inv_cdf(0.5 + confidence / 2.0))
     out: list[MetricEstimate] = []
@@ -312,12 +312,12 @@ def _exact_intervals(
         if e.metric in counts and e.n > 0:
             b, c, n, ref_ok, cand_ok = counts[e.metric]
             if e.paired:
-                low, high = wilson_intervals([cand_ok], [n], z=z)
+                low, high = clopper_pearson_intervals([cand_ok], [n], confidence=confidence)
                 ci = (float(low[0]), float(high[0]))
-                e = replace(e, ci=ci, ci_candidate=ci, ci_method=WILSON, confidence=confidence)
+                e = replace(e, ci=ci, ci_candidate=ci, ci_method=EXACT, confidence=confidence)
             else:
                 dlow, dhigh = tango_intervals([b], [c], [n], z=z)
-                clow, chigh = wilson_intervals([cand_ok], [n], z=z)
+                clow, chigh = clopper_pearson_intervals([cand_ok], [n], confidence=confidence)
                 delta_ci = (float(dlow[0]), float(dhigh[0]))
                 ref_value = ref_ok / n
                 ratio_ci = (

@@ -26,7 +26,7 @@ POINT_ONLY_NOTE = (
 
 _METHOD_NAMES = {
     "tango_score": "Tango score interval",
-    "wilson_score": "Wilson score interval",
+    "clopper_pearson": "Clopper-Pearson exact interval",
     "poisson_table_bootstrap": "Poisson-table bootstrap percentile interval",
     "block_bootstrap": "block bootstrap percentile interval",
     "paired_t_log_ratio": "paired t interval of the log ratio",

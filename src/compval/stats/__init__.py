@@ -42,12 +42,12 @@ from compval.stats._histogram import (
 )
 from compval.stats._paired import (
     P_VALUE_FLOOR,
+    clopper_pearson_intervals,
     mcnemar_exact,
     paired_delta_sd,
     paired_proportion_delta_ci,
     stuart_maxwell,
     tango_intervals,
-    wilson_intervals,
 )
 from compval.stats._resampling import (
     block_replicate_means,
@@ -63,8 +63,8 @@ from compval.stats._result import StatKind, StatResult
 from compval.stats._slices import SliceResult, SliceSearch
 
 __all__ = [
+    "clopper_pearson_intervals",
     "tango_intervals",
-    "wilson_intervals",
     "P_VALUE_FLOOR",
     "stuart_maxwell",
     "FixedHistogram",
