@@ -299,8 +299,9 @@ def _exact_intervals(
     counts rows the reference got right and the candidate wrong and ``c`` the reverse (for
     per-class recall: within the class's rows). Paired deltas get Tango's score interval,
     single proportions the Clopper-Pearson interval; both keep their coverage at small and zero
-    counts, where a bootstrap of a table without discordant cells returns [0, 0]. The ratio's interval is the delta's
-    divided by the reference's value (which the ratio is conditional on).
+    counts, where a bootstrap of a table without discordant cells returns [0, 0]. The ratio's
+    interval is the delta's divided by the reference's value (which the ratio is conditional
+    on).
     """
     from compval.stats import clopper_pearson_intervals, tango_intervals
 
