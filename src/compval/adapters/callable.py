@@ -1,7 +1,8 @@
 """CallableAdapter: any Python function from input arrays to output arrays.
 
 Also holds ``structure_outputs``, the one place that turns a model's return value (one array,
-a tuple or list of arrays, or a dict) into named outputs; TorchAdapter uses it too.
+a tuple or list of arrays, or a dict) into named outputs, which TorchAdapter uses too, and
+``scores_from_maps``, which turns one score map per row (ONNX ZipMap) into a score array.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from compval.adapters._base import AdapterInfo, ModelAdapter
 from compval.errors import InferenceError, InvalidParameterError
 from compval.types import Array, Outputs, TensorSpec
 
-__all__ = ["CallableAdapter", "structure_outputs"]
+__all__ = ["CallableAdapter", "is_score_maps", "scores_from_maps", "structure_outputs"]
 
 
 class CallableAdapter(ModelAdapter):
@@ -24,9 +25,11 @@ class CallableAdapter(ModelAdapter):
 
     With one input name the callable gets the input array as its only positional argument;
     with several it gets them as keyword arguments. It returns one array, a tuple (or a list
-    of arrays) of arrays, or a dict of arrays; each is converted with ``np.asarray``. Default
-    output names are ``"output"`` for one array, ``"output_0"``, ``"output_1"``... for a
-    tuple, and the keys for a dict.
+    of arrays) of arrays, or a dict of arrays; each is converted with ``np.asarray``, except a
+    list of ``{class: score}`` maps (one per row, like an ONNX ZipMap output), which becomes a
+    (rows, classes) array whose keys are the adapter's ``classes``. Default output names are
+    ``"output"`` for one array, ``"output_0"``, ``"output_1"``... for a tuple, and the keys
+    for a dict.
 
     Args:
         fn: The callable.
@@ -67,6 +70,7 @@ class CallableAdapter(ModelAdapter):
             None if output_names is None else check_names(name, "output_names", output_names)
         )
         self._spec = {n: TensorSpec(name=n, dtype=None, shape=None) for n in self._input_names}
+        self._classes: tuple[object, ...] | None = None
 
     def _open(self) -> None:
         """Nothing to load: the callable already exists."""
@@ -80,7 +84,7 @@ class CallableAdapter(ModelAdapter):
         else:
             result = self._fn(**{n: inputs[n] for n in self._input_names})
         outputs = structure_outputs(
-            self.name, result, output_names=self._output_names, to_array=np.asarray
+            self.name, result, output_names=self._output_names, to_array=self._to_array
         )
         for key, value in outputs.items():
             if value.ndim == 0:
@@ -90,6 +94,21 @@ class CallableAdapter(ModelAdapter):
                     "not an aggregate."
                 )
         return outputs
+
+    def _to_array(self, value: Any) -> Array:
+        # One {class: score} map per row (e.g. a wrapped ONNX ZipMap output) is a score array
+        # whose keys are the model's classes; np.asarray would make an array of dicts.
+        if is_score_maps(value):
+            scores, classes = scores_from_maps(self.name, "output", value)
+            if self._classes is None:
+                self._classes = classes
+            return scores
+        return np.asarray(value)
+
+    @property
+    def classes(self) -> tuple[object, ...] | None:
+        """The keys of the score maps the callable returns, if it returns any."""
+        return self._classes
 
     def _info(self) -> AdapterInfo:
         qualname = getattr(self._fn, "__qualname__", type(self._fn).__qualname__)
@@ -151,6 +170,51 @@ def structure_outputs(
             f"match output_names {list(output_names)}. Fix 'output_names'."
         )
     return {output_names[0] if output_names else "output": to_array(result)}
+
+
+def is_score_maps(value: object) -> bool:
+    """Whether ``value`` is a sequence of mappings, one per row (an ONNX ZipMap output)."""
+    return (
+        isinstance(value, list | tuple)
+        and len(value) > 0
+        and all(isinstance(row, Mapping) for row in value)
+    )
+
+
+def scores_from_maps(
+    model: str, output: str, rows: Sequence[Mapping[Any, Any]]
+) -> tuple[Array, tuple[object, ...]]:
+    """A (rows, classes) float32 array and the class labels, from one score map per row.
+
+    The column order is the first map's key order (ONNX Runtime gives every row the same
+    keys in the same order); the keys are the class labels, as Python values.
+
+    Raises:
+        InferenceError: A row's keys differ from the first row's.
+
+    Example:
+        >>> rows = [{"cat": 0.75, "dog": 0.25}, {"cat": 0.5, "dog": 0.5}]
+        >>> scores, classes = scores_from_maps("m", "probabilities", rows)
+        >>> scores.tolist(), classes
+        ([[0.75, 0.25], [0.5, 0.5]], ('cat', 'dog'))
+    """
+    keys = list(rows[0])
+    try:
+        table = [[row[k] for k in keys] for row in rows]
+    except KeyError as exc:
+        raise InferenceError(
+            f"Model {model!r}: output {output!r} is one score map per row, but row keys "
+            f"differ; got a row without key {exc.args[0]!r}, expected every row to have the "
+            f"keys {keys[:12]!r}. Export the model with fixed class labels."
+        ) from None
+    if any(len(row) != len(keys) for row in rows):
+        raise InferenceError(
+            f"Model {model!r}: output {output!r} is one score map per row, but rows have "
+            f"different numbers of keys; expected {len(keys)} in every row. Export the model "
+            "with fixed class labels."
+        )
+    classes = tuple(k.item() if isinstance(k, np.generic) else k for k in keys)
+    return np.asarray(table, dtype=np.float32).reshape(len(rows), len(keys)), classes
 
 
 def check_names(model: str, field: str, names: Sequence[str]) -> tuple[str, ...]:

@@ -1,6 +1,10 @@
 """OnnxRuntimeAdapter: runs an ``.onnx`` file with ONNX Runtime (extra: ``onnx``).
 
 onnxruntime is imported when the adapter opens, never when this module is imported.
+
+A ZipMap output (one ``{class: score}`` map per row, what skl2onnx exports for a classifier's
+probabilities by default) becomes a (rows, classes) float array, and its keys become the
+adapter's ``classes``, like scikit-learn's ``classes_``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy as np
 from compval._lazy import lazy_import
 from compval.adapters._base import AdapterInfo, ModelAdapter
 from compval.adapters._files import check_threads, describe_file, require_file, sha256_file
+from compval.adapters.callable import is_score_maps, scores_from_maps
 from compval.errors import InvalidParameterError, ModelLoadError
 from compval.types import Array, Outputs, TensorSpec
 
@@ -88,6 +93,7 @@ class OnnxRuntimeAdapter(ModelAdapter):
         self._spec: dict[str, TensorSpec] = {}
         self._output_names: list[str] = []
         self._sha256: str | None = None
+        self._classes: tuple[object, ...] | None = None
 
     @property
     def path(self) -> Path:
@@ -141,8 +147,15 @@ class OnnxRuntimeAdapter(ModelAdapter):
 
     def _predict(self, inputs: Mapping[str, Array]) -> Outputs:
         results = self._session.run(self._output_names, dict(inputs))
-        pairs = zip(self._output_names, results, strict=True)
-        return {name: np.asarray(value) for name, value in pairs}
+        outputs: dict[str, Array] = {}
+        for name, value in zip(self._output_names, results, strict=True):
+            if is_score_maps(value):
+                outputs[name], classes = scores_from_maps(self.name, name, value)
+                if self._classes is None:
+                    self._classes = classes
+            else:
+                outputs[name] = np.asarray(value)
+        return outputs
 
     def _info(self) -> AdapterInfo:
         ort = lazy_import("onnxruntime", extra="onnx")
@@ -169,6 +182,11 @@ class OnnxRuntimeAdapter(ModelAdapter):
         return f"OnnxRuntimeAdapter({str(self._path)!r}, name={self.name!r})"
 
     # -- optional hooks ------------------------------------------------------------------
+    @property
+    def classes(self) -> tuple[object, ...] | None:
+        """The keys of the model's ZipMap output (its class labels), once a batch has run."""
+        return self._classes
+
     @property
     def model_format(self) -> str:
         """Always ``onnx``."""

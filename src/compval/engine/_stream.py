@@ -34,7 +34,7 @@ from compval.tasks import (
     segment_ids,
     select_output,
 )
-from compval.types import Array
+from compval.types import Array, Outputs
 
 __all__ = ["CHUNK_ROWS", "N_BLOCKS", "CandidateState", "RunState", "stream"]
 
@@ -68,18 +68,30 @@ class RunState:
         self.seed = spec.statistics_seed
         self.state = TaskState(spec=spec, has_labels=dataset.has_labels)
         self.kinds: dict[str, OutputKind] = {}
+        #: Model name -> the output compared (None: the model's first), fixed on its first batch.
+        self.outputs: dict[str, str | None] = {}
         self.columns = list(dataset.segment_columns)
         #: Decisions the run made on the user's behalf (e.g. which output it compared);
-        #: they go to ``report.run.notes``.
-        self.notes: list[str] = []
+        #: they go to ``report.run.notes``. The same list as the task's, so that the task's
+        #: decisions (an output kind inferred from one column) are reported too.
+        self.notes: list[str] = self.state.notes
 
     def kind_of(self, adapter: ModelAdapter, raw: Array) -> OutputKind:
         """The output kind of a model, decided on its first chunk (the task may learn from it)."""
         if adapter.name not in self.kinds:
-            kind = self.task.output_kind(self.state, raw)
+            kind = self.task.output_kind(self.state, raw, model=adapter.name)
             self.kinds[adapter.name] = kind
-            self.task.observe(self.state, adapter.classes, raw, kind)
+            self.task.observe(self.state, adapter.classes, raw, kind, model=adapter.name)
         return self.kinds[adapter.name]
+
+    def compared(self, adapter: ModelAdapter, outputs: Outputs, wanted: str | None) -> Array:
+        """The output of ``adapter`` that is compared: ``wanted``, else the task's choice."""
+        if adapter.name not in self.outputs:
+            chosen = wanted
+            if chosen is None and outputs:
+                chosen = self.task.default_output(self.state, outputs, model=adapter.name)
+            self.outputs[adapter.name] = chosen
+        return select_output(outputs, self.outputs[adapter.name], adapter.name)
 
 
 def _slice_layout(run: RunState, batch: Batch) -> tuple[list[str], list[bool]] | None:
@@ -128,6 +140,19 @@ def _cat(parts: list[Array]) -> Array:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
+def _numeric_rows(raw: Array, n: int, model: str) -> Array:
+    """A model's rows as float64, for the NaN/Inf counts and output fidelity.
+
+    Text labels (a classifier trained on string classes) have no NaN or Inf and no numeric
+    difference: they count as one zero per row here, and the task compares them by value. A
+    task that compares values refuses non-numeric outputs before this point.
+    """
+    rows = as_rows(np.asarray(raw), n, model)
+    if rows.dtype.kind not in "fiub":
+        return np.zeros((n, 1))
+    return rows.astype(np.float64, copy=False)
+
+
 def stream(
     run: RunState,
     ref: ModelAdapter,
@@ -173,16 +198,16 @@ def _run_batches(
     chunk = _Chunk(len(states))
     for batch in run.dataset.batches(run.spec.batch_size):
         n = len(batch)
-        ref_out = select_output(
-            ref.predict(bind_inputs(ref.name, batch.inputs, ref.input_spec())), ref_output, ref.name
+        ref_out = run.compared(
+            ref, ref.predict(bind_inputs(ref.name, batch.inputs, ref.input_spec())), ref_output
         )
         as_rows(ref_out, n, ref.name)
         cand_outs = []
         for st in states:
-            out = select_output(
+            out = run.compared(
+                st.adapter,
                 st.adapter.predict(bind_inputs(st.name, batch.inputs, st.adapter.input_spec())),
                 st.output,
-                st.name,
             )
             as_rows(out, n, st.name)
             cand_outs.append(out)
@@ -224,7 +249,7 @@ def _flush(run: RunState, ref: ModelAdapter, states: list[CandidateState], chunk
         columns=run.columns,
     )
     blocks = row_blocks(row_ids, seed=run.seed, n_blocks=N_BLOCKS)
-    ref_rows = as_rows(np.asarray(ref_raw), n, ref.name).astype(np.float64, copy=False)
+    ref_rows = _numeric_rows(ref_raw, n, ref.name)
     slice_columns: list[Array] | None = None
     keep: Array | None = None
     if state.slice_features is not None:
@@ -237,7 +262,7 @@ def _flush(run: RunState, ref: ModelAdapter, states: list[CandidateState], chunk
 
     for st, raw in zip(states, cand_raws, strict=True):
         assert st.kind is not None
-        cand_rows = as_rows(np.asarray(raw), n, st.name).astype(np.float64, copy=False)
+        cand_rows = _numeric_rows(raw, n, st.name)
         base = RowsBase(
             reference=ref_rows,
             candidate=cand_rows,

@@ -21,7 +21,7 @@ from compval.engine._estimates import metric_value, name_unsupported_ops, slice_
 from compval.engine._profile import first_rows, profile_opened
 from compval.engine._provenance import Clock, model_info, run_info
 from compval.engine._stream import N_BLOCKS, CandidateState, RunState, stream
-from compval.errors import SpecValidationError
+from compval.errors import DataError, SpecValidationError
 from compval.metrics import ContingencyTable, MetricEstimate, Resampling, WeakSlices, metric_info
 from compval.profiling import ProfileResult, ProfileSettings, resolve_settings
 from compval.results import (
@@ -283,8 +283,19 @@ def _dataset(loaded: LoadedSpec, data: object | None) -> Dataset:
     if data is None:
         return load_dataset(s.data, base_dir=loaded.base_dir)
     if isinstance(data, (tuple, list, np.ndarray, Dataset)):
-        # Arrays carry no column names: the spec's data.labels/segments do not apply.
-        return as_dataset(data)
+        # Arrays carry no column names: the spec's data.labels do not apply, and segments the
+        # spec names must be there, or the per-segment criteria would silently vanish.
+        dataset = as_dataset(data)
+        missing = [c for c in s.data.segments if c not in dataset.segment_columns]
+        if missing:
+            raise DataError(
+                f"data.segments: segment column(s) {missing} not found in the in-memory data; "
+                f"got {type(data).__name__} data with segment columns "
+                f"{list(dataset.segment_columns)}, expected {list(s.data.segments)} among them. "
+                "Pass a pandas DataFrame with those columns, an ArrayDataset(X, labels=y, "
+                "segments={...}), or remove data.segments from the spec."
+            )
+        return dataset
     return as_dataset(
         data, labels=s.data.labels, segments=s.data.segments, features=s.data.features
     )

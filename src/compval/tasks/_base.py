@@ -3,6 +3,8 @@
 The engine streams paired batches and never branches on the task. For each chunk of rows it
 asks the task to
 
+0. pick the compared output of a model whose spec entry names none (``default_output``, once
+   per model, on its first batch; default: the model's first output);
 1. name each model's output kind (``output_kind``, once per model, on its first chunk; a task
    may also learn from it, e.g. the class index space, in ``observe``);
 2. turn the raw labels and the reference's raw output into a :class:`ChunkContext`
@@ -27,7 +29,7 @@ from compval.errors import SpecValidationError
 from compval.metrics import Accumulator, ClassTable, PairedRows, SegmentTable
 from compval.spec import AcceptanceSpec
 from compval.tasks._outputs import OutputKind
-from compval.types import Array
+from compval.types import Array, Outputs
 
 __all__ = [
     "ChunkContext",
@@ -52,8 +54,16 @@ class TaskState:
         dynamic_classes: True while the class index space grows with the labels seen (no
             model outputs class scores).
         n_scores: Width of the class-score outputs, once known.
+        classes_from: The model whose class labels ``classes`` holds; None while it holds
+            labels seen or the column indices 0..K-1.
         slice_features: Names of the columns the weak-slice search reads, and whether each
             is categorical; None when no search runs.
+        notes: Decisions the task made on the user's behalf (an output kind inferred from one
+            column, the output it compared); the engine reports them in ``report.run.notes``.
+        column_orders: Model name -> the permutation that puts its score columns in the order
+            of ``classes`` (only for models whose columns come in another order).
+        label_kinds: What kind of values the labels (key None) and each label-output model
+            (its name) hold, with a few examples, once seen: ``(kind, examples)``.
     """
 
     spec: AcceptanceSpec
@@ -62,7 +72,11 @@ class TaskState:
     classes: ClassTable = field(default_factory=ClassTable)
     dynamic_classes: bool = True
     n_scores: int | None = None
+    classes_from: str | None = None
     slice_features: tuple[list[str], list[bool]] | None = None
+    notes: list[str] = field(default_factory=list)
+    column_orders: dict[str, Array] = field(default_factory=dict)
+    label_kinds: dict[str | None, tuple[str, list[object]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +88,15 @@ class ChunkContext:
         label_classes: Class index per row for the ``label=<class>`` segments; None when the
             task has no such segments.
         reference: Task-specific prepared reference output (e.g. predicted classes).
+        raw_labels: The labels as the data holds them (for checks on their values).
+        reference_model: The reference's name (for messages about what it is compared with).
     """
 
     labels: Array | None
     label_classes: Array | None
     reference: Any = None
+    raw_labels: Array | None = None
+    reference_model: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,12 +123,26 @@ class Task(abc.ABC):
     #: Whether the weak-slice search applies (labelled tabular data).
     searches_slices: ClassVar[bool] = False
 
+    def default_output(self, state: TaskState, outputs: Outputs, *, model: str) -> str | None:
+        """The output compared when the model's spec entry names none; None: the first.
+
+        Called once per model, on its first batch. A task that chooses another output than the
+        first says so in ``state.notes``.
+        """
+        return None
+
     @abc.abstractmethod
-    def output_kind(self, state: TaskState, raw: Array) -> OutputKind:
+    def output_kind(self, state: TaskState, raw: Array, *, model: str) -> OutputKind:
         """The kind of a model's output, from its first chunk."""
 
     def observe(  # noqa: B027 - optional hook, default no-op
-        self, state: TaskState, classes: Sequence[object] | None, raw: Array, kind: OutputKind
+        self,
+        state: TaskState,
+        classes: Sequence[object] | None,
+        raw: Array,
+        kind: OutputKind,
+        *,
+        model: str,
     ) -> None:
         """Learn from a model's first chunk (``classes``: the adapter's class labels)."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compval.errors import DataError
+from compval.errors import AdapterError, DataError
 from compval.metrics import PairedRows
 from compval.tasks._base import ChunkContext, RowsBase, Task, TaskState
 from compval.tasks._outputs import OutputKind
@@ -16,8 +16,19 @@ __all__ = ["ValueTask"]
 class ValueTask(Task):
     """Outputs are rows of numbers, compared as they are (no classes, no ``label=`` segments)."""
 
-    def output_kind(self, state: TaskState, raw: Array) -> OutputKind:
-        """Always ``values``."""
+    def output_kind(self, state: TaskState, raw: Array, *, model: str) -> OutputKind:
+        """Always ``values``.
+
+        Raises:
+            AdapterError: The output is not numeric (e.g. text labels).
+        """
+        if raw.dtype.kind not in "fiub":
+            raise AdapterError(
+                f"Model {model!r}: its compared output holds {raw.dtype} values, e.g. "
+                f"{raw.reshape(-1)[:1].tolist()!r}; expected numbers for task "
+                f"{state.spec.task.type!r}. Set 'output' to a numeric output, or use task: "
+                "classification for class labels."
+            )
         return "values"
 
     def prepare_chunk(

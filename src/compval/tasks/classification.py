@@ -2,14 +2,16 @@
 
 Output kinds are detected per model on its first chunk unless the spec sets ``task.outputs``
 (see ``compval.tasks._outputs``). The class index space comes from the first model that
-outputs class scores (its adapter's ``classes`` when it has them, else 0..K-1); with
-label-only models it grows with the labels seen.
+outputs class scores (its adapter's ``classes`` when it has them, else 0..K-1; two classes for
+one column of binary scores); with label-only models it grows with the labels seen. Labels and
+predicted labels are matched by value (text, integers, booleans); values that can never match
+(text against integers) are refused rather than counted wrong on every row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -29,9 +31,18 @@ from compval.metrics import (
     kl_divergence_rows,
 )
 from compval.tasks._base import ChunkContext, RowsBase, Task, TaskState
-from compval.tasks._outputs import OutputKind, PreparedOutput, detect_kind, label_codes
+from compval.tasks._outputs import (
+    OutputKind,
+    PreparedOutput,
+    check_label_kinds,
+    check_rank,
+    detect_kind,
+    is_label_output,
+    label_codes,
+    value_kind,
+)
 from compval.tasks._outputs import prepare_classification as _prepare
-from compval.types import Array
+from compval.types import Array, Outputs
 
 __all__ = ["ClassificationTask"]
 
@@ -43,22 +54,82 @@ class ClassificationTask(Task):
     metrics_of = "classification"
     searches_slices = True
 
-    def output_kind(self, state: TaskState, raw: Array) -> OutputKind:
+    def default_output(self, state: TaskState, outputs: Outputs, *, model: str) -> str | None:
+        """The class scores when the first output is predicted labels and a score output exists.
+
+        Converters such as skl2onnx put the predicted label first and the probabilities second;
+        comparing the labels would silently skip every score metric (KL, calibration).
+        """
+        names = list(outputs)
+        if len(names) < 2 or not is_label_output(np.asarray(outputs[names[0]])):
+            return None
+        for name in names[1:]:
+            value = np.asarray(outputs[name])
+            if value.dtype.kind == "f" and value.ndim == 2 and value.shape[1] >= 2:
+                state.notes.append(
+                    f"Model {model!r}: compared its output {name!r} (class scores) rather than "
+                    f"its first output {names[0]!r} (predicted labels), so that score metrics "
+                    "(KL divergence, calibration) are computed. To compare the labels instead, "
+                    f"set output: {names[0]} in the model's spec entry."
+                )
+                return name
+        return None
+
+    def output_kind(self, state: TaskState, raw: Array, *, model: str) -> OutputKind:
         """The spec's ``task.outputs``, or the kind detected from ``raw``."""
+        check_rank(raw, model=model)
         forced = state.spec.task.outputs
-        return detect_kind(raw) if forced == "auto" else forced
+        if forced != "auto":
+            return cast(OutputKind, forced)
+        kind = detect_kind(raw, model=model)
+        if kind != "labels" and _width(raw) == 1:
+            what = "probability" if kind == "probabilities" else "logit"
+            where = "in [0, 1]" if kind == "probabilities" else "not all in [0, 1]"
+            state.notes.append(
+                f"Model {model!r}: its output is one column of scores {where}, taken as the "
+                f"{what} of the positive class of a binary classifier (scores [1 - p, p] for "
+                "two classes). Set task.outputs in the spec if it is something else."
+            )
+        return kind
 
     def observe(
-        self, state: TaskState, classes: Sequence[object] | None, raw: Array, kind: OutputKind
+        self,
+        state: TaskState,
+        classes: Sequence[object] | None,
+        raw: Array,
+        kind: OutputKind,
+        *,
+        model: str,
     ) -> None:
-        """Fix the class index space from the first model that outputs class scores."""
-        if kind not in ("probabilities", "logits") or not state.dynamic_classes:
+        """Fix the class index space from the first model that outputs class scores.
+
+        A later scoring model that names the same classes in another order has its columns
+        permuted into the first one's order; one that names other classes is refused.
+        """
+        if kind not in ("probabilities", "logits"):
             return
-        k = raw.reshape(raw.shape[0], -1).shape[1]
-        values = list(classes) if classes is not None and len(classes) == k else list(range(k))
-        state.classes = ClassTable([v.item() if isinstance(v, np.generic) else v for v in values])
-        state.dynamic_classes = False
-        state.n_scores = k
+        k = max(_width(raw), 2)  # one column of binary scores becomes two
+        named = _named(classes, k)
+        if state.dynamic_classes:
+            state.classes = ClassTable(named if named is not None else list(range(k)))
+            state.dynamic_classes = False
+            state.n_scores = k
+            state.classes_from = model if named is not None else None
+            return
+        if named is None or state.classes_from is None or len(named) != len(state.classes):
+            return
+        if named == state.classes.names:
+            return
+        # Matched by value, as labels are: 1, 1.0 and True name one class.
+        position = {c: j for j, c in enumerate(named)}
+        order = [position.get(c) for c in state.classes.names]
+        if len(position) != len(named) or any(j is None for j in order):
+            raise DataError(
+                f"Model {model!r} scores the classes {named[:12]!r} but model "
+                f"{state.classes_from!r} scores {state.classes.names[:12]!r}; expected the "
+                "same classes. Compare models trained on the same class values."
+            )
+        state.column_orders[model] = np.array(order, dtype=np.int64)
 
     def prepare_chunk(
         self,
@@ -70,15 +141,37 @@ class ClassificationTask(Task):
         model: str,
     ) -> ChunkContext:
         """Class indices of the labels, and the reference's predictions and scores."""
+        column = state.spec.data.labels
+        if labels is not None and None not in state.label_kinds:
+            found = value_kind(labels)
+            if found is not None:
+                state.label_kinds[None] = found
+        if kind == "labels":
+            check_label_kinds(state.label_kinds, model, reference, against=None, column=column)
         codes = None
         if labels is not None:
             codes = label_codes(
-                labels, state.classes, dynamic=state.dynamic_classes, n_scores=state.n_scores
+                labels,
+                state.classes,
+                dynamic=state.dynamic_classes,
+                n_scores=state.n_scores,
+                column=column,
             )
         prepared = _prepare(
-            reference, kind, state.classes, dynamic=state.dynamic_classes, model=model
+            reference,
+            kind,
+            state.classes,
+            dynamic=state.dynamic_classes,
+            model=model,
+            order=state.column_orders.get(model),
         )
-        return ChunkContext(labels=codes, label_classes=codes, reference=prepared)
+        return ChunkContext(
+            labels=codes,
+            label_classes=codes,
+            reference=prepared,
+            raw_labels=labels,
+            reference_model=model,
+        )
 
     def pair(
         self,
@@ -92,7 +185,19 @@ class ClassificationTask(Task):
     ) -> tuple[PairedRows, PairedRows]:
         """Predictions, probabilities and per-row KL of both models."""
         ref: PreparedOutput = chunk.reference
-        cand = _prepare(raw, kind, state.classes, dynamic=state.dynamic_classes, model=model)
+        if kind == "labels":
+            against = None if chunk.raw_labels is not None else chunk.reference_model
+            check_label_kinds(
+                state.label_kinds, model, raw, against=against, column=state.spec.data.labels
+            )
+        cand = _prepare(
+            raw,
+            kind,
+            state.classes,
+            dynamic=state.dynamic_classes,
+            model=model,
+            order=state.column_orders.get(model),
+        )
         if ref.prob is not None and cand.prob is not None:
             if ref.prob.shape[1] != cand.prob.shape[1]:
                 raise DataError(
@@ -174,3 +279,14 @@ class ClassificationTask(Task):
             },
             {"id": "agreement", "metric": "top1_agreement", "min": 0.95},
         ]
+
+
+def _width(raw: Array) -> int:
+    return int(np.prod(raw.shape[1:], dtype=np.int64)) if raw.ndim > 1 else 1
+
+
+def _named(classes: Sequence[object] | None, k: int) -> list[object] | None:
+    """The adapter's class labels as Python values, when there is one per score column."""
+    if classes is None or len(classes) != k:
+        return None
+    return [c.item() if isinstance(c, np.generic) else c for c in classes]
