@@ -1,7 +1,9 @@
 """The paired run: both models on the same batches, outputs into the accumulators.
 
 Models run at the spec's batch size (that is part of the evaluation), but their outputs are
-buffered and fed to the accumulators in chunks of about ``CHUNK_ROWS`` rows. The accumulators
+buffered and fed to the accumulators in chunks of at most ``CHUNK_ROWS`` rows and about
+``CHUNK_BYTES`` of model outputs (whichever comes first: a causal LM's logits are megabytes per
+row, so a row count alone would not bound memory). The accumulators
 are partition-invariant (``tests/metrics/test_laws.py``), so results are identical, and the
 validator's own per-row cost drops to a small fraction of inference: numpy's per-call overhead
 is paid once per chunk, not once per batch.
@@ -40,6 +42,10 @@ __all__ = ["CHUNK_ROWS", "N_BLOCKS", "CandidateState", "RunState", "stream"]
 
 N_BLOCKS = 256
 CHUNK_ROWS = 16_384
+#: Model outputs (all models together) buffered before a chunk is scored. Scoring holds about
+#: four times this at its peak (the chunk being filled, the chunk being scored, and their
+#: float64 copies), so the default keeps compval's own memory near 1 GiB for any output width.
+CHUNK_BYTES = 256 * 1024 * 1024
 #: Tabular data wider than this is not searched for weak slices (memory: rows x features).
 MAX_SLICE_FEATURES = 256
 
@@ -115,6 +121,7 @@ class _Chunk:
 
     def __init__(self, n_candidates: int) -> None:
         self.rows = 0
+        self.nbytes = 0
         self.labels: list[Array] = []
         self.row_ids: list[Array] = []
         self.segments: list[dict[str, Array]] = []
@@ -124,6 +131,7 @@ class _Chunk:
 
     def add(self, batch: Batch, ref: Array, cands: Sequence[Array], keep_features: bool) -> None:
         self.rows += len(batch)
+        self.nbytes += ref.nbytes + sum(out.nbytes for out in cands)
         if batch.labels is not None:
             self.labels.append(np.asarray(batch.labels))
         self.row_ids.append(np.asarray(batch.row_ids, dtype=np.int64))
@@ -215,7 +223,7 @@ def _run_batches(
             run.state.slice_features = _slice_layout(run, batch)
         chunk.add(batch, ref_out, cand_outs, keep_features=run.state.slice_features is not None)
         done += n
-        if chunk.rows >= CHUNK_ROWS:
+        if chunk.rows >= CHUNK_ROWS or chunk.nbytes >= CHUNK_BYTES:
             submit(chunk)
             chunk = _Chunk(len(states))
         if progress is not None:
