@@ -66,3 +66,35 @@ def test_stuart_maxwell_sees_a_directed_prediction_shift() -> None:
     # 40 discordant rows, all 0 -> 1: the statistic is 40^2 / 40 on 1 degree of freedom.
     assert p.candidate_value == pytest.approx(chi2.sf(40.0, 1), rel=1e-9)
     assert next(c for c in report.checks if c.id == "shift").verdict == "fail"
+
+
+def test_discovered_slices_keep_dataframe_column_names() -> None:
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    n = 3000
+    frame = pd.DataFrame({"age": rng.uniform(size=n), "income": rng.uniform(size=n)})
+    frame["label"] = (frame["age"] > 0.5).astype(int)
+
+    def reference(a: np.ndarray) -> np.ndarray:
+        return _onehot((a[:, 0] > 0.5).astype(int), 2)
+
+    def candidate(a: np.ndarray) -> np.ndarray:
+        out = reference(a)
+        rich = a[:, 1] > 0.8  # the candidate is wrong for every high-income row
+        out[rich] = out[rich][:, ::-1]
+        return out
+
+    spec = AcceptanceSpec.model_validate(
+        {
+            "version": 1,
+            "reference": {"name": "ref"},
+            "candidates": [{"name": "cand"}],
+            "data": {"path": "unused", "labels": "label"},
+            "statistics": {"replicates": 100},
+        }
+    )
+    report = run_validation(spec, reference=reference, candidates={"cand": candidate}, data=frame)
+    assert report.statistics is not None
+    top = report.statistics.discovered["cand"][0]
+    assert top.description.startswith("income")
+    assert top.features == ("income",)

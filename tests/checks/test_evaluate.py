@@ -369,16 +369,19 @@ def test_small_segments_are_left_out_of_the_correction() -> None:
     )
 
 
-def test_discovered_slice_that_is_not_significant_after_search_is_inconclusive() -> None:
+def test_discovered_slices_are_decided_on_their_confirmed_intervals_with_holm() -> None:
+    """Discovered slices carry intervals from rows the search never saw: the one rule applies,
+    and the correction guards their fails like any multi-segment criterion's."""
     c = crit(
         segment="discovered", threshold=-0.05, statistic="interval", written_as="max_drop: 0.05"
     )
-    weak = est(-0.2, segment="slice:x0 < 0", n=60, ci=(-0.35, -0.05), se=0.07, p_adjusted=0.3)
-    real = est(-0.2, segment="slice:x1 < 0", n=600, ci=(-0.25, -0.15), se=0.02, p_adjusted=1e-6)
+    weak = est(-0.2, segment="slice:x0 < 0", n=60, ci=(-0.35, -0.04), se=0.07)
+    real = est(-0.2, segment="slice:x1 < 0", n=600, ci=(-0.25, -0.15), se=0.02)
     results = evaluate([c], {"cand": [weak, real]}, settings=CheckSettings())
     assert [r.verdict for r in results] == ["inconclusive", "fail"]
-    assert "not significant after correcting for the search" in results[0].message
-    assert results[0].details["p_adjusted"] == 0.3
+    assert "straddles" in results[0].message
+    assert results[1].details["correction"] == "holm"
+    assert results[1].details["p_adjusted"] <= 0.025
 
 
 # -- candidate-value criteria use the candidate's own uncertainty --------------------------

@@ -164,22 +164,6 @@ def _decide_one(
             None,
         )
     ok = OPS[c.op](value, c.threshold)
-    if not ok and est.p_adjusted is not None and est.p_adjusted > 1 - settings.confidence:
-        # A discovered slice was picked as the worst of many: without search-corrected
-        # evidence that the drop is real, its point estimate alone must not fail the gate.
-        details["p_adjusted"] = est.p_adjusted
-        return (
-            _Decision(
-                "inconclusive",
-                value,
-                f"{subject} = {_fmt(value, c.compare == 'delta')} violates {c.op} "
-                f"{_fmt(c.threshold)}, but the slice was found by searching many slices and the "
-                f"drop is not significant after correcting for the search (Holm-adjusted "
-                f"p = {_fmt(est.p_adjusted)}).",
-                details,
-            ),
-            None,
-        )
     signed = c.compare == "delta"
     if c.statistic == "point" or c.op not in (">=", ">", "<=", "<"):
         verdict: Verdict = "pass" if ok else "fail"
@@ -339,7 +323,9 @@ def evaluate(
             if not segments:
                 decided.append((c.segment, (_missing(c, c.segment, by_key), None)))
             decisions = [d for _, d in decided]
-            if c.statistic == "interval" and len(decisions) > 1 and c.segment != "discovered":
+            # Discovered slices are confirmed on rows the search never saw, so their intervals
+            # are selection-valid; the correction then guards the fails across the slices.
+            if c.statistic == "interval" and len(decisions) > 1:
                 final = _adjust(decisions, c, settings)
             else:
                 final = [d for d, _ in decisions]

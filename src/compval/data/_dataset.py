@@ -110,6 +110,9 @@ class ArrayDataset:
         segments: Mapping[str, npt.ArrayLike] | None = None,
     ) -> None:
         self._inputs = _as_inputs(features)
+        #: Names of the columns of a single 2-D feature array (set for DataFrames); empty
+        #: when unknown.
+        self.feature_columns: tuple[str, ...] = ()
         self._labels = None if labels is None else _as_column("labels", labels)
         if segments is not None and not isinstance(segments, Mapping):
             raise InvalidParameterError(
@@ -296,8 +299,11 @@ def from_dataframe(
     if matrix.dtype == object:
         # Nullable extension columns (Int64, boolean) come out as objects holding pd.NA.
         matrix = frame.to_numpy(dtype=np.float64, na_value=np.nan)
-    return ArrayDataset(
+    dataset = ArrayDataset(
         matrix,
         labels=label_values,
         segments={name: df[name].to_numpy() for name in segment_names},
     )
+    # The column names, so that weak slices are described as "age >= 40", not "x3 >= 40".
+    dataset.feature_columns = tuple(str(c) for c in feature_names)
+    return dataset

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from compval.adapters import ModelAdapter, as_adapter, load_model
-from compval.checks import CheckSettings, evaluate, resolve_criteria
+from compval.checks import CheckSettings, Criterion, evaluate, resolve_criteria
 from compval.data import Dataset, as_dataset, load_dataset
 from compval.engine._estimates import metric_value, name_unsupported_ops, slice_estimates
 from compval.engine._profile import first_rows, profile_opened
@@ -207,7 +207,7 @@ def run_validation(
         for st in states:
             infos[st.name] = model_info(st.adapter, "candidate", run.kinds.get(st.name))
         estimates = {st.name: _estimates(run, st) for st in states}
-        statistics = _statistics(run, states)
+        statistics = _statistics(run, states, margin=_discovery_margin(criteria))
         for name, slices in statistics.discovered.items():
             estimates[name] = [*estimates[name], *slice_estimates(slices)]
         profile: ProfileResult | None = None
@@ -310,14 +310,32 @@ def _estimates(run: RunState, st: CandidateState) -> list[MetricEstimate]:
     return out
 
 
-def _statistics(run: RunState, states: Sequence[CandidateState]) -> StatisticsSection:
+def _discovery_margin(criteria: Sequence[Criterion]) -> float:
+    """The accuracy drop that ``segment: discovered`` criteria allow (the smallest), else 0.
+
+    The slice search ranks slices by the evidence that their drop exceeds this margin.
+    """
+    margins = [
+        -c.threshold
+        for c in criteria
+        if c.segment == "discovered"
+        and c.metric == "accuracy_score"
+        and c.compare == "delta"
+        and c.op in (">=", ">")
+    ]
+    return max(0.0, min(margins)) if margins else 0.0
+
+
+def _statistics(
+    run: RunState, states: Sequence[CandidateState], *, margin: float
+) -> StatisticsSection:
     s = run.spec.statistics
     discovered: dict[str, tuple[SliceResult, ...]] = {}
     for st in states:
         for acc in st.accumulators:
             if isinstance(acc, WeakSlices):
                 slices = acc.discovered(
-                    min_rows=s.min_rows, confidence=s.confidence, top_k=s.top_slices
+                    min_rows=s.min_rows, confidence=s.confidence, top_k=s.top_slices, margin=margin
                 )
                 if slices:
                     discovered[st.name] = slices

@@ -198,9 +198,15 @@ class WeakSlices(Accumulator):
         return []
 
     def discovered(
-        self, *, min_rows: int, confidence: float, top_k: int
+        self, *, min_rows: int, confidence: float, top_k: int, margin: float = 0.0
     ) -> tuple[SliceResult, ...]:
-        """The weakest slices (empty when no row was seen)."""
+        """The weakest slices, searched on one half of the rows and confirmed on the other.
+
+        ``margin`` is the gate's allowed accuracy drop: slices are ranked by the evidence that
+        their drop exceeds it (see ``SliceSearch.result``). Empty when no row was seen.
+        """
         if self.search.rows_seen == 0:
             return ()
-        return tuple(self.search.result(min_rows=min_rows, confidence=confidence, top_k=top_k))
+        return tuple(
+            self.search.result(min_rows=min_rows, confidence=confidence, top_k=top_k, margin=margin)
+        )

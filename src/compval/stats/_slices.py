@@ -32,6 +32,7 @@ shard workers should start from ``empty()`` of a search whose edges are fixed.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import warnings
@@ -211,7 +212,9 @@ class SliceSearch:
         n = ids.size
         ref = _check_flags(ref_correct, n, subject="SliceSearch.update: ref_correct")
         cand = _check_flags(cand_correct, n, subject="SliceSearch.update: cand_correct")
-        values = np.empty((n, len(self._numeric)), dtype=np.float64)
+        # (rows, numeric features) in column-major order, so that each column is written
+        # contiguously; every later use is elementwise or per column.
+        values = np.empty((len(self._numeric), n), dtype=np.float64).T
         labels: dict[int, npt.NDArray[np.str_]] = {}
         for j, column in enumerate(columns):
             if column.shape != (n,):
@@ -325,8 +328,19 @@ class SliceSearch:
         top_k: int = 10,
         pair_features: int = 16,
         metric: SliceMetric = "accuracy_drop",
+        margin: float | None = None,
     ) -> list[SliceResult]:
         """Search the slices and return the weakest ones.
+
+        With ``margin`` (the gate's allowed accuracy drop, e.g. 0.05 for ``max_drop: 0.05``)
+        the answer is selection-valid: the rows are split by a hash of (seed, row id); the
+        search runs on a third of them and ranks slices by the evidence that their drop
+        exceeds the margin (the upper end of their Tango interval, lowest first); a sub-slice
+        whose drop is not significantly worse than the rest of its parent slice is replaced by
+        the parent (the parent explains it); and every reported number (n, accuracies, delta,
+        interval, McNemar p-value, Holm-adjusted across the ``top_k`` confirmed slices) comes
+        from the other two thirds, which the search never saw. Without ``margin``: the
+        whole-data search below.
 
         Args:
             min_rows: Slices with fewer rows are not tested.
@@ -336,6 +350,7 @@ class SliceSearch:
             metric: ``"accuracy_drop"`` ranks by ``delta`` (most negative first);
                 ``"flip_rate"`` ranks by the correct-to-wrong flip rate (highest first).
                 Ties are broken by p-value, then by feature and value order.
+            margin: The gate's allowed drop: search on a third, confirm on the rest (above).
 
         Returns:
             Up to ``top_k`` slices, weakest first (empty if no slice has ``min_rows`` rows).
@@ -356,7 +371,7 @@ class SliceSearch:
                 f"SliceSearch.result: unknown metric; got {metric!r}, expected "
                 "'accuracy_drop' or 'flip_rate'."
             )
-        codes, outcome, edges = self._materialize()
+        codes, outcome, hashes, edges = self._materialize()
         total = len(outcome)
         if total == 0:
             raise EmptyAccumulatorError(
@@ -371,6 +386,28 @@ class SliceSearch:
                 stacklevel=2,
             )
         sizes = self._code_sizes(edges)
+        if margin is not None:
+            return self._search_and_confirm(
+                codes, outcome, hashes, edges, sizes,
+                margin=float(margin), min_rows=minimum, confidence=level, top_k=keep,
+                pair_features=crossed, metric=metric,
+            )  # fmt: skip
+        slice_ids, table = self._tested(codes, outcome, sizes, minimum, crossed, metric)
+        if len(table) == 0:
+            return []
+        return self._rank(slice_ids, table, edges, metric, level, keep)
+
+    def _tested(
+        self,
+        codes: Codes,
+        outcome: npt.NDArray[np.uint8],
+        sizes: npt.NDArray[np.int64],
+        minimum: int,
+        crossed: int,
+        metric: SliceMetric,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Every tested slice (ids: feature f, code f, feature g, code g) and its counts."""
+        total = len(outcome)
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         # Feature-major: the counts read one feature at a time, strided in (rows, features).
         by_feature = np.ascontiguousarray(codes.T)
@@ -404,11 +441,78 @@ class SliceSearch:
                 np.stack([np.full(count, f), code_f[useful], np.full(count, g), code_g[useful]], 1)
             )
             tables.append(pair_table[useful])
-        slice_ids = np.concatenate(ids).astype(np.int64)
-        table = np.concatenate(tables).astype(np.int64)
+        return np.concatenate(ids).astype(np.int64), np.concatenate(tables).astype(np.int64)
+
+    def _search_and_confirm(
+        self,
+        codes: Codes,
+        outcome: npt.NDArray[np.uint8],
+        hashes: npt.NDArray[np.uint64],
+        edges: list[npt.NDArray[np.float64]],
+        sizes: npt.NDArray[np.int64],
+        *,
+        margin: float,
+        min_rows: int,
+        confidence: float,
+        top_k: int,
+        pair_features: int,
+        metric: SliceMetric,
+    ) -> list[SliceResult]:
+        """Search on a third of the rows, confirm on the rest (see ``result``)."""
+        # A third of the rows searches, two thirds confirm: confirming needs more power than
+        # finding a slice whose drop is large enough to matter. Bits 32-63 of the row hash,
+        # independent of the subsampling (which keeps the smallest hashes).
+        confirm = (hashes >> np.uint64(32)) % np.uint64(3) != 0
+        search_codes, search_outcome = codes[~confirm], outcome[~confirm]
+        if len(search_outcome) == 0 or confirm.sum() == 0:
+            return []
+        # A third of the rows: a slice must reach a third of min_rows to be searched.
+        search_minimum = max(1, min_rows // 3)
+        slice_ids, table = self._tested(
+            search_codes, search_outcome, sizes, search_minimum, pair_features, metric
+        )
         if len(table) == 0:
             return []
-        return self._rank(slice_ids, table, edges, metric, level, keep)
+        n = table.sum(axis=1)
+        b, c = table[:, _REF_ONLY], table[:, _CAND_ONLY]
+        z = float(sps.norm.ppf(0.5 + confidence / 2.0))
+        _, high = tango_intervals(b, c, n, z=z)
+        f, cf, g, cg = slice_ids.T
+        order = np.lexsort(
+            (
+                self._canonical_rank(g, cg),
+                g,
+                self._canonical_rank(f, cf),
+                f,
+                _score(table, metric),
+                high + margin,
+            )
+        )
+        single_at = {(int(f[i]), int(cf[i])): int(i) for i in np.flatnonzero(g < 0)}
+        chosen: list[int] = []
+        for i in order:
+            if len(chosen) == top_k:
+                break
+            pick = int(i)
+            if g[i] >= 0:
+                # A sub-slice whose drop is not significantly worse than the rest of its parent
+                # is explained by the parent: report the broader slice instead (once). Small
+                # sub-slices of a damaged slice otherwise win on chance-inflated drops.
+                for parent in ((int(f[i]), int(cf[i])), (int(g[i]), int(cg[i]))):
+                    j = single_at.get(parent)
+                    if j is not None and not _worse_than_rest(table[i], table[j], z):
+                        pick = j
+                        break
+            if pick not in chosen:
+                chosen.append(pick)
+        picked = slice_ids[chosen]
+        confirmed = _tables_for(picked, codes[confirm], outcome[confirm], sizes)
+        keep = confirmed.sum(axis=1) > 0
+        results = self._rank(
+            picked[keep], confirmed[keep], edges, metric, confidence, top_k, order_given=True
+        )
+        # The family searched is every slice tested on the search half.
+        return [dataclasses.replace(r, slices_searched=len(table)) for r in results]
 
     # -- internals -------------------------------------------------------------------------
     def _config(self) -> tuple[object, ...]:
@@ -481,9 +585,9 @@ class SliceSearch:
         padded = np.full((len(edges), width), np.inf)
         for k, e in enumerate(edges):
             padded[k, : e.size] = e
-        # uint8 holds every code (at most _MAX_BINS edges, plus the missing code) and makes
-        # these passes several times cheaper than int64.
-        code = np.zeros(values.shape, dtype=np.uint8)
+        # uint8 holds every code (at most _MAX_BINS - 1 edges, so even the missing code is
+        # below 256) and makes these passes several times cheaper than int64.
+        code = np.zeros_like(values, dtype=np.uint8)  # values' memory order: no strided pass
         with np.errstate(invalid="ignore"):
             for k in range(width):
                 code += values >= padded[None, :, k]
@@ -509,7 +613,9 @@ class SliceSearch:
         kept = np.sort(np.argpartition(hashes, self._max_rows - 1)[: self._max_rows])
         self._stored = [(codes[kept], outcome[kept], hashes[kept])]
 
-    def _materialize(self) -> tuple[Codes, npt.NDArray[np.uint8], list[npt.NDArray[np.float64]]]:
+    def _materialize(
+        self,
+    ) -> tuple[Codes, npt.NDArray[np.uint8], npt.NDArray[np.uint64], list[npt.NDArray[np.float64]]]:
         # Does not change self: buffered rows are binned with provisional edges.
         edges = self._edges
         parts = list(self._stored)
@@ -525,12 +631,13 @@ class SliceSearch:
         if edges is None:
             edges = [np.empty(0) for _ in self._numeric]
         if not parts:
-            return np.zeros((0, len(self._names)), np.uint8), np.zeros(0, np.uint8), edges
+            empty = np.zeros(0, np.uint8)
+            return np.zeros((0, len(self._names)), np.uint8), empty, np.zeros(0, np.uint64), edges
         codes, outcome, hashes = _concat(parts)
         if len(outcome) > self._max_rows:
             kept = np.sort(np.argpartition(hashes, self._max_rows - 1)[: self._max_rows])
-            codes, outcome = codes[kept], outcome[kept]
-        return codes, outcome, edges
+            codes, outcome, hashes = codes[kept], outcome[kept], hashes[kept]
+        return codes, outcome, hashes, edges
 
     def _code_sizes(self, edges: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.int64]:
         sizes = np.empty(len(self._names), dtype=np.int64)
@@ -596,6 +703,8 @@ class SliceSearch:
         metric: SliceMetric,
         confidence: float,
         top_k: int,
+        *,
+        order_given: bool = False,
     ) -> list[SliceResult]:
         n = table.sum(axis=1)
         b, c = table[:, _REF_ONLY], table[:, _CAND_ONLY]
@@ -603,16 +712,20 @@ class SliceSearch:
         adjusted = adjust_pvalues(p_values, method="holm")
         score = _score(table, metric)
         f, cf, g, cg = slice_ids.T
-        order = np.lexsort(
-            (
-                self._canonical_rank(g, cg),
-                g,
-                self._canonical_rank(f, cf),
-                f,
-                p_values,
-                score,
-            )
-        )[:top_k]
+        order = (
+            np.arange(len(table))[:top_k]
+            if order_given
+            else np.lexsort(
+                (
+                    self._canonical_rank(g, cg),
+                    g,
+                    self._canonical_rank(f, cf),
+                    f,
+                    p_values,
+                    score,
+                )
+            )[:top_k]
+        )
         z = float(sps.norm.ppf(0.5 + confidence / 2.0))
         low, high = tango_intervals(b[order], c[order], n[order], z=z)
         results = []
@@ -689,6 +802,40 @@ def _pair_counts(
     return slices.astype(np.int64), table
 
 
+def _worse_than_rest(sub: npt.NDArray[np.int64], parent: npt.NDArray[np.int64], z: float) -> bool:
+    """Is the sub-slice's accuracy delta significantly below that of the rest of its parent?
+
+    Two independent paired deltas (the sub-slice and the parent's other rows), compared with a
+    normal approximation; the variance of a paired delta is ((b + c) / n - delta^2) / n.
+    """
+    rest = parent - sub
+    deltas, variances = [], []
+    for t in (sub, rest):
+        n = int(t.sum())
+        if n == 0:
+            return True
+        d = (int(t[_CAND_ONLY]) - int(t[_REF_ONLY])) / n
+        deltas.append(d)
+        variances.append(max((int(t[_CAND_ONLY]) + int(t[_REF_ONLY])) / n - d * d, 1.0 / n) / n)
+    return deltas[0] - deltas[1] < -z * math.sqrt(variances[0] + variances[1])
+
+
+def _tables_for(
+    slice_ids: npt.NDArray[np.int64],
+    codes: Codes,
+    outcome: npt.NDArray[np.uint8],
+    sizes: npt.NDArray[np.int64],
+) -> npt.NDArray[np.int64]:
+    """Outcome counts (k, 4) of the given slices on another set of rows."""
+    out = np.zeros((len(slice_ids), 4), dtype=np.int64)
+    for k, (f, cf, g, cg) in enumerate(slice_ids):
+        rows = codes[:, f] == cf
+        if g >= 0:
+            rows &= codes[:, g] == cg
+        out[k] = np.bincount(outcome[rows], minlength=4)[:4]
+    return out
+
+
 def _score(table: npt.NDArray[np.int64], metric: SliceMetric) -> npt.NDArray[np.float64]:
     # Lower score = weaker slice, for both metrics.
     n = np.maximum(table.sum(axis=1), 1)
@@ -744,7 +891,10 @@ def _check_flags(values: npt.ArrayLike, n: int, *, subject: str) -> npt.NDArray[
     return array.astype(bool)
 
 
-def _as_numeric(column: npt.NDArray[Any], name: str) -> npt.NDArray[np.float64]:
+def _as_numeric(column: npt.NDArray[Any], name: str) -> npt.NDArray[Any]:
+    if column.dtype.kind in "biuf":
+        # Cast to float64 where it is stored: the same conversion, without a copy.
+        return column
     try:
         return column.astype(np.float64)
     except (TypeError, ValueError) as exc:
