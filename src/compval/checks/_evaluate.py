@@ -107,22 +107,28 @@ def _rows_needed(
     """Rows for an 80% chance (``settings.power``) to pass, and what it assumes.
 
     For a delta whose threshold leaves room below 0 (``max_drop``), the planning value is a
-    candidate truly no worse than the reference (delta 0), with the per-row spread implied by
-    the observed interval; plugging in the observed delta instead would be biased, since an
-    inconclusive verdict selects a low one. Other criteria plan at the observed value.
+    candidate truly no worse than the reference (delta 0), with the per-row spread the metric
+    reports for that case (``planning_sd``), else the one its interval implies. Plugging in
+    the observed delta instead would be biased, since an inconclusive verdict selects a low
+    one. Other criteria plan at the observed value.
     """
     from compval.stats import rows_needed_noninferiority
 
     if est.n <= 0 or c.op not in (">=", ">", "<=", "<") or se <= 0:
         return None, ""
     planning, assumes = value, "if the observed value were the truth"
+    per_row_sd = se * math.sqrt(est.n)
     if c.compare == "delta" and OPS[c.op](0.0, c.threshold) and c.threshold != 0.0:
         planning, assumes = 0.0, "if the candidate were truly no worse than the reference"
+        if est.planning_sd is not None:
+            # The metric knows its spread under delta 0 (paired proportions: the discordant
+            # share); an interval's width overstates it at small counts.
+            per_row_sd = est.planning_sd
     needed = rows_needed_noninferiority(
         estimate=planning,
         threshold=c.threshold,
         op=c.op,
-        per_row_sd=se * math.sqrt(est.n),
+        per_row_sd=per_row_sd,
         confidence=settings.confidence,
         power=settings.power,
     )

@@ -128,6 +128,9 @@ class MetricEstimate:
     ci_method: str | None = None
     se_candidate: float | None = None
     se_ratio: float | None = None
+    #: Per-row standard deviation of the delta if the candidate were truly no worse (delta
+    #: 0), for sample-size planning; paired proportions: sqrt(discordant share).
+    planning_sd: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ labels or the model's predictions within the segment (sklearn's ``labels=None``)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from statistics import NormalDist
@@ -338,6 +339,9 @@ def _exact_intervals(
                     ci_ratio=ratio_ci,
                     ci_method=TANGO,
                     confidence=confidence,
+                    # Under delta 0 the paired difference is +-1 on discordant rows, else 0;
+                    # at least one discordant row, so no-flip data still plans honestly.
+                    planning_sd=math.sqrt(max(int(b[row] + c[row]), 1) / int(n[row])),
                 )
             row += 1
         elif (
