@@ -15,8 +15,9 @@ with its defaults, with a string segment column. Then, alternately, as child pro
 
 Reported: the median wall time of each over ``--repeats`` rounds (after one untimed round that
 warms the page cache) and their ratio (target 1.3, acceptance 1.5); then compval's peak RSS
-on a large and a small file of the same layout (``--rss-rows``; target ratio 1.1), read per
-child with ``os.wait4``. Both children must report the same accuracies.
+on a large and a small file of the same layout (``--rss-rows``; target ratio 1.1), read with
+``getrusage(RUSAGE_CHILDREN)`` in a bare launcher process. Both children must report the same
+accuracies.
 
 Run: python benchmarks/bench_validate.py [--rows 200000] [--repeats 3] [--rss-rows 100000,1000000]
 (``--rss-rows ''`` skips the memory part; a few minutes on 2 cores with the defaults).
@@ -55,7 +56,8 @@ data, ref_path, cand_path = sys.argv[1:4]
 frame = pd.read_parquet(data)
 y = frame["label"].to_numpy()
 x = frame.drop(columns=["label", "seg"]).to_numpy(np.float32)
-sessions = [ort.InferenceSession(p, providers=["CPUExecutionProvider"]) for p in (ref_path, cand_path)]
+cpu = ["CPUExecutionProvider"]
+sessions = [ort.InferenceSession(p, providers=cpu) for p in (ref_path, cand_path)]
 name = sessions[0].get_inputs()[0].name
 correct = [0, 0]
 for lo in range(0, len(x), 256):
@@ -143,21 +145,32 @@ def write_spec(path: Path, data: Path, fp32: Path, int8: Path) -> None:
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
-def run_child(cmd: list[str], log: Path) -> tuple[float, float, str]:
+# Starts the measured child from a bare interpreter, times it and reads its peak RSS with
+# getrusage(RUSAGE_CHILDREN). Not from this process: Linux carries the RSS high-water mark
+# across fork and exec, so a child forked from this process (hundreds of MB once the data is
+# built) would report at least this process's size.
+LAUNCHER = """\
+import json, resource, subprocess, sys, time
+start = time.perf_counter()
+with open(sys.argv[2], "w") as log:
+    code = subprocess.call(sys.argv[3:], stdout=log, stderr=subprocess.STDOUT)
+wall = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+with open(sys.argv[1], "w") as out:
+    json.dump({"code": code, "wall": wall, "peak": peak}, out)
+"""
+
+
+def run_child(cmd: list[str], log: Path, ok: tuple[int, ...] = (0,)) -> tuple[float, float, str]:
     """Run one child process; return (wall seconds, its peak RSS in MB, its output)."""
-    with log.open("w") as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        # wait4 gives this child's own rusage (RUSAGE_CHILDREN would sum every child).
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    usage = log.with_suffix(".json")
+    subprocess.run([sys.executable, "-c", LAUNCHER, str(usage), str(log), *cmd], check=True)
+    result = json.loads(usage.read_text())
     text = log.read_text()
-    # compval exits 1 when a check fails; both are runs that completed.
-    if proc.returncode not in (0, 1) or (proc.returncode and cmd[1] != "-m"):
-        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{text[-3000:]}")
+    if result["code"] not in ok:
+        raise SystemExit(f"{' '.join(cmd)} exited {result['code']}:\n{text[-3000:]}")
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    return wall, usage.ru_maxrss * scale / 1e6, text
+    return float(result["wall"]), result["peak"] * scale / 1e6, text
 
 
 def compval_cmd(spec: Path, report_dir: Path) -> list[str]:
@@ -185,6 +198,10 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load > 0.5:
+        # Both sides share the machine with whatever else runs: the ratio drifts with it.
+        print(f"note: load average {load:.1f} before starting: timings are unreliable when busy")
 
     with tempfile.TemporaryDirectory(prefix="compval-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -211,7 +228,9 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in runs}
         for round_ in range(args.repeats + 1):
             for name, cmd in runs.items():
-                wall, rss, text = run_child(cmd, tmp / "child.log")
+                # compval exits 1 when a check fails: a run that completed all the same.
+                ok = (0, 1) if name.startswith("compval") else (0,)
+                wall, rss, text = run_child(cmd, tmp / "child.log", ok)
                 if round_ == 0:
                     continue  # warms the page cache and checks agreement below
                 times[name].append(wall)
@@ -228,9 +247,10 @@ def main() -> None:
         for name, med in medians.items():
             print(f"{name:30s} median {med:6.2f} s   ratio to plain {med / base:5.2f}")
         ratio = medians["compval validate (defaults)"] / base
-        verdict = "meets target" if ratio <= 1.3 else "within acceptance" if ratio <= 1.5 else "over"
+        verdict = (
+            "meets target" if ratio <= 1.3 else "within acceptance" if ratio <= 1.5 else "over"
+        )
         print(f"ratio {ratio:.2f} (target 1.30, acceptance 1.50): {verdict}")
-
         if args.rss_rows:
             small, large = (int(v) for v in args.rss_rows.split(","))
             peaks = {}
@@ -240,7 +260,7 @@ def main() -> None:
                 rss_spec = tmp / f"rss_{rows}.yaml"
                 write_spec(rss_spec, path, fp32, int8)
                 wall, peaks[rows], _ = run_child(
-                    compval_cmd(rss_spec, tmp / f"report_{rows}"), tmp / "child.log"
+                    compval_cmd(rss_spec, tmp / f"report_{rows}"), tmp / "child.log", (0, 1)
                 )
                 path.unlink()
                 print(f"compval on {rows:>9,} rows: {wall:6.2f} s, peak RSS {peaks[rows]:6.0f} MB")

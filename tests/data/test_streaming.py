@@ -73,3 +73,24 @@ def test_csv_streams_with_bounded_memory(tmp_path):
     peak, rows = _peak_during(ds.batches(1000))
     assert rows == n_rows
     assert peak < size / 3, (peak, size)
+
+
+def test_parquet_memory_does_not_follow_the_row_group_size(tmp_path):
+    # One row group for the whole file (pandas and pyarrow write up to a million rows per row
+    # group): reading it unbuffered would hold every column chunk whole, the whole table.
+    rng = np.random.default_rng(9)
+    values = rng.normal(size=(N_ROWS, N_COLS))
+    path = tmp_path / "one_group.parquet"
+    pq.write_table(
+        pa.table({f"c{j}": values[:, j] for j in range(N_COLS)}),
+        path,
+        row_group_size=N_ROWS,
+        data_page_size=64 << 10,
+        use_dictionary=False,
+        compression="none",
+    )
+    ds = load_dataset(DataRef(path=str(path)), base_dir=Path("."))
+    peak, rows = _peak_during(ds.batches(256))
+    assert rows == N_ROWS
+    # One read (16,384 rows, 1 MB) and a page per column, about 3 MB; unbuffered, 12.9 MB.
+    assert peak < TABLE_BYTES / 3, (peak, TABLE_BYTES)

@@ -302,3 +302,87 @@ def test_result_and_merge_errors() -> None:
         search.merge(SliceSearch(["a"], categorical=[True], seed=3))
     with pytest.raises(IncompatibleMergeError, match=r"configurations differ; got 'str'"):
         search.merge("nope")  # type: ignore[arg-type]
+
+
+def _mask(description: str, columns: dict[str, np.ndarray]) -> np.ndarray:
+    """Rows a slice description selects, parsed back (numbers print exactly in this test)."""
+    mask = np.ones(len(next(iter(columns.values()))), dtype=bool)
+    for condition in description.split(" & "):
+        name, rest = condition.split(" ", 1)
+        values = columns[name]
+        if rest.startswith("= "):
+            mask &= values == rest[2:]
+        elif rest == "is missing":
+            mask &= np.isnan(values)
+        elif rest == "is not missing":
+            mask &= ~np.isnan(values)
+        elif rest.startswith("< "):
+            mask &= values < float(rest[2:])
+        elif rest.startswith(">= "):
+            mask &= values >= float(rest[3:])
+        else:
+            low, high = (float(v) for v in re.findall(r"[-\d.]+", rest))
+            mask &= (values >= low) & (values < high)
+    return mask
+
+
+def test_counts_of_every_slice_match_the_rows_for_every_key_width() -> None:
+    # Pairs of small codes (uint16 keys), of a feature with 600 categories and a numeric one
+    # (keys past 2**16), and of two features with 1,100 and 1,000 categories (past the dense
+    # limit: the sparse path). Every slice's counts must be those of the rows it describes.
+    rng = np.random.default_rng(11)
+    n = 3000
+    columns = {
+        "a": rng.integers(0, 10, n).astype(float),
+        "b": (rng.uniform(size=n) < 0.3).astype(float),  # ties: fewer edges than 'a'
+        "g": rng.choice(np.array(["x", "y", "z"]), size=n),
+        "id": rng.integers(0, 600, n).astype(str),
+        "id2": rng.integers(0, 1100, n).astype(str),
+        "id3": rng.integers(0, 1000, n).astype(str),
+    }
+    columns["a"][rng.uniform(size=n) < 0.1] = np.nan
+    ref = rng.uniform(size=n) < 0.7
+    cand = np.where(rng.uniform(size=n) < 0.2, ~ref, ref)
+    names = list(columns)
+    search = SliceSearch(names, categorical=[False, False, True, True, True, True])
+    search.update([columns[k] for k in names], np.arange(n), ref, cand)
+    results = search.result(min_rows=1, top_k=10**6, pair_features=len(names))
+    assert len({r.description for r in results}) == len(results)
+    assert {tuple(r.features) for r in results if len(r.features) == 2} >= {
+        ("a", "b"),
+        ("a", "id"),
+        ("id2", "id3"),
+    }
+    # Every slice of the small features, and a fixed share of the thousands of others.
+    checked = [r for i, r in enumerate(results) if i % 20 == 0 or "id" not in r.description]
+    assert {tuple(r.features) for r in checked} >= {("a", "id"), ("id2", "id3")}
+    for result in checked:
+        mask = _mask(result.description, columns)
+        assert result.n == int(mask.sum()), result.description
+        assert result.flip_correct_to_wrong_rate * result.n == pytest.approx(
+            int(np.sum(mask & ref & ~cand))
+        )
+        assert result.flip_wrong_to_correct_rate * result.n == pytest.approx(
+            int(np.sum(mask & ~ref & cand))
+        )
+    assert len(results) == results[0].slices_searched
+
+
+def test_infinite_values_fall_in_the_top_bin_of_a_feature_with_few_edges() -> None:
+    # 'b' has one edge, 'a' three: +inf in 'b' once got a code past b's codes (a crash), or
+    # the missing code. It belongs in b's top bin, like any value above the last edge.
+    rng = np.random.default_rng(4)
+    n = 5000
+    a = rng.normal(size=n)
+    b = np.zeros(n)
+    b[-100:] = 1.0
+    b[:50] = np.inf
+    b[50:60] = -np.inf
+    ref = rng.uniform(size=n) < 0.8
+    cand = np.where(rng.uniform(size=n) < 0.1, ~ref, ref)
+    search = SliceSearch(["a", "b"], categorical=[False, False])
+    search.update([a, b], np.arange(n), ref, cand)
+    assert search.edges is not None and search.edges["b"] == (0.0,)
+    results = search.result(min_rows=1, top_k=10_000)
+    singles = {r.description: r.n for r in results if r.features == ("b",)}
+    assert singles == {"b < 0.0": 10, "b >= 0.0": n - 10}

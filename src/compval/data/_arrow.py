@@ -66,7 +66,8 @@ _VARIABLE_WIDTH_BYTES = 32
 # Parquet column chunks are read through a buffer of this size. Unbuffered (pyarrow's
 # default), each selected column chunk is read whole, so memory grows with the row-group size,
 # which pandas and pyarrow set to a million rows by default: the whole file, for most files.
-_PARQUET_BUFFER_BYTES = 64 << 10
+# Larger buffers only cost memory (one per column); 16 KiB reads as fast (measured).
+_PARQUET_BUFFER_BYTES = 16 << 10
 # pyarrow's streaming CSV reader parses up to ~32 blocks ahead of the consumer, so the block
 # size sets its peak memory: 128 KiB keeps it near 5 MB, where the 1 MiB default reaches
 # tens of MB. Wide files get larger blocks, since a row must fit in one block.
@@ -155,8 +156,51 @@ def _decoded(pa_mod: Any, column: Any) -> Any:
     return column
 
 
+def _to_numpy(pa_mod: Any, column: Any) -> Array:
+    """``column.to_numpy(zero_copy_only=False)`` (Array or ChunkedArray), same dtype and values.
+
+    pyarrow's own conversion imports pandas, a quarter of a second, whatever the column's
+    type. Numbers, bools and text, the columns of almost every file, are converted here from
+    the arrow buffers instead; other types, and ints and bools holding nulls (which pyarrow
+    turns into float and object arrays), still go through pyarrow.
+    """
+    types = pa_mod.types
+    dtype = column.type
+    if types.is_string(dtype) or types.is_large_string(dtype):
+        # Python str objects, None for nulls, as pyarrow gives them.
+        values = np.empty(len(column), dtype=object)
+        values[:] = column.to_pylist()
+        return values
+    numeric = types.is_integer(dtype) or types.is_floating(dtype) or types.is_boolean(dtype)
+    if not numeric or len(column) == 0 or (column.null_count and not types.is_floating(dtype)):
+        return np.asarray(column.to_numpy(zero_copy_only=False))
+    chunks = column.chunks if isinstance(column, pa_mod.ChunkedArray) else [column]
+    parts = [_primitive_to_numpy(pa_mod, chunk) for chunk in chunks if len(chunk)]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _primitive_to_numpy(pa_mod: Any, chunk: Any) -> Array:
+    """One non-empty int, float or bool array (nulls only in floats) as numpy."""
+    n, offset = len(chunk), chunk.offset
+    validity, data = chunk.buffers()[:2]
+    values: Array
+    if pa_mod.types.is_boolean(chunk.type):
+        bits = np.unpackbits(np.frombuffer(data, np.uint8), count=offset + n, bitorder="little")
+        return bits[offset:].astype(bool)
+    dtype = np.dtype(chunk.type.to_pandas_dtype())
+    values = np.frombuffer(data, dtype, count=n, offset=offset * dtype.itemsize)
+    values.flags.writeable = False  # a view of arrow's memory, read-only as pyarrow gives it
+    if chunk.null_count:
+        # Float nulls become NaN, whatever the buffer holds under them.
+        valid = np.unpackbits(
+            np.frombuffer(validity, np.uint8), count=offset + n, bitorder="little"
+        )
+        values = np.where(valid[offset:].astype(bool), values, np.nan).astype(dtype, copy=False)
+    return values
+
+
 def _label_array(pa_mod: Any, column: Any) -> Array:
-    return np.asarray(_decoded(pa_mod, column).to_numpy(zero_copy_only=False))
+    return _to_numpy(pa_mod, _decoded(pa_mod, column))
 
 
 def _segment_array(pa_mod: Any, column: Any) -> Array:
@@ -167,7 +211,7 @@ def _segment_array(pa_mod: Any, column: Any) -> Array:
         values = np.empty(len(column), dtype=object)
         values[:] = [MISSING if v is None else v for v in column.to_pylist()]
         return values
-    return clean_segment(np.asarray(column.to_numpy(zero_copy_only=False)))
+    return clean_segment(_to_numpy(pa_mod, column))
 
 
 def _segment_slicer(pa_mod: Any, column: Any) -> Callable[[int, int], Array]:
@@ -183,7 +227,7 @@ def _segment_slicer(pa_mod: Any, column: Any) -> Callable[[int, int], Array]:
         # Rare (nullable integer segments): whether a batch becomes an object array depends on
         # the nulls in that batch, so each batch is converted from its own arrow slice.
         return lambda lo, hi: _segment_array(pa_mod, column.slice(lo, hi - lo))
-    values = np.asarray(column.to_numpy(zero_copy_only=False))
+    values = _to_numpy(pa_mod, column)
     if not column.null_count and (
         types.is_string(column.type) or types.is_large_string(column.type)
     ):
@@ -207,11 +251,11 @@ def _feature_matrix(
     for j, name in enumerate(columns.features):
         column = table.column(name)
         if column.null_count and not pa_mod.types.is_floating(column.type):
-            nulls[name] = (str(column.type), column.is_null().to_numpy(zero_copy_only=False))
+            nulls[name] = (str(column.type), _to_numpy(pa_mod, column.is_null()))
             # Filled in arrow, not numpy: to_numpy() of an int column with nulls goes through
             # float64, which would round the large integers of the rows before the null.
             column = column.fill_null(pa_mod.scalar(0).cast(column.type))
-        matrix[:, j] = column.to_numpy(zero_copy_only=False)
+        matrix[:, j] = _to_numpy(pa_mod, column)
     return matrix, nulls
 
 
@@ -228,9 +272,10 @@ def _split_read(
 ) -> Iterator[Batch]:
     """Cut one read (a table of rows ``start ..``) into batches of ``size`` rows.
 
-    Every column is converted to numpy once per read and batches are views of those arrays:
-    converting each batch's columns on its own cost more than the models' inference at small
-    batch sizes. Batches and errors are the same as when each batch was converted alone.
+    Every column is converted to numpy once per read and batches are views of those arrays
+    (a batch kept alive keeps its read's arrays: a few MB): converting each batch's columns
+    on its own cost more than the models' inference at small batch sizes. Batches and errors
+    are the same as when each batch was converted alone.
     """
     n = table.num_rows
     matrix, nulls = _feature_matrix(pa_mod, table, columns)
@@ -265,10 +310,13 @@ def _read_rows(size: int, row_bytes: int, *, limit: int | None = None) -> int:
     return max(size, target - target % size)
 
 
-def _row_bytes(types: Sequence[Any]) -> int:
+def _row_bytes(pa_mod: Any, types: Sequence[Any]) -> int:
     """Decoded bytes per row of the given arrow types (a guess for variable-width ones)."""
     total = 0
     for dtype in types:
+        if pa_mod.types.is_dictionary(dtype):  # decoded to its values (usually strings)
+            total += _VARIABLE_WIDTH_BYTES
+            continue
         try:
             total += max(1, dtype.bit_width // 8)
         except ValueError:  # variable width (strings) or nested
@@ -389,7 +437,7 @@ class ParquetDataset(_ArrowFileDataset):
         self._columns = _Columns(
             tuple(features), labels, tuple(segments), _feature_dtype(features, types)
         )
-        self._row_bytes = _row_bytes([types[name] for name in self._columns.read])
+        self._row_bytes = _row_bytes(self._pa, [types[name] for name in self._columns.read])
         self._row_group_rows = max(groups, default=0)
         if self._n_rows == 0:
             raise no_rows_error(path)
@@ -470,7 +518,7 @@ class CsvDataset(_ArrowFileDataset):
             tuple(features), labels, tuple(segments), _feature_dtype(features, types)
         )
         read = self._columns.read
-        self._row_bytes = _row_bytes([types[name] for name in read])
+        self._row_bytes = _row_bytes(self._pa, [types[name] for name in read])
         self._convert = self._csv.ConvertOptions(
             include_columns=read,
             column_types={name: types[name] for name in read},
