@@ -71,9 +71,31 @@ def test_operator_check_lists_ops_the_target_lacks(
         "ai.onnx:Relu (opset 13)",
         "ai.onnx:Softsign (opset 13)",
     ]
-    assert load_operator_set("ort_mobile").unsupported(stats.operators) == [
-        "ai.onnx:Softsign (opset 13)"
+    # onnxruntime's CPU EP has a Softsign kernel: nothing is missing on ort_mobile.
+    assert stats.nodes is not None
+    assert load_operator_set("ort_mobile").check(stats.nodes) == []
+    assert [(f.node, f.reasons) for f in only_matmul.check(stats.nodes)] == [
+        ("<Relu #2>", ("op_type",)),
+        ("<Softsign #3>", ("op_type",)),
     ]
+
+
+def test_nodes_carry_inferred_types_only_when_asked(
+    tmp_path: Path, linear_onnx: Callable[..., Path], dense_weight: Array
+) -> None:
+    path = linear_onnx(tmp_path / "m.onnx", dense_weight)
+    with OnnxRuntimeAdapter(path, name="m") as adapter:
+        typed = model_stats(adapter, measure_load_time=False, infer_types=True)
+        plain = model_stats(adapter, measure_load_time=False)
+    assert typed.nodes is not None and plain.nodes is not None
+    matmul = typed.nodes[0]
+    assert (matmul.name, matmul.domain, matmul.op_type, matmul.opset) == (
+        "<MatMul #0>", "ai.onnx", "MatMul", 13,
+    )  # fmt: skip
+    assert matmul.input_types == ("tensor(float)", "tensor(float)")
+    assert matmul.output_types == ("tensor(float)",)
+    assert plain.nodes[0].input_types == (None, None)
+    assert [n.op for n in plain.nodes] == [n.op for n in typed.nodes]
 
 
 def test_operators_inside_subgraphs_are_found(tmp_path: Path) -> None:

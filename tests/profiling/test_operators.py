@@ -5,7 +5,15 @@ from pathlib import Path
 import pytest
 
 from compval.errors import InvalidParameterError
-from compval.profiling import OperatorSet, OpUse, load_operator_set
+from compval.profiling import (
+    NodeFallback,
+    NodeUse,
+    OperatorSet,
+    OpUse,
+    OrtCpuKernels,
+    load_operator_set,
+)
+from compval.profiling._operators import describe_unsupported
 
 
 def test_parses_ort_reduced_build_format() -> None:
@@ -48,8 +56,10 @@ def test_unsupported_lists_op_and_opset_problems() -> None:
     ]
 
 
-def test_builtin_mobile_list_has_the_quantization_ops() -> None:
+def test_builtin_mobile_set_is_onnxruntimes_own_registry() -> None:
+    pytest.importorskip("onnxruntime")
     ops = load_operator_set("ort_mobile")
+    assert isinstance(ops, OrtCpuKernels) and ops.source == "ort_mobile"
     for op in (
         "QuantizeLinear",
         "DequantizeLinear",
@@ -60,14 +70,40 @@ def test_builtin_mobile_list_has_the_quantization_ops() -> None:
         "Conv",
         "Gemm",
         "Softmax",
+        "Einsum",
     ):
-        for opset in (12, 13, 14, 15):
+        # No hand-written opset range: every opset onnxruntime implements passes.
+        for opset in (12, 13, 15, 17, 19, 21):
             assert ops.supports(OpUse("ai.onnx", op, opset)), (op, opset)
     assert ops.supports(OpUse("com.microsoft", "QLinearAdd", 1))
-    assert not ops.supports(OpUse("ai.onnx", "Conv", 17))  # outside the package's opsets
-    assert not ops.supports(OpUse("ai.onnx", "Einsum", 13))
-    # Not in the pre-built package (see the file's header).
-    assert not ops.supports(OpUse("ai.onnx", "ConvInteger", 13))
+    assert not ops.supports(OpUse("ai.onnx", "Upsample", 17))  # deprecated since opset 10
+    assert not ops.supports(OpUse("ai.onnx", "Add", 6))  # onnxruntime starts at Add-7
+    assert not ops.supports(OpUse("custom.domain", "AnyOp", 1))
+
+
+def test_operator_set_checks_nodes_with_reasons() -> None:
+    ops = OperatorSet.parse("ai.onnx;12,13;Add,MatMul\n", source="t.config")
+    nodes = [
+        NodeUse("add", "ai.onnx", "Add", 17),
+        NodeUse("mm", "ai.onnx", "MatMul", 13),
+        NodeUse("gelu", "com.microsoft", "Gelu", 1),
+    ]
+    assert ops.check(nodes) == [
+        NodeFallback("add", "ai.onnx:Add", 17, ("opset",), "t.config lists it at opsets 12, 13"),
+        NodeFallback("gelu", "com.microsoft:Gelu", 1, ("op_type",), "not in t.config"),
+    ]
+    assert ops.basis == "operator set t.config"
+
+
+def test_describe_unsupported_groups_nodes_by_operator() -> None:
+    findings = [
+        NodeFallback(f"n{i}", "x.y:Op", 1, ("op_type",), "operator unknown") for i in range(7)
+    ] + [NodeFallback("up", "ai.onnx:Upsample", 17, ("opset",), "deprecated since opset 10")]
+    assert describe_unsupported(findings) == (
+        "x.y:Op (opset 1) at 7 nodes 'n0', 'n1', 'n2', 'n3', 'n4' and 2 more: operator unknown",
+        "ai.onnx:Upsample (opset 17) at node 'up': deprecated since opset 10",
+    )
+    assert describe_unsupported([]) == ()
 
 
 def test_loads_a_file_relative_to_base_dir(tmp_path: Path) -> None:

@@ -89,7 +89,7 @@ def test_to_dict_has_the_report_structure(clock: Clock, make_fake: MakeFake) -> 
     model = out["models"]["c"]
     assert set(model) == {
         "role", "size_mb", "parameter_count", "weight_sparsity", "load_time_ms",
-        "peak_memory_mb", "latency", "concurrency", "unsupported_ops",
+        "peak_memory_mb", "latency", "concurrency", "unsupported_ops", "execution_providers",
     }  # fmt: skip
     assert (model["role"], out["models"]["ref"]["role"]) == ("candidate", "reference")
     assert set(model["latency"][0]) == {
@@ -190,6 +190,14 @@ def test_onnx_models_end_to_end(onnx_pair: tuple[Path, Path]) -> None:
     assert pruned_out["concurrency"][0]["errors"] == 0
     for s in out["speedup"]:
         assert 0 < s["ci_low"] <= s["ratio"] <= s["ci_high"]
+    # The mobile target reports, per execution provider, the nodes it would not take.
+    providers = {ep["key"]: ep for ep in pruned_out["execution_providers"]}
+    assert list(providers) == ["cpu", "nnapi", "coreml_neuralnetwork", "coreml_mlprogram"]
+    assert providers["cpu"]["unsupported"] == [] and providers["cpu"]["nodes"] == 3
+    # The batch axis is dynamic ('N'), which NNAPI cannot take: every node falls back.
+    nnapi = providers["nnapi"]
+    assert nnapi["supported_nodes"] == 0
+    assert {tuple(n["reasons"]) for n in nnapi["unsupported"]} == {("dynamic_shape",)}
     values = {v.metric: v for v in result.metric_estimates("pruned")}
     assert values["unsupported_op_count"].candidate == 0
     assert values["peak_memory_mb"].candidate == pytest.approx(pruned_out["peak_memory_mb"])
@@ -384,6 +392,7 @@ def test_unmeasurable_values_become_notes(
     assert result.models["onnx"].peak_memory_mb is None
     assert result.models["onnx"].unsupported_ops == ()
     assert result.models["fake"].unsupported_ops is None
+    assert result.models["fake"].execution_providers is None
     assert any("'onnx': peak memory not measured: Memory measurement" in n for n in result.notes)
     assert any("'fake': operators not checked" in n for n in result.notes)
     values = {v.metric: v for v in result.metric_estimates("fake")}

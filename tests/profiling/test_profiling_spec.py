@@ -235,3 +235,24 @@ def test_metric_names_and_directions() -> None:
             assert not higher, name
     with pytest.raises(ValueError, match=r"needs a \[batch=N\] selector; got \[batch=0\]"):
         parse_perf_metric("speedup[batch=0]")
+
+
+def test_fallback_count_budget_needs_an_operator_set_once_registered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The per-EP metric names are not in the vocabulary yet; the check is ready for them.
+    from compval.spec import _perf_metrics
+
+    name = "nnapi_fallback_node_count"
+    monkeypatch.setattr(
+        _perf_metrics, "PERF_METRIC_DIRECTIONS", {**PERF_METRIC_DIRECTIONS, name: False}
+    )
+    monkeypatch.setattr(
+        _perf_metrics, "PERF_METRIC_SELECTORS", {**_perf_metrics.PERF_METRIC_SELECTORS, name: None}
+    )
+    budget = {"id": "nnapi", "metric": name, "max": 0}
+    with pytest.raises(SpecValidationError, match=f"'{name}' needs an operator set") as info:
+        resolve_settings(PerformanceSpec(target="edge", budgets=[budget]))  # type: ignore[list-item]
+    assert info.value.path == "performance.budgets[0].metric"
+    mobile = resolve_settings(PerformanceSpec(target="mobile", budgets=[budget]))  # type: ignore[list-item]
+    assert [b.metric for b in mobile.budgets] == ["unsupported_op_count", name]

@@ -151,7 +151,8 @@ def _all_metrics() -> dict[str, MetricInfo]:
             MetricInfo(
                 name,
                 higher,
-                paired=name.startswith(("speedup", "unsupported_op")),
+                paired=name.startswith(("speedup", "unsupported_op"))
+                or name.endswith("_fallback_node_count"),
                 fraction=name == "weight_sparsity",
                 tasks=_ALL,
                 qualified=name.startswith(("latency_", "throughput", "speedup", "concurrent_")),

@@ -8,8 +8,9 @@ Entry points:
   ``ProfileResult.to_dict()`` is the report's ``profile`` section and
   ``ProfileResult.metric_estimates(candidate)`` feeds the checks;
 * ``synthetic_inputs(adapter, rows=..., seed=...)`` when no data is given;
-* ``model_stats(adapter)``, ``measure_latency``, ``run_load``, ``measure_peak_memory`` and
-  ``OperatorSet`` for standalone use.
+* ``model_stats(adapter)``, ``measure_latency``, ``run_load``, ``measure_peak_memory``,
+  ``load_operator_set`` (``ort_mobile``: ``OrtCpuKernels``; a config file: ``OperatorSet``)
+  and ``mobile_ep_support`` (NNAPI/CoreML fallback) for standalone use.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from compval.profiling._load import LoadStats, run_load
 from compval.profiling._memory import MemoryResult, measure_peak_memory
 from compval.profiling._model_stats import ModelStats, model_stats
 from compval.profiling._operators import (
-    BUILTIN_OPERATOR_SETS,
+    REASONS,
+    ExecutionProviderSupport,
+    NodeFallback,
+    NodeUse,
     OperatorSet,
+    OperatorSupport,
     OpUse,
-    load_operator_set,
 )
 from compval.profiling._profile import profile_models
 from compval.profiling._result import SPEEDUP_CI_METHOD, ModelProfile, ProfileResult
@@ -36,16 +40,30 @@ from compval.profiling._stats import (
     summarize_latencies,
 )
 from compval.profiling._timing import measure_latency, time_interleaved
+from compval.profiling.targets import (
+    BUILTIN_OPERATOR_SETS,
+    MOBILE_EPS,
+    OrtCpuKernels,
+    load_operator_set,
+    mobile_ep_support,
+)
 
 __all__ = [
     "BUILTIN_OPERATOR_SETS",
+    "MOBILE_EPS",
+    "REASONS",
+    "ExecutionProviderSupport",
     "LatencyStats",
     "LoadStats",
     "MemoryResult",
     "ModelProfile",
     "ModelStats",
+    "NodeFallback",
+    "NodeUse",
     "OpUse",
     "OperatorSet",
+    "OperatorSupport",
+    "OrtCpuKernels",
     "ProfileResult",
     "ProfileSettings",
     "SPEEDUP_CI_METHOD",
@@ -53,6 +71,7 @@ __all__ = [
     "load_operator_set",
     "measure_latency",
     "measure_peak_memory",
+    "mobile_ep_support",
     "model_stats",
     "paired_speedup",
     "profile_models",

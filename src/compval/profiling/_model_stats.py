@@ -5,6 +5,10 @@ Everything runtime-specific comes from the adapter's optional hooks (``model_for
 be profiled; an ONNX file's graph is read here with the ``onnx`` package (the file format, not
 the runtime). For adapters without hooks only the file size is known.
 
+An ONNX model's nodes are listed (main graph, If/Loop/Scan bodies, and the bodies of local
+functions, which the runtime expands), each with the opset its domain imports and, when asked,
+the tensor types that ONNX shape inference finds for its inputs and outputs.
+
 Parameter count: ONNX counts every element of every initializer (including quantization
 scales and zero points); torch sums ``numel()`` of the parameters. Weight sparsity is the
 fraction of exact zeros over floating-point weights with two or more dimensions (matrices and
@@ -24,7 +28,7 @@ import numpy as np
 
 from compval._lazy import lazy_import
 from compval.errors import AdapterError, ProfilingError
-from compval.profiling._operators import OpUse, normalize_domain
+from compval.profiling._operators import NodeUse, OpUse, node_label, normalize_domain
 
 if TYPE_CHECKING:
     from compval.adapters import ModelAdapter
@@ -49,6 +53,8 @@ class ModelStats:
         weight_sparsity: Fraction of exact zeros in float weights with >= 2 dims.
         load_time_ms: Time to load the file into a fresh runtime session, in milliseconds.
         operators: Operator types used (ONNX only), with the opset of their domain.
+        nodes: Every node (ONNX only), in graph order, with its tensor types when
+            ``model_stats(..., infer_types=True)``.
         notes: Why a value is missing.
     """
 
@@ -59,6 +65,7 @@ class ModelStats:
     weight_sparsity: float | None
     load_time_ms: float | None
     operators: tuple[OpUse, ...] | None
+    nodes: tuple[NodeUse, ...] | None = None
     notes: tuple[str, ...] = ()
 
     @property
@@ -68,7 +75,11 @@ class ModelStats:
 
 
 def model_stats(
-    adapter: ModelAdapter, *, threads: int | None = None, measure_load_time: bool = True
+    adapter: ModelAdapter,
+    *,
+    threads: int | None = None,
+    measure_load_time: bool = True,
+    infer_types: bool = False,
 ) -> ModelStats:
     """Size, parameter count, weight sparsity, load time and operators of an open adapter.
 
@@ -78,6 +89,8 @@ def model_stats(
         measure_load_time: Load the file once more to time it. An adapter attribute
             ``load_time_s`` (set by adapters that time their own ``open()``) is used instead
             when present.
+        infer_types: Run ONNX shape inference to give each node its tensor types (for
+            operator checks that look at types); off by default, as it copies the graph.
 
     Returns:
         The stats; values the model kind cannot provide are None and ``notes`` says why.
@@ -95,8 +108,10 @@ def model_stats(
     params: int | None = None
     sparsity: float | None = None
     operators: tuple[OpUse, ...] | None = None
+    nodes: tuple[NodeUse, ...] | None = None
     if kind == "onnx" and path is not None:
-        params, sparsity, operators, external = _onnx_stats(path)
+        params, sparsity, nodes, external = _onnx_stats(path, infer_types=infer_types)
+        operators = tuple(sorted({n.op for n in nodes}))
         size = (size or 0) + external
     elif kind == "onnx":
         notes.append(f"model {adapter.name!r}: ONNX session without a file; graph not readable")
@@ -121,6 +136,7 @@ def model_stats(
         weight_sparsity=sparsity,
         load_time_ms=load_ms,
         operators=operators,
+        nodes=nodes,
         notes=tuple(notes),
     )
 
@@ -135,12 +151,17 @@ def _file_size(adapter: ModelAdapter, path: Path | None) -> int | None:
     return size
 
 
-def _onnx_stats(path: Path) -> tuple[int, float | None, tuple[OpUse, ...], int]:
+def _onnx_stats(
+    path: Path, *, infer_types: bool
+) -> tuple[int, float | None, tuple[NodeUse, ...], int]:
     onnx = lazy_import("onnx", extra="onnx")
     try:
         # Loading external data inlines it and forgets where it came from, so the files are
         # listed (for the size on disk) before the data is loaded.
         model = onnx.load(str(path), load_external_data=False)
+        # Types are inferred before the weights are loaded: the graph alone stays far below
+        # protobuf's 2 GiB limit, which shape inference cannot cross.
+        types = _inferred_types(onnx, model) if infer_types else {}
         external = {
             entry.value
             for graph in _graphs(model.graph)
@@ -178,32 +199,68 @@ def _onnx_stats(path: Path) -> tuple[int, float | None, tuple[OpUse, ...], int]:
         if (path.parent / location).is_file()
     )
     sparsity = zeros / weights if weights else None
-    return params, sparsity, _onnx_operators(model), external_bytes
+    return params, sparsity, _onnx_nodes(model, types), external_bytes
 
 
-def _onnx_operators(model: Any) -> tuple[OpUse, ...]:
+def _onnx_nodes(model: Any, types: dict[str, str]) -> tuple[NodeUse, ...]:
+    """Every node that runs, with its domain's opset and the tensor types in ``types``."""
     opsets = {normalize_domain(o.domain): int(o.version) for o in model.opset_import}
     local = {(f.domain, f.name) for f in model.functions}
-    used: set[OpUse] = set()
+    found: list[NodeUse] = []
 
-    def visit(nodes: Any, imports: dict[str, int]) -> None:
+    def visit(nodes: Any, imports: dict[str, int], known: dict[str, str]) -> None:
         for node in nodes:
             if (node.domain, node.op_type) not in local:
                 domain = normalize_domain(node.domain)
-                used.add(OpUse(domain, node.op_type, imports.get(domain)))
+                found.append(
+                    NodeUse(
+                        node_label(node.name, node.op_type, len(found)),
+                        domain,
+                        node.op_type,
+                        imports.get(domain),
+                        tuple(known.get(i) if i else None for i in node.input),
+                        tuple(known.get(o) if o else None for o in node.output),
+                    )
+                )
             for attribute in node.attribute:
                 for subgraph in _attribute_graphs(attribute):
-                    visit(subgraph.node, imports)
+                    visit(subgraph.node, imports, known)
 
-    visit(model.graph.node, opsets)
+    visit(model.graph.node, opsets, types)
     for function in model.functions:
         # A local function is expanded by the runtime; its body's operators are what runs.
         imports = {
             **opsets,
             **{normalize_domain(o.domain): o.version for o in function.opset_import},
         }
-        visit(function.node, imports)
-    return tuple(sorted(used))
+        visit(function.node, imports, {})
+    return tuple(found)
+
+
+def _inferred_types(onnx: Any, model: Any) -> dict[str, str]:
+    """Value name -> ONNX Runtime type string (``tensor(float)``), from shape inference.
+
+    Names are unique across a model's graphs in practice (the ONNX checker requires SSA), so
+    one map serves the subgraphs too. Values whose type stays unknown are left out.
+    """
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    except Exception:  # a model shape inference cannot handle: types stay unknown
+        inferred = model
+    names = onnx.TensorProto.DataType
+    types: dict[str, str] = {}
+
+    def add(name: str, elem_type: int) -> None:
+        if elem_type and elem_type in names.values():
+            types[name] = f"tensor({names.Name(elem_type).lower()})"
+
+    for graph in _graphs(inferred.graph):
+        for value in (*graph.input, *graph.output, *graph.value_info):
+            if value.type.HasField("tensor_type"):
+                add(value.name, value.type.tensor_type.elem_type)
+        for init in graph.initializer:
+            add(init.name, init.data_type)
+    return types
 
 
 def _graphs(graph: Any) -> Iterator[Any]:

@@ -2,7 +2,9 @@
 
 Order of work, for a reference and its candidates (all already open, same thread settings):
 
-1. static facts of each model (size, parameters, sparsity, load time, operators);
+1. static facts of each model (size, parameters, sparsity, load time, operators); with a
+   target operator check, the nodes its runtime cannot run and, per execution provider
+   (NNAPI, CoreML), the nodes that would fall back to the CPU;
 2. for each batch size, interleaved timing: every model gets its warm-up, then the models
    take turns in ``rounds`` rounds (reference, candidate 1, candidate 2, ...), each turn a
    block of timed runs; latencies pool all rounds, speedups pair them round by round;
@@ -22,6 +24,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,6 +35,11 @@ from compval.profiling._inputs import BatchCutter, check_batch_axes
 from compval.profiling._load import LoadStats, run_load
 from compval.profiling._memory import measure_peak_memory
 from compval.profiling._model_stats import ModelStats, model_stats
+from compval.profiling._operators import (
+    ExecutionProviderSupport,
+    OperatorSupport,
+    describe_unsupported,
+)
 from compval.profiling._result import ModelProfile, ProfileResult
 from compval.profiling._settings import ProfileSettings
 from compval.profiling._stats import (
@@ -41,6 +49,7 @@ from compval.profiling._stats import (
     summarize_latencies,
 )
 from compval.profiling._timing import flatten, time_interleaved
+from compval.profiling.targets import mobile_ep_support
 from compval.types import Array
 
 if TYPE_CHECKING:
@@ -106,8 +115,15 @@ def profile_models(
     stats: dict[str, ModelStats] = {}
     for name, adapter in models.items():
         say(f"{name}: size, parameters, load time")
-        stats[name] = model_stats(adapter, threads=settings.threads)
+        stats[name] = model_stats(
+            adapter, threads=settings.threads, infer_types=settings.operators is not None
+        )
         notes.extend(stats[name].notes)
+    support: dict[str, tuple[ExecutionProviderSupport, ...] | None] = {}
+    for name in models:
+        if settings.operators is not None:
+            say(f"{name}: operators and execution providers")
+            support[name] = _provider_support(name, stats[name], settings.operators, notes)
 
     latency: dict[str, list[LatencyStats]] = {name: [] for name in models}
     speedups: list[SpeedupResult] = []
@@ -194,11 +210,8 @@ def profile_models(
     profiles: dict[str, ModelProfile] = {}
     for name in models:
         info = stats[name]
-        unsupported = None
-        if settings.operators is not None and info.operators is not None:
-            unsupported = tuple(settings.operators.unsupported(info.operators))
-        elif settings.operators is not None:
-            notes.append(f"model {name!r}: operators not checked (not an ONNX model file)")
+        eps = support.get(name)
+        unsupported = None if eps is None else describe_unsupported(eps[0].unsupported)
         profiles[name] = ModelProfile(
             name=name,
             role="reference" if name == reference.name else "candidate",
@@ -210,6 +223,7 @@ def profile_models(
             latency=tuple(latency[name]),
             concurrency=tuple(loads[name]),
             unsupported_ops=unsupported,
+            execution_providers=eps,
         )
     return ProfileResult(
         settings=settings,
@@ -218,6 +232,30 @@ def profile_models(
         speedups=tuple(speedups),
         notes=tuple(notes),
     )
+
+
+def _provider_support(
+    name: str, info: ModelStats, operators: OperatorSupport, notes: list[str]
+) -> tuple[ExecutionProviderSupport, ...] | None:
+    """The target runtime's CPU check, then NNAPI and CoreML; None for a non-ONNX model.
+
+    The first entry decides ``unsupported_op_count``: nodes the target's runtime cannot run
+    at all. The others are informational unless a budget names their fallback count.
+    """
+    if info.nodes is None or info.path is None:
+        notes.append(f"model {name!r}: operators not checked (not an ONNX model file)")
+        return None
+    cpu = ExecutionProviderSupport(
+        provider="CPU",
+        key="cpu",
+        source=operators.basis,
+        falls_back_to=None,
+        nodes=len(info.nodes),
+        unsupported=tuple(operators.check(info.nodes)),
+    )
+    accelerators, ep_notes = mobile_ep_support(Path(info.path), name=name)
+    notes.extend(ep_notes)
+    return (cpu, *accelerators)
 
 
 def _quiet(_: str) -> None:

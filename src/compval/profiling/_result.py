@@ -69,7 +69,10 @@ class ProfileResult:
         Two-sided metrics carry the reference's value, the candidate's, their difference
         (candidate - reference) and ratio; ``speedup[batch=B]`` is paired: the ratio in
         ``candidate`` and its interval in ``ci``; ``unsupported_op_count`` (only when the
-        target has an operator set) is the candidate's alone. The checks decide on these
+        target has an operator set: the number of nodes its runtime cannot run) is the
+        candidate's alone, and so is ``<ep>_fallback_node_count`` (nodes that EP leaves to
+        the CPU, e.g. ``nnapi_fallback_node_count``) for each EP whose metric name is
+        registered in ``compval.spec.PERF_METRIC_DIRECTIONS``. The checks decide on these
         exactly as on accuracy metrics.
 
         Args:
@@ -148,20 +151,30 @@ class ProfileResult:
                 c_load.throughput_sps, ok)  # fmt: skip
             add(f"concurrent_latency_p95_ms[clients={clients}]", r_load.p95_ms, c_load.p95_ms, ok)
         if self.settings.operators is not None:
-            count = None if cand.unsupported_ops is None else float(len(cand.unsupported_ops))
-            values.append(
-                MetricEstimate(
-                    metric="unsupported_op_count",
-                    segment=None,
-                    higher_is_better=False,
-                    paired=True,
-                    n=1,
-                    reference=None,
-                    candidate=count,
-                    delta=None,
-                )
-            )
+            providers = cand.execution_providers or ()
+            counts = {ep.key: float(len(ep.unsupported)) for ep in providers}
+            values.append(_count("unsupported_op_count", counts.get("cpu")))
+            for ep in providers:
+                metric = f"{ep.key}_fallback_node_count"
+                # Gated only once the name is part of the spec's vocabulary (budgets on it
+                # validate there); until then the per-EP lists are informational.
+                if ep.falls_back_to is not None and metric in PERF_METRIC_DIRECTIONS:
+                    values.append(_count(metric, counts[ep.key]))
         return values
+
+
+def _count(metric: str, value: float | None) -> MetricEstimate:
+    """A candidate-only count (lower is better), e.g. of unsupported nodes."""
+    return MetricEstimate(
+        metric=metric,
+        segment=None,
+        higher_is_better=False,
+        paired=True,
+        n=1,
+        reference=None,
+        candidate=value,
+        delta=None,
+    )
 
 
 def _float(value: int | None) -> float | None:

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compval.errors import InvalidParameterError, SpecValidationError
-from compval.profiling._operators import OperatorSet, load_operator_set
+from compval.profiling._operators import OperatorSupport
+from compval.profiling.targets import load_operator_set
 from compval.spec import (
     BUILTIN_TARGETS,
     DEFAULT_TARGET,
@@ -36,7 +37,9 @@ class ProfileSettings:
         measure_memory: Whether to measure peak memory in a child process.
         memory_timeout_s: Time limit for that child process.
         confidence: Confidence level of the speedup interval.
-        operators: Operator set the target supports, or None.
+        operators: What the target's runtime can run (``OrtCpuKernels`` for ``ort_mobile``,
+            an ``OperatorSet`` for a config file), or None for no operator check. With one,
+            the profiler also reports which nodes NNAPI and CoreML would leave to the CPU.
         budgets: Target budgets (ids prefixed ``target-<name>-``) then the spec's budgets.
     """
 
@@ -53,7 +56,7 @@ class ProfileSettings:
     measure_memory: bool = True
     memory_timeout_s: float = 300.0
     confidence: float = 0.95
-    operators: OperatorSet | None = None
+    operators: OperatorSupport | None = None
     budgets: tuple[CriterionSpec, ...] = ()
 
     def __post_init__(self) -> None:
@@ -100,7 +103,7 @@ def resolve_settings(
     Raises:
         SpecValidationError: The operator set cannot be loaded, budget ids collide, or a
             budget names a batch size / client count that is not profiled, or
-            ``unsupported_op_count`` without an operator set.
+            ``unsupported_op_count`` (or an EP's fallback count) without an operator set.
 
     Example:
         >>> from compval.spec import PerformanceSpec
@@ -186,9 +189,12 @@ def _check_budget_scope(
             f"'{'batch_sizes' if key == 'batch' else 'concurrency'}' or fix the budget.",
             path=f"{path}.metric",
         )
-    if base == "unsupported_op_count" and not has_operators:
+    # Per-EP fallback counts (e.g. nnapi_fallback_node_count) come from the same check.
+    if (base == "unsupported_op_count" or base.endswith("_fallback_node_count")) and not (
+        has_operators
+    ):
         raise SpecValidationError(
-            f"{path}.metric: 'unsupported_op_count' needs an operator set; got a target "
+            f"{path}.metric: {base!r} needs an operator set; got a target "
             "without 'operators', expected one. Set the target's 'operators' "
             "(e.g. 'ort_mobile' or a config file) or drop the budget.",
             path=f"{path}.metric",

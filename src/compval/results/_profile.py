@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-__all__ = ["LatencyStats", "LoadStats", "ModelProfile", "ProfileSection", "SpeedupResult"]
+__all__ = [
+    "ExecutionProviderSupportLike",
+    "LatencyStats",
+    "LoadStats",
+    "ModelProfile",
+    "NodeFallbackLike",
+    "ProfileSection",
+    "SpeedupResult",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,9 +108,83 @@ class LoadStats:
         }
 
 
+class NodeFallbackLike(Protocol):
+    """One node an execution provider cannot take, and why (``compval.profiling`` fills it).
+
+    ``reasons`` holds codes: ``op_type``, ``opset``, ``data_type``, ``dynamic_shape``, ``rank``.
+    """
+
+    @property
+    def node(self) -> str: ...
+    @property
+    def op(self) -> str: ...
+    @property
+    def opset(self) -> int | None: ...
+    @property
+    def reasons(self) -> tuple[str, ...]: ...
+    @property
+    def detail(self) -> str: ...
+
+
+class ExecutionProviderSupportLike(Protocol):
+    """Which of a model's nodes one execution provider can take.
+
+    ``falls_back_to`` is ``"CPU"`` for accelerator EPs (their unsupported nodes run on the CPU
+    EP) and None for the CPU EP itself (its unsupported nodes cannot run at all).
+    """
+
+    @property
+    def provider(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def falls_back_to(self) -> str | None: ...
+    @property
+    def nodes(self) -> int: ...
+    @property
+    def unsupported(self) -> tuple[NodeFallbackLike, ...]: ...
+    @property
+    def partitions(self) -> int | None: ...
+    @property
+    def recommendation(self) -> str | None: ...
+    @property
+    def caveats(self) -> tuple[str, ...]: ...
+
+
+def _provider_dict(ep: ExecutionProviderSupportLike) -> dict[str, Any]:
+    return {
+        "provider": ep.provider,
+        "key": ep.key,
+        "source": ep.source,
+        "falls_back_to": ep.falls_back_to,
+        "nodes": ep.nodes,
+        "supported_nodes": ep.nodes - len(ep.unsupported),
+        "partitions": ep.partitions,
+        "recommendation": ep.recommendation,
+        "unsupported": [
+            {
+                "node": n.node,
+                "op": n.op,
+                "opset": n.opset,
+                "reasons": list(n.reasons),
+                "detail": n.detail,
+            }
+            for n in ep.unsupported
+        ],
+        "caveats": list(ep.caveats),
+    }
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelProfile:
-    """Everything measured for one model. Missing measurements are None."""
+    """Everything measured for one model. Missing measurements are None.
+
+    ``unsupported_ops`` describes the nodes the target's runtime cannot run (grouped by
+    operator); ``execution_providers`` says, per execution provider, which nodes it cannot take
+    (None when the target has no operator check or the model is not an ONNX file).
+    """
 
     name: str
     role: Literal["reference", "candidate"]
@@ -114,6 +196,7 @@ class ModelProfile:
     latency: tuple[LatencyStats, ...]
     concurrency: tuple[LoadStats, ...]
     unsupported_ops: tuple[str, ...] | None
+    execution_providers: tuple[ExecutionProviderSupportLike, ...] | None = None
 
     def latency_at(self, batch_size: int) -> LatencyStats | None:
         """The latency entry for ``batch_size``, if measured."""
@@ -135,6 +218,9 @@ class ModelProfile:
             "latency": [s.to_dict() for s in self.latency],
             "concurrency": [s.to_dict() for s in self.concurrency],
             "unsupported_ops": None if self.unsupported_ops is None else list(self.unsupported_ops),
+            "execution_providers": None
+            if self.execution_providers is None
+            else [_provider_dict(ep) for ep in self.execution_providers],
         }
 
 
