@@ -15,10 +15,10 @@ and ``compval.results`` (schema); ``compval.stats``; ``compval.adapters`` and
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from compval._version import __version__
-from compval.adapters import ModelAdapter, as_adapter
-from compval.data import Dataset, as_dataset
-from compval.engine import RunOptions, run_validation
 from compval.errors import (
     AdapterError,
     CompvalError,
@@ -30,8 +30,44 @@ from compval.errors import (
     SpecError,
     UsageError,
 )
-from compval.results import CheckResult, MetricValue, Report
-from compval.spec import AcceptanceSpec, load_spec
+
+if TYPE_CHECKING:
+    from compval.adapters import ModelAdapter, as_adapter
+    from compval.data import Dataset, as_dataset
+    from compval.engine import RunOptions, run_validation
+    from compval.results import CheckResult, MetricValue, Report
+    from compval.spec import AcceptanceSpec, load_spec
+
+# Imported on first use (PEP 562): `import compval` (and so the `compval` command, whose entry
+# point lives in compval.cli) stays light, and a Ctrl-C while the engine imports happens
+# inside the CLI's handler instead of before it.
+_LAZY = {
+    "ModelAdapter": "compval.adapters",
+    "as_adapter": "compval.adapters",
+    "Dataset": "compval.data",
+    "as_dataset": "compval.data",
+    "RunOptions": "compval.engine",
+    "run_validation": "compval.engine",
+    "CheckResult": "compval.results",
+    "MetricValue": "compval.results",
+    "Report": "compval.results",
+    "AcceptanceSpec": "compval.spec",
+    "load_spec": "compval.spec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'compval' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "AcceptanceSpec",

@@ -11,6 +11,7 @@
     ├── AdapterError(CompvalError)
     │   ├── MissingDependencyError(AdapterError, ImportError)  names the extra to install
     │   ├── ModelLoadError                          missing, corrupt or refused model file
+    │   │   └── PickleRefusedError(ModelLoadError, UsageError)  pickle not allowed: exit 4
     │   ├── InputMismatchError(AdapterError, ValueError)       name/dtype/shape vs the model
     │   └── InferenceError                          the runtime raised while predicting
     ├── DataError(CompvalError)                     unreadable data, missing column, empty data
@@ -26,7 +27,9 @@
 
 Every exception maps to one process exit code in one table, ``EXIT_CODES`` (most specific class
 first); ``exit_code_for`` reads it and ``compval.cli`` is the only caller that exits with it:
-usage and spec errors give 4, errors of the run's inputs or outputs (models, data, profiling,
+usage and spec errors give 4 (a pickle file refused for want of ``allow_pickle`` too: the
+fix is a decision in the command or the spec, not in the file), errors of the run's inputs or
+outputs (models, data, profiling,
 writing reports) give 5, and anything else, compval bugs included, gives 3.
 """
 
@@ -54,6 +57,7 @@ __all__ = [
     "MissingDependencyError",
     "ModelLoadError",
     "OutputError",
+    "PickleRefusedError",
     "ProfilingError",
     "SpecError",
     "SpecParseError",
@@ -106,6 +110,14 @@ class MissingDependencyError(AdapterError, ImportError):
 
 class ModelLoadError(AdapterError):
     """A model file is missing, corrupt, of an unknown format, or refused (pickle)."""
+
+
+class PickleRefusedError(ModelLoadError, UsageError):
+    """A pickle/joblib model file was not loaded because ``allow_pickle`` was not given.
+
+    A ModelLoadError (it is about a model file) that exits with the usage code 4: the file may
+    be fine, and the fix is a decision to pass ``--allow-pickle`` or ``allow_pickle: true``.
+    """
 
 
 class InputMismatchError(AdapterError, ValueError):
@@ -167,6 +179,7 @@ class ExitCode(enum.IntEnum):
 #: instance of, so subclasses come before their bases. Classes not listed give 3.
 EXIT_CODES: Mapping[type[BaseException], ExitCode] = MappingProxyType(
     {
+        PickleRefusedError: ExitCode.USAGE_ERROR,
         UsageError: ExitCode.USAGE_ERROR,
         SpecParseError: ExitCode.USAGE_ERROR,
         SpecValidationError: ExitCode.USAGE_ERROR,

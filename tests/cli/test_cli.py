@@ -282,7 +282,7 @@ def test_allow_pickle_loads_a_trusted_joblib_model(work: Path, cli: Run) -> None
     refused, _, err = cli("validate", spec, "--report-dir", work / "out", "--quiet")
     allowed, _, _ = cli("validate", spec, "--report-dir", work / "out", "--quiet", "--allow-pickle")
 
-    assert refused == ExitCode.RUN_ERROR
+    assert refused == ExitCode.USAGE_ERROR
     assert "--allow-pickle" in err
     assert allowed == ExitCode.OK
     acc = metric(read_report(work / "out"), "accuracy_score")

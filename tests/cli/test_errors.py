@@ -222,6 +222,13 @@ SPEC_ERRORS = [
         ["model names must be unique", "['c']"],
         id="duplicate-candidate-names",
     ),
+    # Refusing a pickle is a decision the command or spec must change (exit 4), not a fault
+    # of the model file (exit 5).
+    pytest.param(
+        base_spec(candidates=[{"name": "cand", "path": "model.pkl"}]),
+        ["model.pkl", "loading refused", "arbitrary code", "--allow-pickle", "allow_pickle: true"],
+        id="pickle-without-permission",
+    ),
 ]
 
 
@@ -265,11 +272,6 @@ RUN_ERRORS = [
         base_spec(candidates=[{"name": "cand", "path": "corrupt.onnx"}]),
         ["corrupt.onnx", "onnxruntime cannot load it", "expected a valid ONNX model", "Re-export"],
         id="corrupt-model",
-    ),
-    pytest.param(
-        base_spec(candidates=[{"name": "cand", "path": "model.pkl"}]),
-        ["model.pkl", "loading refused", "arbitrary code", "--allow-pickle", "allow_pickle: true"],
-        id="pickle-without-permission",
     ),
     pytest.param(
         base_spec(data={"path": "five_features.parquet", "labels": "y", "segments": ["region"]}),
@@ -325,7 +327,7 @@ def test_model_and_data_errors_exit_5_with_the_file_and_a_fix(
     ("argv", "expected"),
     [
         (["validate", "spec.yaml", "--bogus"], "unrecognized arguments: --bogus"),
-        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["frobnicate"], "unknown command 'frobnicate'"),
         (["validate"], "the following arguments are required: spec"),
         (["validate", "spec.yaml", "--replicates", "-1"], "--replicates: expected 0 or more"),
         (["validate", "spec.yaml", "--replicates", "many"], "expected an integer"),
@@ -339,6 +341,7 @@ def test_command_line_errors_exit_4_with_a_pointer_to_help(
     assert code == ExitCode.USAGE_ERROR
     assert expected in err
     assert "--help" in err
+    assert err.count("compval") == 2  # "compval: error: ..." and "See 'compval ... --help'"
 
 
 # -- errors found by checks: the run completes, the gate closes ----------------------------

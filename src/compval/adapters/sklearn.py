@@ -19,7 +19,7 @@ from typing_extensions import Self
 from compval._lazy import lazy_import
 from compval.adapters._base import AdapterInfo, ModelAdapter
 from compval.adapters._files import describe_file, require_file, sha256_file
-from compval.errors import InvalidParameterError, ModelLoadError
+from compval.errors import InvalidParameterError, ModelLoadError, PickleRefusedError
 from compval.types import Array, Outputs, TensorSpec
 
 __all__ = ["SklearnAdapter"]
@@ -106,12 +106,14 @@ class SklearnAdapter(ModelAdapter):
             An unopened adapter.
 
         Raises:
-            ModelLoadError: The file does not exist, or ``allow_pickle`` is false.
+            ModelLoadError: The file does not exist.
+            PickleRefusedError: ``allow_pickle`` is false (a ModelLoadError that exits 4:
+                allowing pickles is the caller's decision, not a fault of the file).
         """
         file = Path(path)
         require_file(file, what="Pickled model")
         if not allow_pickle:
-            raise ModelLoadError(
+            raise PickleRefusedError(
                 f"Pickled model {str(file)!r}: loading refused; got a joblib/pickle file, "
                 "expected explicit permission, because loading a pickle/joblib file runs "
                 "arbitrary code stored in it. Load only files you trust, and allow it with "

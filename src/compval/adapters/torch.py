@@ -10,9 +10,11 @@ torch is imported when the adapter opens, never when this module is imported.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
@@ -351,10 +353,20 @@ def _load_torchscript(torch: Any, path: Path) -> Any:
         # Checked before torch sees the file: torch.jit.load must never be the first thing
         # to look at a pickle (a torch.save checkpoint is a pickle, zipped or not).
         raise ModelLoadError(_not_torchscript(path))
-    try:
-        return torch.jit.load(str(path), map_location="cpu")
-    except Exception as exc:
-        raise ModelLoadError(f"{_not_torchscript(path)} (torch: {_first_line(exc)})") from exc
+    with _torch_logs_held() as records:
+        try:
+            return torch.jit.load(str(path), map_location="cpu")
+        except Exception as exc:
+            reason = _torch_reason(exc, records)
+    # The file looks like a TorchScript archive (describe_file says so), so the message must
+    # not say it is not one: it is one that torch cannot read (damaged, or a newer format).
+    raise ModelLoadError(
+        f"TorchScript model {str(path)!r}: cannot be loaded; got {describe_file(path)} that "
+        f"torch.jit.load cannot read (torch: {reason}), expected a complete archive written "
+        "by torch.jit.save with this torch version or an older compatible one. Save the model "
+        "again: torch.jit.script(model).save('model.pt'), or export it to a .pt2 file with "
+        "torch.export.save(torch.export.export(model, (example,)), 'model.pt2')."
+    )
 
 
 def _not_torchscript(path: Path) -> str:
@@ -372,10 +384,17 @@ def _load_export(torch: Any, path: Path) -> Any:
     if names is None or not any(n.endswith("archive_format") for n in names):
         # torch.export.load would log a traceback before failing; answer plainly instead.
         raise ModelLoadError(_not_export(path))
-    try:
-        return torch.export.load(str(path)).module()
-    except Exception as exc:
-        raise ModelLoadError(f"{_not_export(path)} (torch: {_first_line(exc)})") from exc
+    with _torch_logs_held() as records:
+        try:
+            return torch.export.load(str(path)).module()
+        except Exception as exc:
+            reason = _torch_reason(exc, records)
+    raise ModelLoadError(
+        f"torch.export model {str(path)!r}: cannot be loaded; got {describe_file(path)} that "
+        f"torch.export.load cannot read (torch: {reason}), expected a .pt2 file written by "
+        "torch.export.save with this torch version or an older compatible one. Save it again "
+        "with torch.export.save(torch.export.export(model, (example,)), 'model.pt2')."
+    )
 
 
 def _not_export(path: Path) -> str:
@@ -387,9 +406,53 @@ def _not_export(path: Path) -> str:
     )
 
 
+class _Hold(logging.Handler):
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__(logging.DEBUG)
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def _torch_logs_held() -> Iterator[list[logging.LogRecord]]:
+    """Keep torch's log records off stderr while a file loads; yield them.
+
+    torch.export.load logs a whole traceback ("Ran into the following error when
+    deserializing") on its own stderr handlers before it raises; printed ahead of compval's
+    one message it reads like a crash. Every torch logger that has handlers gets a holding
+    handler instead for the duration, so the error can quote the cause from the records.
+    """
+    records: list[logging.LogRecord] = []
+    hold = _Hold(records)
+    saved: list[tuple[logging.Logger, list[logging.Handler]]] = []
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        is_torch = name == "torch" or name.startswith("torch.")
+        if is_torch and isinstance(logger, logging.Logger) and logger.handlers:
+            saved.append((logger, list(logger.handlers)))
+            logger.handlers = [hold]
+    try:
+        yield records
+    finally:
+        for logger, handlers in saved:
+            logger.handlers = handlers
+
+
+def _torch_reason(exc: BaseException, records: Sequence[logging.LogRecord]) -> str:
+    """The most specific one-line cause: a logged exception's message, else the raised one's."""
+    for record in reversed(records):
+        if record.exc_info and record.exc_info[1] is not None:
+            return _first_line(record.exc_info[1])
+    return _first_line(exc)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    # torch's C++ checks append a plea for better messages; it is not the cause.
+    text = text.split("(Could this error message be improved?")[0].strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= 300 else line[:299] + "…"
 
 
 def _as_tensor_ready(array: Array) -> Array:

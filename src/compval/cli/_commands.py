@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import inspect
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,35 +17,61 @@ if TYPE_CHECKING:
     from compval.results import Report
     from compval.spec import AcceptanceSpec
 
-__all__ = ["add_compare", "add_demo", "add_init", "add_profile", "add_validate"]
+__all__ = [
+    "EXIT_CODES_HELP",
+    "add_compare",
+    "add_demo",
+    "add_init",
+    "add_profile",
+    "add_validate",
+]
 
 DEFAULT_REPORT_DIR = "compval-report"
+#: The exit-code contract, shown under every command's --help.
+EXIT_CODES_HELP = (
+    "Exit codes: 0 pass, 1 a check failed or was inconclusive, 2 interrupted (Ctrl-C or "
+    "SIGTERM), 3 internal error, 4 usage or spec error, 5 model, data or output error."
+)
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def _csv_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(p) for p in _csv_list(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers like 1,8,32; got {text!r}"
-        ) from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"expected positive integers; got {text!r}")
-    return values
+def _integer(text: str, *, minimum: int | None) -> int:
+    """A whole number written in ASCII digits; ``int()`` alone also takes '1_000' and ' 5'."""
+    shown = text if len(text) <= 40 else text[:39] + "…"
+    if _INTEGER.fullmatch(text) is None:
+        raise argparse.ArgumentTypeError(f"expected an integer; got {shown!r}")
+    value = int(text)
+    if minimum is not None and value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {minimum} or more; got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    return _integer(text, minimum=1)
 
 
 def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more; got {value}")
-    return value
+    return _integer(text, minimum=0)
+
+
+def _any_int(text: str) -> int:
+    return _integer(text, minimum=None)
+
+
+def _int_list(text: str) -> list[int]:
+    parts = _csv_list(text)
+    if any(_INTEGER.fullmatch(p) is None for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers like 1,8,32; got {text!r}"
+        )
+    values = [int(p) for p in parts]
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers; got {text!r}")
+    return values
 
 
 def _formats(text: str) -> list[str]:
@@ -72,7 +100,14 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="report formats, comma-separated: json,markdown,junit (default: all)",
     )
-    p.add_argument("--quiet", action="store_true", help="print only the verdict line")
+    view = p.add_mutually_exclusive_group()
+    view.add_argument("--quiet", action="store_true", help="print only the verdict line")
+    view.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print the full tables: every check with its message, every overall metric with "
+        "its interval (default: verdicts, checks not passed, headline metrics)",
+    )
     p.add_argument(
         "--sink",
         action="append",
@@ -82,13 +117,13 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_stats_options(p: argparse.ArgumentParser) -> None:
+def _add_stats_options(p: argparse.ArgumentParser, *, default: str = "2000") -> None:
     p.add_argument(
         "--replicates",
         type=_non_negative,
         default=None,
-        help="bootstrap replicates for confidence intervals (0 turns them off; default: the "
-        "spec's, else 2000)",
+        help=f"bootstrap replicates for confidence intervals (0 turns them off; default: "
+        f"{default})",
     )
 
 
@@ -124,24 +159,19 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
 def _finish(report: Report, args: argparse.Namespace, *, exit_on_checks: bool = True) -> ExitCode:
     from rich.console import Console
 
-    from compval.reports import get_sink, render_console, write_reports
+    from compval.reports import RENDERERS, get_sink, render_console, verdict_line, write_reports
 
     sinks = [get_sink(name) for name in args.sink]  # unknown names fail before any write
-    from compval.reports import RENDERERS
-
     formats = list(RENDERERS) if args.format is None else args.format
     paths = write_reports(report, args.report_dir, formats=formats)
     for sink in sinks:
         sink.send(report, paths)
     console = Console()
-    if not args.quiet:
-        render_console(report, console)
-        for fmt, path in paths.items():
-            console.print(f"[dim]{fmt}: {path}[/dim]")
-    verdict = "PASSED" if report.passed else "FAILED"
-    console.print(
-        f"compval: {verdict} ({len(report.candidates)} candidate(s), {len(report.checks)} checks)"
-    )
+    if args.quiet:
+        console.print(verdict_line(report))
+    else:
+        # render_console ends with the verdict line: printed once, last, where CI logs end.
+        render_console(report, console, verbose=args.verbose, files=paths)
     if not exit_on_checks:
         return ExitCode.OK
     return ExitCode.OK if report.passed else ExitCode.CHECKS_FAILED
@@ -155,10 +185,11 @@ def add_validate(sub: Any) -> None:
         help="run an acceptance spec (YAML/TOML) and gate on it",
         description="Run every criterion of an acceptance spec for every candidate and exit "
         "0 when all blocking checks pass, 1 otherwise.",
+        epilog=EXIT_CODES_HELP,
     )
     p.add_argument("spec", type=Path, help="acceptance spec file (.yaml, .yml or .toml)")
     _add_output_options(p)
-    _add_stats_options(p)
+    _add_stats_options(p, default="the spec's statistics.replicates, else 2000")
     p.add_argument(
         "--allow-pickle",
         action="store_true",
@@ -202,26 +233,54 @@ def add_compare(sub: Any) -> None:
         help="compare models on data without writing a spec (default criteria)",
         description="A quick look without a spec: runs the default criteria for the task "
         "(printed before the run) and writes the same reports as 'validate'.",
+        epilog=EXIT_CODES_HELP,
     )
     p.add_argument("reference", help="reference model file")
     p.add_argument("candidates", nargs="+", metavar="candidate", help="candidate model file(s)")
     p.add_argument("--data", required=True, help="data file (.parquet, .csv, .npz, .npy)")
-    p.add_argument("--labels", default=None, help="label column (or .npz key)")
-    p.add_argument(
-        "--segments", type=_csv_list, default=[], help="segment columns, comma-separated"
-    )
+    _add_column_options(p, labels_help="label column (or .npz key)")
     p.add_argument(
         "--task",
         default=None,
         help="classification, regression or generic (default: classification with --labels, "
         "generic without)",
     )
-    p.add_argument("--batch-size", type=int, default=256, help="inference batch size (default 256)")
-    p.add_argument("--seed", type=int, default=0, help="seed for resampling (default 0)")
+    p.add_argument(
+        "--output",
+        default=None,
+        metavar="NAME",
+        help="the output to compare, for every model (default: the model's first, or its "
+        "class scores)",
+    )
+    p.add_argument(
+        "--batch-size", type=_positive, default=256, help="inference batch size (default 256)"
+    )
+    p.add_argument(
+        "--seed", type=_any_int, default=0, help="seed of the bootstrap resampling (default 0)"
+    )
+    p.add_argument(
+        "--no-discovery",
+        action="store_true",
+        help="skip the search for weak slices (discovered segments where the candidate loses)",
+    )
     p.add_argument("--allow-pickle", action="store_true", help="allow pickle/joblib model files")
     _add_output_options(p)
     _add_stats_options(p)
     p.set_defaults(handler=_compare)
+
+
+def _add_column_options(p: argparse.ArgumentParser, *, labels_help: str) -> None:
+    p.add_argument("--labels", default=None, help=labels_help)
+    p.add_argument(
+        "--segments", type=_csv_list, default=[], help="segment columns, comma-separated"
+    )
+    p.add_argument(
+        "--features",
+        type=_csv_list,
+        default=None,
+        help="feature columns, comma-separated (default: every column that is not the label "
+        "or a segment)",
+    )
 
 
 def _compare(args: argparse.Namespace) -> ExitCode:
@@ -230,37 +289,56 @@ def _compare(args: argparse.Namespace) -> ExitCode:
 
     from compval.engine import RunOptions, run_validation
     from compval.spec import LoadedSpec, spec_from_mapping
-    from compval.tasks import get_task
+    from compval.tasks import get_task, task_names
 
-    task = args.task or ("classification" if args.labels else "generic")
+    task = args.task
+    if task is None:
+        task = "classification" if args.labels else "generic"
+    elif task not in task_names():
+        raise UsageError(
+            f"compare: argument --task: unknown task; got {task!r}, expected one of "
+            f"{', '.join(task_names())}. See 'compval compare --help'."
+        )
     criteria = get_task(task).default_criteria(has_labels=args.labels is not None)
     names = _unique_names([args.reference, *args.candidates])
+
+    def model(name: str, path: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "name": name,
+            "path": str(Path(path).resolve()),
+            "allow_pickle": args.allow_pickle,
+        }
+        if args.output is not None:
+            entry["output"] = args.output
+        return entry
+
+    data: dict[str, Any] = {
+        "path": str(Path(args.data).resolve()),
+        "labels": args.labels,
+        "segments": args.segments,
+    }
+    if args.features is not None:
+        data["features"] = args.features
     raw = {
         "version": 1,
         "task": task,
-        "reference": {
-            "name": names[0],
-            "path": str(Path(args.reference).resolve()),
-            "allow_pickle": args.allow_pickle,
-        },
-        "candidates": [
-            {"name": n, "path": str(Path(c).resolve()), "allow_pickle": args.allow_pickle}
-            for n, c in zip(names[1:], args.candidates, strict=True)
-        ],
-        "data": {
-            "path": str(Path(args.data).resolve()),
-            "labels": args.labels,
-            "segments": args.segments,
-        },
+        "reference": model(names[0], args.reference),
+        "candidates": [model(n, c) for n, c in zip(names[1:], args.candidates, strict=True)],
+        "data": data,
         "batch_size": args.batch_size,
         "seed": args.seed,
         "criteria": criteria,
     }
-    spec = spec_from_mapping(raw, source="compare")
+    if args.no_discovery:
+        raw["statistics"] = {"discovery": False}
+    # The CLI prints "compval: error: " before the message: name only the command.
+    spec = spec_from_mapping(raw, source="compare", what="invalid arguments")
     if not args.quiet:
         Console(stderr=True).print(
             "[bold]Default criteria[/bold] (copy into a spec to change them):\n"
-            + yaml.safe_dump({"criteria": criteria}, sort_keys=False).rstrip()
+            + yaml.safe_dump({"criteria": criteria}, sort_keys=False).rstrip(),
+            markup=True,
+            highlight=False,
         )
     with _progress(not args.quiet) as progress:
         report = run_validation(
@@ -289,19 +367,29 @@ def add_profile(sub: Any) -> None:
         help="measure latency, throughput, load and memory against a deployment target",
         description="Paired, interleaved latency per batch size, concurrent load, size and "
         "peak memory of each model; budgets of the target become checks.",
+        epilog=EXIT_CODES_HELP,
     )
     p.add_argument("reference", help="reference model file")
     p.add_argument("candidates", nargs="+", metavar="candidate", help="candidate model file(s)")
     p.add_argument("--batch-sizes", type=_int_list, default=None, help="e.g. 1,8,32,128")
     p.add_argument("--concurrency", type=_int_list, default=None, help="client counts, e.g. 1,4")
     p.add_argument("--target", default=None, help="deployment target: cloud, edge, mobile")
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads per model")
+    p.add_argument("--threads", type=_positive, default=None, help="intra-op threads per model")
     p.add_argument(
         "--data",
         default=None,
-        help="input rows to time (default: synthetic from the model's inputs)",
+        help="input rows to time (default: synthetic from the model's inputs); labelled data "
+        "works with --labels/--segments, which name the columns that are not inputs",
     )
-    p.add_argument("--seed", type=int, default=0)
+    _add_column_options(
+        p, labels_help="label column of --data (not timed: only feature columns are inputs)"
+    )
+    p.add_argument(
+        "--seed",
+        type=_any_int,
+        default=0,
+        help="seed of the synthetic inputs and of the timing order (default 0)",
+    )
     p.add_argument("--allow-pickle", action="store_true", help="allow pickle/joblib model files")
     _add_output_options(p)
     p.set_defaults(handler=_profile)
@@ -324,8 +412,9 @@ def _profile(args: argparse.Namespace) -> ExitCode:
         perf = PerformanceSpec(**{k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
         raise validation_error(
-            exc, source="compval profile", what="invalid flags", flag_names=True
+            exc, source="profile", what="invalid flags", flag_names=True
         ) from None
+    columns = _profile_columns(args, ProfileRequest)
     settings = resolve_settings(perf, base_dir=Path.cwd())
     paths = [args.reference, *args.candidates]
     request = ProfileRequest(
@@ -334,8 +423,43 @@ def _profile(args: argparse.Namespace) -> ExitCode:
         data=args.data,
         seed=args.seed,
         allow_pickle=args.allow_pickle,
+        **columns,
     )
     return _finish(profile_files(request, settings), args)
+
+
+def _profile_columns(args: argparse.Namespace, request_type: type) -> dict[str, Any]:
+    """The column flags for ProfileRequest, or a usage error where they cannot take effect.
+
+    A flag that is accepted but ignored would time the label column as a model input (or
+    fail on it): refuse instead when the engine has no place for the columns.
+    """
+    given = {
+        name: value
+        for name, value in (
+            ("labels", args.labels),
+            ("segments", args.segments),
+            ("features", args.features),
+        )
+        if value
+    }
+    if not given:
+        return {}
+    flags = ", ".join(f"--{name}" for name in given)
+    if args.data is None:
+        raise UsageError(
+            f"profile: {flags} name columns of --data, but no --data was given. Add "
+            "--data FILE, or drop the flags to time synthetic inputs."
+        )
+    accepted = inspect.signature(request_type).parameters
+    missing = [name for name in given if name not in accepted]
+    if missing:
+        raise UsageError(
+            f"profile: {flags} cannot be applied by this version of the profiler. Time a file "
+            "that holds only the model's input columns, or use a spec with a performance: "
+            "section ('compval validate'), where data.labels and data.segments apply."
+        )
+    return given
 
 
 # -- init ----------------------------------------------------------------------------------
@@ -345,6 +469,7 @@ def add_init(sub: Any) -> None:
         "init",
         help="write a commented starter spec",
         description="Write a commented starter acceptance spec.",
+        epilog=EXIT_CODES_HELP,
     )
     p.add_argument(
         "path", nargs="?", type=Path, default=Path("compval.yaml"), help="default: compval.yaml"
@@ -382,9 +507,10 @@ def add_demo(sub: Any) -> None:
         "demo",
         help="build real compressed variants of a digits classifier and validate them",
         description="Trains a small classifier on scikit-learn's bundled digits data, builds "
-        "ONNX Runtime dynamic INT8, static QDQ INT8, 50%% magnitude-pruned and distilled "
+        "ONNX Runtime dynamic INT8, static QDQ INT8, 50% magnitude-pruned and distilled "
         "variants, validates each against the float reference and writes the reports. "
         "Exits 0 when the demo ran, whatever the verdicts.",
+        epilog=EXIT_CODES_HELP,
     )
     p.add_argument(
         "--workdir",
@@ -392,7 +518,13 @@ def add_demo(sub: Any) -> None:
         default=None,
         help="where models and data go (default: a temporary directory)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed",
+        type=_non_negative,
+        default=0,
+        help="seed of the data split, the models' training and calibration, and the "
+        "resampling; the same seed builds the same files (default 0)",
+    )
     _add_output_options(p)
     _add_stats_options(p)
     p.set_defaults(handler=_demo)
@@ -428,19 +560,29 @@ def _demo(args: argparse.Namespace) -> ExitCode:
 
 
 def _print_demo_models(console: Any, summary: dict[str, Any]) -> None:
+    from rich import box
     from rich.table import Table
 
-    table = Table(title="Demo models (accuracy measured with onnxruntime on the validation split)")
-    for col in ("model", "how it was made", "accuracy", "min class recall", "sparsity", "size"):
-        table.add_column(col)
+    table = Table(
+        title="Demo models (accuracy with onnxruntime on the validation split)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        collapse_padding=True,
+        pad_edge=False,
+    )
+    table.add_column("model", overflow="ellipsis")
+    table.add_column("made with", overflow="ellipsis", no_wrap=True, max_width=24)
+    for col in ("accuracy", "min recall", "sparsity", "size KiB"):
+        table.add_column(col, justify="right", no_wrap=True)
     for name, m in summary.get("models", {}).items():
         method = m.get("method", {})
         table.add_row(
             name,
             str(method.get("tool", "")),
-            f"{m.get('accuracy', float('nan')):.4f}",
-            f"{m.get('recall_min', float('nan')):.3f}",
+            f"{m.get('accuracy', float('nan')):.4g}",
+            f"{m.get('recall_min', float('nan')):.4g}",
             f"{m.get('weight_sparsity', 0.0):.0%}",
-            f"{m.get('file_size_bytes', 0) / 1024:.1f} KiB",
+            f"{m.get('file_size_bytes', 0) / 1024:.1f}",
         )
     console.print(table)

@@ -1,28 +1,56 @@
 """The ``compval`` command: the only place where exceptions become exit codes.
 
 Exit codes: 0 every blocking check passed; 1 a check failed or was inconclusive; 2
-interrupted; 3 internal error (a compval bug: the traceback is shown); 4 usage or spec error;
-5 the run could not be done (model or data error). A user error prints one message, never a
-traceback.
+interrupted (Ctrl-C or SIGTERM); 3 internal error (a compval bug: the traceback is shown); 4
+usage or spec error; 5 the run could not be done (model, data or output error). A user error
+prints one message, never a traceback.
+
+SIGTERM (what CI runners and ``timeout`` send) is turned into the same exception as Ctrl-C
+while the command runs, so that every ``finally`` runs: report files are either all old or
+all new, and no temporary file is left behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
 
 from compval.errors import CompvalError, ExitCode, UsageError, exit_code_for
 
 __all__ = ["ExitCode", "main", "run"]
+
+# An error message is for reading: a value quoted from a huge file must not print megabytes.
+_MAX_MESSAGE_LINE_CHARS = 2_000
+_MAX_MESSAGE_LINES = 60
+_INVALID_CHOICE = re.compile(r"argument COMMAND: invalid choice: '?([^' ]*)'?")
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: unwinds like Ctrl-C (exit code 2), with its own message."""
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse exits with 2 on bad arguments; compval's contract says 4, with one message."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}. See '{self.prog} --help'.")
+        # The CLI prints "compval: error: " before every message, so name only the
+        # subcommand here ("compare: argument --batch-size: ...").
+        command = self.prog.removeprefix("compval").strip()
+        choice = _INVALID_CHOICE.match(message)
+        if choice is not None:
+            message = (
+                f"unknown command {choice.group(1)!r}; expected one of validate, compare, "
+                "profile, init, demo"
+            )
+        where = f"{command}: " if command else ""
+        raise UsageError(f"{where}{message}. See '{self.prog} --help'.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,8 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Validate compressed models (quantized, pruned, distilled) against the model "
         "they came from: accuracy per segment with confidence intervals, prediction agreement, "
         "output fidelity, NaN/Inf, and an exit code for CI.",
-        epilog="Exit codes: 0 pass, 1 a check failed or was inconclusive, 2 interrupted, "
-        "3 internal error, 4 usage or spec error, 5 model, data or output error.",
+        epilog=_commands.EXIT_CODES_HELP,
     )
     from compval._version import __version__
 
@@ -52,6 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> ExitCode:
     """Run the CLI in-process and return its exit code (tests call this directly)."""
     try:
+        with _sigterm_interrupts():
+            return _main(argv)
+    except KeyboardInterrupt as exc:
+        # Also reached when the interrupt lands in an except clause of _main.
+        _interrupted(exc)
+        return ExitCode.INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> ExitCode:
+    try:
         parser = build_parser()
         try:
             args = parser.parse_args(argv)
@@ -62,8 +99,8 @@ def main(argv: Sequence[str] | None = None) -> ExitCode:
             return ExitCode.USAGE_ERROR
         code: ExitCode = args.handler(args)
         return code
-    except KeyboardInterrupt:
-        print("compval: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
         return ExitCode.INTERRUPTED
     except Exception as exc:
         # One table (compval.errors.EXIT_CODES) says which code each error gives.
@@ -80,10 +117,64 @@ def main(argv: Sequence[str] | None = None) -> ExitCode:
         return code
 
 
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Raise ``_Terminated`` on SIGTERM while the block runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise _Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError):  # pragma: no cover - a platform without SIGTERM handling
+        yield
+        return
+    try:
+        yield
+    finally:
+        # None: the previous handler was not set from Python; the default is the best match.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _interrupted(exc: BaseException) -> None:
+    what = "terminated (SIGTERM)" if isinstance(exc, _Terminated) else "interrupted"
+    print(f"compval: {what}", file=sys.stderr)
+
+
 def _error(exc: BaseException) -> None:
-    print(f"compval: error: {exc}", file=sys.stderr)
+    print(f"compval: error: {_readable(str(exc))}", file=sys.stderr)
+
+
+def _readable(message: str) -> str:
+    """The message with control characters spelled out and its size bounded.
+
+    Messages quote file names, column names and values from the user's files: an ESC in a
+    column name must not recolour the terminal, and a megabyte value must not flood it.
+    """
+    from compval.reports import visible
+
+    lines = [visible(line) for line in message.splitlines()]
+    if len(lines) > _MAX_MESSAGE_LINES:
+        more = len(lines) - _MAX_MESSAGE_LINES
+        lines = [*lines[:_MAX_MESSAGE_LINES], f"... and {more} more lines"]
+    return "\n".join(
+        line if len(line) <= _MAX_MESSAGE_LINE_CHARS else line[:_MAX_MESSAGE_LINE_CHARS] + "…"
+        for line in lines
+    )
 
 
 def run() -> None:
-    """Console-script entry point."""
-    sys.exit(int(main()))
+    """Console-script entry point: exits with the code, one line on Ctrl-C, never a trace.
+
+    Everything, the import of the command modules included, runs inside the handler: a
+    Ctrl-C while heavy libraries import must still exit 2 with one line.
+    """
+    try:
+        code = main()
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
+        code = ExitCode.INTERRUPTED
+    sys.exit(int(code))

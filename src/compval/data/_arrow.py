@@ -480,6 +480,34 @@ class ParquetDataset(_ArrowFileDataset):
         return _split_stream(self._path, self._pa, stream, self._columns, read, size)
 
 
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4")
+
+
+def _check_csv_text(path: Path, head: bytes) -> None:
+    """Refuse compressed or binary content before pyarrow quotes it back as garbage."""
+    if path.name.lower().endswith(_COMPRESSED_SUFFIXES):
+        return  # pyarrow decompresses by extension
+    if head.startswith(b"\x1f\x8b"):
+        raise DataError(
+            f"{file_subject(path)}: looks like a gzip-compressed file; got gzip data in a file "
+            f"named {path.name!r}, expected CSV text. Decompress it, or name it "
+            f"{path.stem}.csv.gz."
+        )
+    sample = head[:4096]
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        binary = exc.start < len(sample) - 3  # not just a character cut at the sample's end
+    else:
+        binary = False
+    if binary or b"\x00" in sample:
+        raise DataError(
+            f"{file_subject(path)}: not a text CSV file; got binary data (starting with "
+            f"{head[:8].hex()}), expected UTF-8 CSV text with a header row. Check the file "
+            "(and 'format' in the spec)."
+        )
+
+
 class CsvDataset(_ArrowFileDataset):
     """A CSV file with a header row, streamed with ``pyarrow.csv.open_csv``.
 
@@ -535,6 +563,7 @@ class CsvDataset(_ArrowFileDataset):
             raise read_error(self._path, "CSV", exc) from exc
         if not header:
             raise no_rows_error(self._path)
+        _check_csv_text(self._path, header)
         return max(_CSV_MIN_BLOCK_BYTES, _CSV_HEADER_TO_BLOCK * len(header))
 
     def _open(self, convert: Any) -> Any:

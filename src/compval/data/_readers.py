@@ -308,6 +308,8 @@ def _detect_format(ref: DataRef, path: Path) -> str:
     if ref.format != "auto":
         return ref.format
     suffix = path.suffix.lower()
+    if path.name.lower().endswith(".csv.gz"):
+        suffix = ".csv"  # pyarrow's CSV reader decompresses by the path's extension
     found = SUPPORTED_EXTENSIONS.get(suffix)
     if found is None:
         supported = ", ".join(SUPPORTED_EXTENSIONS)

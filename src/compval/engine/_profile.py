@@ -76,12 +76,19 @@ class ProfileRequest:
         data: str | None,
         seed: int,
         allow_pickle: bool,
+        labels: str | None = None,
+        segments: Sequence[str] = (),
+        features: Sequence[str] | None = None,
     ) -> None:
         self.models = list(models)
         self.performance = performance
         self.data = data
         self.seed = seed
         self.allow_pickle = allow_pickle
+        # Columns of ``data`` that are not model inputs (labels, segments), or the inputs.
+        self.labels = labels
+        self.segments = list(segments)
+        self.features = None if features is None else list(features)
 
 
 def profile_files(request: ProfileRequest, settings: ProfileSettings) -> Report:
@@ -107,7 +114,13 @@ def profile_files(request: ProfileRequest, settings: ProfileSettings) -> Report:
         data_hash = "synthetic"
         if request.data:
             dataset = load_dataset(
-                DataRef(path=str(Path(request.data).resolve())), base_dir=Path.cwd()
+                DataRef(
+                    path=str(Path(request.data).resolve()),
+                    labels=request.labels,
+                    segments=request.segments,
+                    features=request.features,
+                ),
+                base_dir=Path.cwd(),
             )
             sample = first_rows(dataset, rows)
             data_hash = dataset.fingerprint()

@@ -8,6 +8,7 @@ renderers only format a ``Report``. ``report.json`` follows ``docs/report.schema
 
 from __future__ import annotations
 
+from compval.reports._format import visible
 from compval.reports._registry import (
     FILENAMES,
     RENDERERS,
@@ -18,7 +19,7 @@ from compval.reports._registry import (
     sink_names,
 )
 from compval.reports._write import write_atomic, write_reports
-from compval.reports.console import render_console
+from compval.reports.console import render_console, verdict_line
 from compval.reports.json import render_json
 from compval.reports.junit import render_junit
 from compval.reports.markdown import render_markdown
@@ -36,6 +37,8 @@ __all__ = [
     "render_markdown",
     "write_atomic",
     "sink_names",
+    "verdict_line",
+    "visible",
     "write_reports",
 ]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, SupportsFloat, TypeGuard
 
@@ -16,6 +17,30 @@ from compval.results import CheckResult, MetricValue, ProfileSection, interval_m
 NONE = "—"
 _VERDICT_RANK = {"fail": 0, "inconclusive": 1, "pass": 2}
 _MAX_CELL_CHARS = 300
+# Whole numbers below this print exactly; above it a float has no exact integer digits left.
+_EXACT_INTEGER_LIMIT = 2.0**53
+#: Characters that data must never emit raw: C0 controls (ESC recolours a terminal), DEL, C1
+#: controls (U+0080-U+009F; some terminals act on them as on ESC sequences), the Unicode line
+#: separators and the bidirectional overrides (they reorder what a reader sees).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_WHITESPACE = {"\t": " ", "\n": " ", "\r": " ", "\u2028": " ", "\u2029": " "}
+
+
+def visible(text: str) -> str:
+    r"""``text`` with every control character spelled out (``\x1b``); tabs and newlines as spaces.
+
+    Used on every string that comes from data (segment values, column and class names, model
+    names, messages quoting them) before any renderer prints or writes it.
+
+    Example:
+        >>> visible("a\x1b[31mb\tc")
+        'a\\x1b[31mb c'
+    """
+    if _CONTROL.search(text) is None:
+        return text
+    return _CONTROL.sub(lambda m: _WHITESPACE.get(m.group()) or ascii(m.group())[1:-1], text)
+
+
 _ESCAPES = str.maketrans(
     {
         "\\": "\\\\",
@@ -115,7 +140,7 @@ def _profile_concurrency_rows(profile: ProfileSection) -> list[list[str]]:
 
 
 def profile_unsupported_lines(profile: ProfileSection) -> list[str]:
-    """One line per model with unsupported operators."""
+    """One line per model with unsupported operators, then one per model and accelerator EP."""
     lines = []
     for name, model in profile.models.items():
         ops = model.unsupported_ops
@@ -123,6 +148,26 @@ def profile_unsupported_lines(profile: ProfileSection) -> list[str]:
             shown = ", ".join(ops[:10])
             more = f" and {len(ops) - 10} more" if len(ops) > 10 else ""
             lines.append(f"{name}: unsupported operators: {shown}{more}")
+    for name, model in profile.models.items():
+        for ep in model.execution_providers or ():
+            if ep.falls_back_to is None:
+                continue  # the CPU EP's findings are the unsupported operators above
+            nodes = ep.unsupported
+            parts = f"; {ep.partitions} partition(s)" if ep.partitions is not None else ""
+            if not nodes:
+                lines.append(f"{name}: {ep.provider}: all {ep.nodes} nodes supported{parts}")
+                continue
+            reasons: dict[str, int] = {}
+            for node in nodes:
+                for reason in node.reasons:
+                    reasons[reason] = reasons.get(reason, 0) + 1
+            why = ", ".join(f"{r.replace('_', ' ')}: {n}" for r, n in reasons.items())
+            shown = ", ".join(f"{n.node!r} ({n.op})" for n in nodes[:5])
+            more = f" and {len(nodes) - 5} more" if len(nodes) > 5 else ""
+            lines.append(
+                f"{name}: {ep.provider}: {len(nodes)} of {ep.nodes} nodes fall back to "
+                f"{ep.falls_back_to} ({why}){parts}: {shown}{more}"
+            )
     return lines
 
 
@@ -130,7 +175,12 @@ def profile_unsupported_lines(profile: ProfileSection) -> list[str]:
 
 
 def fmt_number(value: object) -> str:
-    """4 significant digits; large values without exponent; None as a dash."""
+    """Integers exactly; other numbers to 4 significant digits; None as a dash.
+
+    A float that holds a whole number (a count that went through a float, such as
+    ``parameter_count`` 17227.0) is an integer too: rounding it to 4 digits would show
+    17,230 for 17,227.
+    """
     if value is None:
         return NONE
     if isinstance(value, bool):
@@ -139,7 +189,7 @@ def fmt_number(value: object) -> str:
         return f"{int(value):,}"
     if isinstance(value, numbers.Real):
         return _fmt_float(float(value), sign="")
-    return str(value)
+    return visible(str(value))
 
 
 def fmt_delta(value: object) -> str:
@@ -155,6 +205,8 @@ def _fmt_float(value: float, *, sign: str) -> str:
     if math.isinf(value):
         return f"{'+' if sign and value > 0 else ''}{'inf' if value > 0 else '-inf'}"
     value += 0.0  # turns -0.0 into 0.0
+    if value.is_integer() and abs(value) < _EXACT_INTEGER_LIMIT:
+        return f"{int(value):{sign},}"
     rounded = float(f"{value:.4g}")
     if 1e4 <= abs(rounded) < 1e15:
         # Keep 4 significant digits but spell them out: 123,500 reads better than 1.235e+05.
@@ -170,7 +222,7 @@ def fmt_interval(low: object, high: object) -> str:
 
 
 def fmt_segment(segment: str | None) -> str:
-    return "overall" if segment is None else segment
+    return "overall" if segment is None else visible(segment)
 
 
 def _fmt_verdict(check: CheckResult) -> str:
@@ -214,8 +266,8 @@ def _interval_notes(metrics: Iterable[MetricValue]) -> str:
 
 
 def _escape(text: str) -> str:
-    """Neutralise Markdown/HTML syntax in text that comes from data."""
-    return text.translate(_ESCAPES)
+    """Neutralise Markdown/HTML syntax and control characters in text that comes from data."""
+    return visible(text).translate(_ESCAPES)
 
 
 def _row(cells: Sequence[object]) -> str:

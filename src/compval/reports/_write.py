@@ -1,8 +1,17 @@
-"""Writing reports to disk: atomic file replacement of every registered format.
+"""Writing reports to disk: atomic files, and a report folder that holds one run's set.
 
 A report file is either the old one or the complete new one, never a half-written mix: CI
 systems read ``junit.xml`` and ``report.json`` as soon as they appear, and a run killed while
 writing must not leave a truncated contract behind.
+
+The files of one folder also belong together. ``write_reports`` writes the new set into a
+hidden staging folder inside the report folder, moves the old report files out (``report.json``
+first), moves the new ones in (``report.json`` last) and removes the staging folder; on an
+error or an interrupt it puts the old set back. ``report.json`` is the commit marker: whenever
+it exists, every other report file beside it comes from the same run (each also names the run
+by its start time: ``run.started_at`` in JSON, the ``timestamp`` of junit.xml, ``run ...`` in
+report.md). A report file of a format the new run does not write is removed with the old set,
+since it would describe another run.
 """
 
 from __future__ import annotations
@@ -10,8 +19,10 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import stat
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from compval.errors import InvalidParameterError, OutputError
@@ -88,10 +99,14 @@ def write_reports(
     *,
     formats: Sequence[str] = ("json", "markdown", "junit"),
 ) -> dict[str, Path]:
-    """Render ``report`` in each format and write the files atomically into ``directory``.
+    """Render ``report`` in each format and replace the folder's report set with them.
 
     Every format is rendered before any file is written, so a rendering error leaves all
     existing files as they were. File names: ``report.json``, ``report.md``, ``junit.xml``.
+    The set is replaced as a whole (see the module docstring): after an error or an interrupt
+    the folder holds the old set, after success the new one, and report files of formats
+    not written this time are removed. ``report.json`` is moved in last, as the commit
+    marker. Other files in the folder are never touched.
 
     Args:
         report: The report to write.
@@ -139,17 +154,77 @@ def write_reports(
             "expected a folder path. Choose another output path."
         )
     texts = {name: RENDERERS[name](report) for name in wanted}
-    written: dict[str, Path] = {}
+    targets = {name: directory / FILENAMES[name] for name in texts}
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        for name, text in texts.items():
-            path = directory / FILENAMES[name]
-            write_atomic(path, text)
-            written[name] = path
+        staging = Path(tempfile.mkdtemp(prefix=".compval-staging-", dir=directory))
+        try:
+            for name, text in texts.items():
+                _write_new(staging / FILENAMES[name], text, keep_mode_of=targets[name])
+            _swap(directory, staging, targets)
+        except BaseException:
+            old = staging / "old"
+            if old.is_dir() and any(old.iterdir()):
+                # An old report could not be put back: keep it where it is, never delete it.
+                raise
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
     except OSError as exc:
+        # Nothing of the new set stays in the folder on failure: all files remain to write.
         raise OutputError(
-            f"write_reports: cannot write the {len(texts) - len(written)} remaining report "
-            f"file(s) in {str(directory)!r}; got {type(exc).__name__}: {exc}, expected a "
-            "writable folder. Check the path, its permissions and the free disk space."
+            f"write_reports: cannot write the {len(texts)} remaining report file(s) in "
+            f"{str(directory)!r}; got {type(exc).__name__}: {exc}, expected a writable "
+            "folder. Check the path, its permissions and the free disk space."
         ) from exc
-    return written
+    return targets
+
+
+def _write_new(path: Path, text: str, *, keep_mode_of: Path) -> None:
+    """Write a new file durably, with the permission bits of the file it will replace."""
+    # os.open with 0o666 lets the umask apply, unlike mkstemp's fixed 0o600.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(text.encode("utf-8"))
+        handle.flush()
+        os.fsync(handle.fileno())
+    with contextlib.suppress(FileNotFoundError):
+        os.chmod(path, stat.S_IMODE(os.stat(keep_mode_of).st_mode))
+
+
+def _commit_last(paths: Mapping[str, Path]) -> list[Path]:
+    """``paths`` with report.json (the commit marker) last."""
+    marker = [p for p in paths.values() if p.name == FILENAMES.get("json")]
+    return [p for p in paths.values() if p not in marker] + marker
+
+
+def _swap(directory: Path, staging: Path, targets: Mapping[str, Path]) -> None:
+    """Replace the folder's report set by the staged one; on any failure restore the old set.
+
+    Old files leave report.json first and come back (on failure) report.json last; new files
+    arrive report.json last. So at every instant, a report.json in the folder has only files
+    of its own run beside it.
+    """
+    old_dir = staging / "old"
+    old_dir.mkdir()
+    current = {name: directory / filename for name, filename in FILENAMES.items()}
+    present = [p for p in reversed(_commit_last(current)) if p.exists()]
+    moved_out: list[Path] = []
+    moved_in: list[Path] = []
+    try:
+        for path in present:
+            os.replace(path, old_dir / path.name)
+            moved_out.append(path)
+        for path in _commit_last(targets):
+            os.replace(staging / path.name, path)
+            moved_in.append(path)
+    except BaseException:
+        # An error or Ctrl-C/SIGTERM mid-swap: back to the old set (it is still complete).
+        for path in moved_in:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        for path in reversed(moved_out):
+            with contextlib.suppress(OSError):
+                os.replace(old_dir / path.name, path)
+        raise
+    _fsync_directory(directory)

@@ -1,13 +1,29 @@
-"""The console rendering of a report, with rich: checks, verdicts, overall metrics, profile.
+r"""The console rendering of a report, with rich: what a person reads in a terminal or a CI log.
+
+Two views. The default one is short: one verdict line per candidate, the checks that did not
+pass with a one-line reason each (the first 12 blocking and 4 non-blocking ones; the rest are
+counted), a compact table of the headline metrics (the overall values of the metrics that
+blocking checks gate), and the speedups when the report has a profile (with the latency table
+for a ``compval profile`` report). ``verbose=True`` prints the full tables instead: every
+non-passing check and the first passing ones with their messages, every overall metric with
+its interval, and the latency table.
+
+Layout rules, for 80-column CI logs: no line is wider than the console, and no word is split
+across lines (rich's ``overflow="fold"`` would print ``Candidat`` / ``e``). Name columns may be
+cut with an ellipsis when the console is too narrow; number columns never wrap.
 
 Data strings are passed to rich as ``Text`` objects, never as markup, so a segment named
-``[red]x`` prints as written.
+``[red]x`` prints as written, and go through ``visible`` first, so a segment value holding
+an ESC sequence prints as ``\x1b[31m`` instead of recolouring the terminal.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -24,28 +40,40 @@ from compval.reports._format import (
     profile_target_line,
     profile_unsupported_lines,
     sorted_checks,
+    visible,
 )
-from compval.results import POINT_ONLY_NOTE, CheckResult, Report
+from compval.results import POINT_ONLY_NOTE, CheckResult, MetricValue, Report
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["render_console"]
+__all__ = ["render_console", "verdict_line"]
 
 _MAX_PASSING_ROWS = 10
 _MAX_MESSAGES = 20
+# The default view lists this many non-passing checks of each kind; the rest are counted.
+_MAX_BLOCKING_LINES = 12
+_MAX_WARNING_LINES = 4
+# Without checks, the default view's metric table shows this many overall metrics.
+_MAX_UNGATED_METRICS = 8
 
 
-def render_console(report: Report, console: Console) -> None:
-    """Print ``report`` to ``console``: checks, one verdict line per candidate, metrics, profile.
-
-    Non-passing checks come first and are all shown; passing ones are cut after 10 rows (the
-    rest are counted, and listed in ``report.json``). The messages of non-passing checks are
-    printed under the table, where a narrow terminal does not have to squeeze them into a column.
+def render_console(
+    report: Report,
+    console: Console,
+    *,
+    verbose: bool = False,
+    files: Mapping[str, Path] | None = None,
+) -> None:
+    """Print ``report`` to ``console``, ending with the one overall verdict line.
 
     Args:
         report: The report to render.
         console: Where to print, e.g. ``rich.console.Console(stderr=True)``.
+        verbose: Also print the full tables: the checks (non-passing first, then up to 10
+            passing ones) with the messages of the non-passing ones, and every overall
+            metric with its interval.
+        files: Report files written (format -> path), listed before the verdict line.
 
     Example:
         >>> import io
@@ -61,95 +89,205 @@ def render_console(report: Report, console: Console) -> None:
         >>> "nothing is gated" in console.export_text()
         True
     """
-    if report.checks:
+    if verbose and report.checks:
         console.print(_checks_table(report))
         _print_messages(report, console)
-    else:
+    for name in _candidate_names(report):
+        console.print(_candidate_line(report, name), overflow="ellipsis")
+    if not report.checks:
         console.print("No acceptance criteria were checked: nothing is gated.", style="yellow")
-    overall = _metrics_table(report)
-    if overall is not None:
-        console.print(overall)
+    elif not verbose:
+        _print_not_passed(report, console)
+    _print_metrics(report, console, verbose=verbose)
     if report.profile is not None:
-        _print_profile(report, console)
-    names = list(report.candidates)
-    names += [n for n in dict.fromkeys(c.candidate for c in report.checks) if n not in names]
-    for name in names:
-        console.print(_verdict_line(report, name))
+        # The latency table is the point of `compval profile`; beside a validation the
+        # speedup lines (and the gated metrics above) say enough unless asked for more.
+        _print_profile(report, console, table=verbose or report.run.task == "profile")
     if report.statistics is not None and report.statistics.point_only:
         console.print(POINT_ONLY_NOTE, style="yellow")
-    word, style = ("PASSED", "bold green") if report.passed else ("FAILED", "bold red")
-    console.print(Text.assemble("compval: ", (word, style)))
-
-
-def _checks_table(report: Report) -> Table:
-    table = Table(title="Checks", title_justify="left")
-    table.add_column("Check", overflow="fold")
-    table.add_column("Candidate", overflow="fold")
-    table.add_column("Segment", overflow="fold")
-    table.add_column("Verdict", no_wrap=True)
-    table.add_column("Observed", justify="right")
-    table.add_column("Threshold", justify="right")
-    ordered = sorted_checks(report.checks)
-    passing_shown = 0
-    for check in ordered:
-        if check.verdict == "pass":
-            if passing_shown == _MAX_PASSING_ROWS:
-                continue
-            passing_shown += 1
-        table.add_row(
-            Text(check.id),
-            Text(check.candidate),
-            Text(fmt_segment(check.segment)),
-            _verdict_text(check),
-            Text(fmt_observed(check)),
-            Text(fmt_threshold(check)),
+    if files:
+        console.print(
+            Text("reports: " + ", ".join(visible(str(p)) for p in files.values()), style="dim")
         )
-    hidden = sum(c.verdict == "pass" for c in ordered) - passing_shown
-    if hidden:
-        table.caption = f"{hidden} more passing checks in report.json"
-    return table
+    console.print(verdict_line(report))
 
 
-def _print_messages(report: Report, console: Console) -> None:
+def verdict_line(report: Report) -> Text:
+    """The overall verdict: ``compval: PASSED (2 candidate(s), 14 checks)``."""
+    word, style = ("PASSED", "bold green") if report.passed else ("FAILED", "bold red")
+    names = _candidate_names(report)
+    return Text.assemble(
+        "compval: ",
+        (word, style),
+        f" ({len(names)} candidate(s), {len(report.checks)} checks)",
+    )
+
+
+def _candidate_names(report: Report) -> list[str]:
+    names = list(report.candidates)
+    return names + [n for n in dict.fromkeys(c.candidate for c in report.checks) if n not in names]
+
+
+def _candidate_line(report: Report, name: str) -> Text:
+    checks = [c for c in report.checks if c.candidate == name]
+    passed = sum(c.verdict == "pass" for c in checks)
+    ok = report.candidate_passed(name)
+    word, style = ("PASSED", "bold green") if ok else ("FAILED", "bold red")
+    blocking = sum(c.verdict != "pass" and c.blocking for c in checks)
+    warnings = sum(c.verdict != "pass" and not c.blocking for c in checks)
+    detail = f" ({passed}/{len(checks)} passed"
+    not_passed = [f"{blocking} blocking"] if blocking else []
+    not_passed += [f"{warnings} non-blocking"] if warnings else []
+    if not_passed:
+        detail += f"; not passed: {', '.join(not_passed)}"
+    detail += ")"
+    return Text.assemble((visible(name), "bold"), ": ", (word, style), detail)
+
+
+# -- the default view -----------------------------------------------------------------------
+def _print_not_passed(report: Report, console: Console) -> None:
     failing = [c for c in sorted_checks(report.checks) if c.verdict != "pass"]
-    for check in failing[:_MAX_MESSAGES]:
-        head = Text.assemble((check.junit_name, "bold"), ": ")
-        console.print(head + Text(check.message))
-    if len(failing) > _MAX_MESSAGES:
-        console.print(f"... {len(failing) - _MAX_MESSAGES} more in report.md and report.json")
+    blocking = [c for c in failing if c.blocking]
+    warnings = [c for c in failing if not c.blocking]
+    for title, checks, limit in (
+        ("Blocking checks not passed", blocking, _MAX_BLOCKING_LINES),
+        ("Non-blocking checks not passed", warnings, _MAX_WARNING_LINES),
+    ):
+        if not checks:
+            continue
+        console.print(Text(f"{title} ({len(checks)}):", style="bold"))
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="ellipsis")
+        for check in checks[:limit]:
+            grid.add_row(_verdict_word(check), _reason(check))
+        console.print(grid)
+        if len(checks) > limit:
+            console.print(
+                Text(f"... {len(checks) - limit} more in report.md and report.json", style="dim")
+            )
 
 
-def _verdict_text(check: CheckResult) -> Text:
+def _reason(check: CheckResult) -> Text:
+    """``id[candidate][segment]: metric Δ -0.04 [-0.06, -0.03], needs >= -0.02``."""
+    head = Text(visible(check.junit_name), style="bold")
+    if check.observed is None:
+        return Text.assemble(head, ": ", visible(_first_sentence(check.message)))
+    compare = check.criterion.get("compare") if isinstance(check.criterion, Mapping) else None
+    what = {"delta": " Δ", "ratio": " ratio"}.get(str(compare), "")
+    ci = check.details.get("ci") if isinstance(check.details, Mapping) else None
+    interval = ""
+    if isinstance(ci, Sequence) and not isinstance(ci, str) and len(ci) == 2:
+        interval = " " + fmt_interval(ci[0], ci[1])
+    return Text.assemble(
+        head,
+        f": {visible(check.metric)}{what} {fmt_observed(check)}{interval},",
+        f" needs {fmt_threshold(check)}",
+    )
+
+
+def _first_sentence(message: str, limit: int = 160) -> str:
+    end = message.find(". ")
+    text = message if end < 0 else message[: end + 1]
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _verdict_word(check: CheckResult) -> Text:
+    style = "bold red" if check.verdict == "fail" else "bold yellow"
+    return Text(check.verdict, style=style if check.blocking else "yellow")
+
+
+def _verdict_mark(check: CheckResult) -> Text:
+    """The verdict, starred when it does not block (the table's caption says so)."""
     if check.verdict == "pass":
         return Text("pass", style="green")
     if check.blocking:
-        return Text(check.verdict, style="bold red" if check.verdict == "fail" else "bold yellow")
-    return Text(f"{check.verdict} (warn)", style="yellow")
+        return _verdict_word(check)
+    return Text(f"{check.verdict}*", style="yellow")
 
 
-def _metrics_table(report: Report) -> Table | None:
-    # Headline metrics only: per-class and per-batch-size entries would flood a terminal
-    # (they are in report.json and report.md).
-    overall = [m for m in report.metrics if m.segment is None and "[" not in m.metric]
-    if not overall:
-        return None
-    with_ci = any(m.ci_low is not None or m.ci_high is not None for m in overall)
-    table = Table(title="Overall metrics", title_justify="left")
-    table.add_column("Candidate", overflow="fold")
-    table.add_column("Metric", overflow="fold")
-    for name in ("Reference", "Candidate value", "Δ"):
-        table.add_column(name, justify="right")
+def _headline(report: Report) -> list[MetricValue]:
+    """The overall metrics that blocking checks gate (else any check), in check order.
+
+    Without checks: the first few overall metrics of each candidate.
+    """
+    overall = [m for m in report.metrics if m.segment is None]
+    gating = [c for c in report.checks if c.severity == "error"] or list(report.checks)
+    gated = list(dict.fromkeys(c.metric for c in gating))
+    if gated:
+        order = {name: i for i, name in enumerate(gated)}
+        chosen = [m for m in overall if m.metric in order]
+        return sorted(chosen, key=lambda m: (order[m.metric],))
+    plain = [m for m in overall if "[" not in m.metric]
+    by_candidate: dict[str, list[MetricValue]] = {}
+    for m in plain:
+        by_candidate.setdefault(m.candidate, []).append(m)
+    return [m for rows in by_candidate.values() for m in rows[:_MAX_UNGATED_METRICS]]
+
+
+def _print_metrics(report: Report, console: Console, *, verbose: bool) -> None:
+    if not verbose:
+        rows = _headline(report)
+        if rows:
+            console.print(_metrics_table("Headline metrics (overall)", rows, report))
+        return
+    # Per-class and per-batch-size entries would flood a terminal even here: they are in
+    # report.md and report.json. One table per candidate leaves the width to the numbers.
+    headline = _headline(report)
+    for name in _candidate_names(report):
+        rows = [m for m in report.metrics if m.candidate == name and m.segment is None]
+        rows = [m for m in rows if "[" not in m.metric or m in headline]
+        if rows:
+            title = Text.assemble("Overall metrics: ", (visible(name), "bold"))
+            console.print(_metrics_table(title, rows, report, intervals=True))
+
+
+def _metrics_table(
+    title: str | Text, rows: Sequence[MetricValue], report: Report, *, intervals: bool = False
+) -> Table:
+    by_candidate = intervals
+    with_ci = intervals and any(m.ci_low is not None or m.ci_high is not None for m in rows)
+    table = _table(title)
+    if not by_candidate:
+        table.add_column("Candidate", overflow="ellipsis")
+    # Metric names are what a reader searches for: never cut (the candidate column gives way).
+    table.add_column("Metric", no_wrap=True)
+    for name in ("Reference", "Value", "Δ"):
+        table.add_column(name, justify="right", no_wrap=True)
     if with_ci:
-        table.add_column("Interval", justify="right")
-    table.add_column("n", justify="right")
-    for m in overall:
-        cells = [Text(m.candidate), Text(m.metric), Text(fmt_number(m.reference_value))]
-        cells += [Text(fmt_number(m.candidate_value)), _delta_text(m.delta, m.higher_is_better)]
+        # Wraps at the space after the comma, never inside a number.
+        table.add_column("Interval", justify="right", overflow="ellipsis")
+    rank = {name: i for i, name in enumerate(_candidate_names(report))}
+    ordered = sorted(rows, key=lambda m: rank.get(m.candidate, len(rank)))  # stable
+    previous = None
+    for m in ordered:
+        cells = (
+            [] if by_candidate else [Text(visible(m.candidate) if m.candidate != previous else "")]
+        )
+        cells += [
+            Text(visible(m.metric)),
+            Text(fmt_number(m.reference_value)),
+            Text(fmt_number(m.candidate_value)),
+            _delta_text(m.delta, m.higher_is_better),
+        ]
         if with_ci:
             cells.append(Text(fmt_interval(m.ci_low, m.ci_high)))
-        cells.append(Text(fmt_number(m.n)))
+        previous = m.candidate
         table.add_row(*cells)
     return table
+
+
+def _table(title: str | Text, **options: Any) -> Table:
+    """A table that spends its width on content: light rules, one space between columns."""
+    return Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        collapse_padding=True,
+        pad_edge=False,
+        **options,
+    )
 
 
 def _delta_text(delta: float | None, higher_is_better: bool | None) -> Text:
@@ -161,7 +299,52 @@ def _delta_text(delta: float | None, higher_is_better: bool | None) -> Text:
     return text
 
 
-def _print_profile(report: Report, console: Console) -> None:
+# -- the verbose view -----------------------------------------------------------------------
+def _checks_table(report: Report) -> Table:
+    table = _table("Checks")
+    table.add_column("Check", no_wrap=True)
+    table.add_column("Candidate", overflow="ellipsis")
+    table.add_column("Segment", overflow="ellipsis")
+    table.add_column("Verdict", no_wrap=True)
+    table.add_column("Observed", justify="right", no_wrap=True)
+    table.add_column("Threshold", justify="right", no_wrap=True)
+    ordered = sorted_checks(report.checks)
+    passing_shown = 0
+    for check in ordered:
+        if check.verdict == "pass":
+            if passing_shown == _MAX_PASSING_ROWS:
+                continue
+            passing_shown += 1
+        table.add_row(
+            Text(visible(check.id)),
+            Text(visible(check.candidate)),
+            Text(fmt_segment(check.segment)),
+            _verdict_mark(check),
+            Text(fmt_observed(check)),
+            Text(fmt_threshold(check)),
+        )
+    hidden = sum(c.verdict == "pass" for c in ordered) - passing_shown
+    notes = []
+    if any(c.verdict != "pass" and not c.blocking for c in ordered):
+        notes.append("* non-blocking (severity: warn, or inconclusive allowed)")
+    if hidden:
+        notes.append(f"{hidden} more passing checks in report.json")
+    if notes:
+        table.caption = "; ".join(notes)
+    return table
+
+
+def _print_messages(report: Report, console: Console) -> None:
+    failing = [c for c in sorted_checks(report.checks) if c.verdict != "pass"]
+    for check in failing[:_MAX_MESSAGES]:
+        head = Text.assemble((visible(check.junit_name), "bold"), ": ")
+        console.print(head + Text(visible(check.message)))
+    if len(failing) > _MAX_MESSAGES:
+        console.print(f"... {len(failing) - _MAX_MESSAGES} more in report.md and report.json")
+
+
+# -- both views -----------------------------------------------------------------------------
+def _print_profile(report: Report, console: Console, *, table: bool = True) -> None:
     profile = report.profile
     if profile is None:
         return
@@ -170,43 +353,27 @@ def _print_profile(report: Report, console: Console) -> None:
     speedups = profile_speedup_rows(profile)
     if not (target or latency or speedups):
         return
-    table = Table(title="Performance", title_justify="left", caption=target or None)
-    for name in ("Model", "Role"):
-        table.add_column(name, overflow="fold")
-    for name in ("Batch", "p50 ms", "p95 ms", "Throughput /s", "Size MB", "Peak MB"):
-        table.add_column(name, justify="right")
-    for row in latency:
-        table.add_row(*(Text(cell) for cell in row))
-    if latency:
-        console.print(table)
-    elif target:
-        console.print(Text(target))
+    if table:
+        rows = _table("Performance", caption=Text(visible(target)) if target else None)
+        for name in ("Model", "Role"):
+            rows.add_column(name, overflow="ellipsis")
+        for name in ("Batch", "p50 ms", "p95 ms", "Throughput /s", "Size MB", "Peak MB"):
+            rows.add_column(name, justify="right", no_wrap=True)
+        for row in latency:
+            rows.add_row(*(Text(visible(cell)) for cell in row))
+        if latency:
+            console.print(rows)
+        elif target:
+            console.print(Text(visible(target)))
     for candidate, batch, ratio, interval in speedups:
         console.print(
             Text.assemble(
                 "speedup ",
-                (candidate, "bold"),
+                (visible(candidate), "bold"),
                 f" at batch {batch}: ",
                 (ratio, "bold"),
                 f" {interval}" if interval != NONE else "",
             )
         )
     for line in profile_unsupported_lines(profile):
-        console.print(Text(line, style="yellow"))
-
-
-def _verdict_line(report: Report, name: str) -> Text:
-    checks = [c for c in report.checks if c.candidate == name]
-    passed = sum(c.verdict == "pass" for c in checks)
-    ok = report.candidate_passed(name)
-    word, style = ("PASSED", "bold green") if ok else ("FAILED", "bold red")
-    blocking = [c for c in checks if c.verdict != "pass" and c.blocking]
-    warnings = sum(c.verdict != "pass" and not c.blocking for c in checks)
-    detail = f" ({passed}/{len(checks)} checks passed"
-    if blocking:
-        detail += f"; blocking: {', '.join(c.junit_name for c in blocking[:5])}"
-        detail += f" and {len(blocking) - 5} more" if len(blocking) > 5 else ""
-    if warnings:
-        detail += f"; {warnings} non-blocking"
-    detail += ")"
-    return Text.assemble((name, "bold"), ": ", (word, style), detail)
+        console.print(Text(visible(line), style="yellow"))

@@ -23,8 +23,12 @@ from compval.results import CheckResult, Report
 
 __all__ = ["render_junit"]
 
-# Characters XML 1.0 cannot carry at all, even escaped; ElementTree would write them as-is.
-_ILLEGAL_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# Characters XML 1.0 cannot carry at all, even escaped (ElementTree would write them as-is),
+# and the legal ones a CI page or terminal must not receive raw: DEL, the C1 controls and the
+# bidirectional overrides (see reports._format.visible).
+_ILLEGAL_XML = re.compile(
+    "[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
+)
 
 
 def render_junit(report: Report) -> str:
@@ -136,5 +140,5 @@ def _fmt_time(seconds: float) -> str:
 
 
 def _clean(text: str) -> str:
-    r"""Replace characters XML cannot carry (e.g. ANSI escape) with their ``\xNN`` spelling."""
+    r"""Spell out (``\x1b``) characters XML cannot carry (e.g. ESC) and C1/bidi controls."""
     return _ILLEGAL_XML.sub(lambda m: ascii(m.group())[1:-1], text)

@@ -104,6 +104,9 @@ def _header(report: Report) -> list[str]:
     facts.append(f"compval {run.compval_version}")
     if run.spec_hash:
         facts.append(f"spec {_shorten(run.spec_hash, 19)}")
+    # The run's start time is in every report file (report.json run.started_at, junit.xml
+    # timestamp): files of one folder that disagree on it come from different runs.
+    facts.append(f"run {run.started_at}")
     lines += ["", _escape(" · ".join(facts)), ""]
     return lines
 

@@ -28,6 +28,7 @@ from compval.spec._perf_metrics import (
 )
 from compval.spec._performance import BUILTIN_TARGETS, DEFAULT_TARGET, PerformanceSpec, TargetSpec
 from compval.spec._starter import STARTER_SPEC
+from compval.spec._types import echo
 
 __all__ = [
     "BUILTIN_TARGETS",
@@ -44,6 +45,7 @@ __all__ = [
     "StatisticsSpec",
     "TargetSpec",
     "TaskSpec",
+    "echo",
     "load_spec",
     "parse_spec",
     "parse_perf_metric",

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from compval.spec._types import SpecFloat
+
 __all__ = ["CONCISE_FORMS", "CriterionSpec", "OpName"]
 
 OpName = Literal[">=", ">", "<=", "<", "=="]
@@ -34,19 +36,19 @@ class CriterionSpec(BaseModel):
     metric: str = Field(min_length=1)
     compare: Literal["candidate", "reference", "delta", "ratio"] | None = None
     op: OpName | None = None
-    threshold: float | None = Field(default=None, allow_inf_nan=False)
+    threshold: SpecFloat | None = Field(default=None, allow_inf_nan=False)
     statistic: Literal["auto", "point", "interval"] = Field(
         default="auto",
         description="point: decide on the estimate; interval: non-inferiority on the confidence "
         "interval (pass needs the worst end within the threshold); auto: interval when "
         "statistics are on and the metric has an interval, else point.",
     )
-    max_drop: float | None = Field(default=None, allow_inf_nan=False)
-    max_increase: float | None = Field(default=None, allow_inf_nan=False)
-    max_relative_drop: float | None = Field(default=None, allow_inf_nan=False)
-    max_relative_increase: float | None = Field(default=None, allow_inf_nan=False)
-    min: float | None = Field(default=None, allow_inf_nan=False)
-    max: float | None = Field(default=None, allow_inf_nan=False)
+    max_drop: SpecFloat | None = Field(default=None, allow_inf_nan=False)
+    max_increase: SpecFloat | None = Field(default=None, allow_inf_nan=False)
+    max_relative_drop: SpecFloat | None = Field(default=None, allow_inf_nan=False)
+    max_relative_increase: SpecFloat | None = Field(default=None, allow_inf_nan=False)
+    min: SpecFloat | None = Field(default=None, allow_inf_nan=False)
+    max: SpecFloat | None = Field(default=None, allow_inf_nan=False)
     segment: str | None = Field(
         default=None,
         description="None/'overall': the whole data; '*': every segment; 'col=*': every value "

@@ -1,8 +1,15 @@
-"""``load_spec``: the one loader for YAML and TOML acceptance specs."""
+"""``load_spec``: the one loader for YAML and TOML acceptance specs.
+
+YAML anchors and aliases (``&base``, ``*base``, ``<<: *base``) are allowed, but the document
+they expand to is capped at ``MAX_SPEC_NODES`` nodes: a 1 KB file of nested aliases (a "billion
+laughs" bomb) would otherwise expand to gigabytes in validation and in the error message that
+quotes it. Every value an error message quotes is cut to about 200 characters (``echo``).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,35 +18,61 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from compval.errors import SpecParseError, SpecValidationError
+from compval.errors import InvalidParameterError, SpecParseError, SpecValidationError
 from compval.spec._model import AcceptanceSpec
+from compval.spec._types import echo
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["LoadedSpec", "load_spec", "parse_spec", "spec_from_mapping", "validation_error"]
+__all__ = [
+    "MAX_SPEC_NODES",
+    "LoadedSpec",
+    "load_spec",
+    "parse_spec",
+    "spec_from_mapping",
+    "validation_error",
+]
+
+#: The most nodes (scalars, lists, mappings) a YAML spec may expand to, aliases expanded.
+#: A large hand-written spec has a few thousand.
+MAX_SPEC_NODES = 100_000
+#: The longest pydantic message kept per error line (they do not quote values, but a
+#: pattern or a list of choices could be long).
+_MAX_MESSAGE_CHARS = 400
+
+
+class _RefusedYaml(yaml.MarkedYAMLError):
+    """Valid YAML that a spec may not use (an alias bomb, a duplicate key)."""
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """A safe loader that refuses duplicate keys.
 
     Plain YAML keeps the last of two equal keys silently, so a second ``criteria:`` block would
-    replace the first and its gates would vanish.
+    replace the first and its gates would vanish. It also refuses alias bombs (see
+    ``_check_expansion``) before anything walks the document.
     """
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _check_expansion(node)
+        return super().construct_document(node)
 
 
 def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: dict[Any, Any] = {}
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # `<<: *base`: flatten_mapping merges it; explicit keys then override
         key = loader.construct_object(key_node)
         if key in seen:
-            raise yaml.constructor.ConstructorError(
+            raise _RefusedYaml(
                 None,
                 None,
-                f"duplicate key {key!r} (the first is at line {seen[key].start_mark.line + 1}); "
-                "merge the two blocks",
+                f"duplicate key {echo(key)} (the first is at line "
+                f"{seen[key].start_mark.line + 1}); merge the two blocks",
                 key_node.start_mark,
             )
         seen[key] = key_node
@@ -50,6 +83,61 @@ def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -
 _UniqueKeyLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
 )
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a document whose aliases expand to more than MAX_SPEC_NODES nodes.
+
+    PyYAML shares one object per anchor, so the parsed data is small; it is everything that
+    walks it (validation, ``repr`` in an error message) that would expand every alias. The
+    expanded size is counted on the node graph, each node once (memoised), so a bomb is
+    refused after a few hundred steps instead of 10^9. A recursive alias expands forever and
+    is refused too.
+    """
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        children = _children(node)
+        if children_done:
+            on_path.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[key] > MAX_SPEC_NODES:
+                raise _RefusedYaml(
+                    None,
+                    None,
+                    f"the aliases (*name) in this spec expand it to more than "
+                    f"{MAX_SPEC_NODES:,} values; write the repeated parts out, or use fewer "
+                    "nested aliases",
+                    node.start_mark,
+                )
+            continue
+        if key in on_path:
+            raise _RefusedYaml(
+                None,
+                None,
+                "a recursive alias (an anchor used inside itself) cannot be a spec value",
+                node.start_mark,
+            )
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 class LoadedSpec:
@@ -68,12 +156,22 @@ def _loc(loc: tuple[Any, ...]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            # A key comes from the file: an unknown key may be arbitrarily long.
+            text = str(part)
+            text = _cut(text, 80)
+            out += f".{text}" if out else text
     return out or "(top level)"
 
 
-def spec_from_mapping(data: Any, *, source: str = "spec") -> AcceptanceSpec:
+def spec_from_mapping(
+    data: Any, *, source: str = "spec", what: str = "invalid spec"
+) -> AcceptanceSpec:
     """Validate a parsed mapping into an AcceptanceSpec.
+
+    Args:
+        data: The parsed spec.
+        source: What the message names first: the file, or the command that built the spec.
+        what: The message's heading, e.g. "invalid arguments" for a spec built from flags.
 
     Raises:
         SpecValidationError: With the field path of the first problems, e.g.
@@ -87,7 +185,7 @@ def spec_from_mapping(data: Any, *, source: str = "spec") -> AcceptanceSpec:
     try:
         return AcceptanceSpec.model_validate(dict(data))
     except ValidationError as exc:
-        raise validation_error(exc, source=source, what="invalid spec") from None
+        raise validation_error(exc, source=source, what=what) from None
 
 
 def validation_error(
@@ -115,13 +213,15 @@ def validation_error(
             msg = "required key is missing"
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
+        if len(msg) > _MAX_MESSAGE_CHARS:
+            msg = msg[: _MAX_MESSAGE_CHARS - 1] + "…"
         got = err.get("input")
         got_text = (
             ""
             if err["type"] in ("missing", "extra_forbidden")
             or isinstance(got, dict)
             or "; got " in msg
-            else f"; got {got!r}"
+            else f"; got {echo(got)}"
         )
         lines.append(f"{path}: {msg}{got_text}" if loc or not flag_names else f"{msg}{got_text}")
     more = len(exc.errors()) - len(lines)
@@ -138,14 +238,24 @@ def parse_spec(text: str, *, fmt: str, source: str = "spec") -> AcceptanceSpec:
             data: Any = tomllib.loads(text)
         else:
             data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except RecursionError:
+        # PyYAML composes nested blocks recursively: thousands of levels exhaust the stack.
+        raise SpecParseError(
+            f"{source}: the spec is nested too deeply to read; a spec needs a few levels "
+            "(criteria: [{...}]). Check for unclosed brackets.",
+            file=source,
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         where = f" line {line}" if line else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = _cut(str(getattr(exc, "problem", None) or exc), 300)
+        refused = isinstance(exc, _RefusedYaml)
+        syntax = isinstance(exc, (yaml.scanner.ScannerError, yaml.parser.ParserError))
         raise SpecParseError(
-            f"{source}:{where}: not valid YAML: {problem}."
-            + ("" if "duplicate key" in str(problem) else " Check indentation and quoting."),
+            f"{source}:{where}: "
+            + (f"{problem}." if refused else f"not valid YAML: {problem}.")
+            + (" Check indentation and quoting." if syntax else ""),
             file=source,
             line=line,
         ) from None
@@ -154,12 +264,25 @@ def parse_spec(text: str, *, fmt: str, source: str = "spec") -> AcceptanceSpec:
     return spec_from_mapping(data, source=source)
 
 
-def load_spec(path: str | Path) -> LoadedSpec:
-    """Load and validate a ``.yaml``/``.yml``/``.toml`` spec file.
+def load_spec(path: str | os.PathLike[str] | Mapping[str, Any]) -> LoadedSpec:
+    """Load and validate a ``.yaml``/``.yml``/``.toml`` spec file, or a spec mapping.
+
+    Args:
+        path: The spec file, or a mapping with the same keys as the file (paths in it are
+            then relative to the current directory), e.g. ``{"version": 1, ...}``.
 
     Raises:
         SpecError: The file is missing, unreadable, not YAML/TOML, or not a valid spec.
+        InvalidParameterError: ``path`` is neither a path nor a mapping.
     """
+    if isinstance(path, Mapping):
+        return LoadedSpec(spec_from_mapping(path, source="spec"), path=None, text_hash=None)
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidParameterError(
+            f"load_spec: expected a spec file path, a mapping or an AcceptanceSpec; got "
+            f"{type(path).__name__}. Pass 'compval.yaml', a dict such as "
+            "{'version': 1, ...}, or AcceptanceSpec(...)."
+        )
     p = Path(path)
     if not p.is_file():
         raise SpecValidationError(

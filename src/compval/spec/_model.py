@@ -7,12 +7,16 @@ written here and turned into exactly one explicit criterion by ``compval.checks.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from compval.spec._criterion import CriterionSpec
 from compval.spec._performance import PerformanceSpec
+from compval.spec._types import SpecBool, SpecFloat, SpecInt, echo, strict_int
+
+# `version: true` equals 1 in Python; only the integer 1 is a version.
+_Version = Annotated[Literal[1], BeforeValidator(strict_int)]
 
 __all__ = [
     "AcceptanceSpec",
@@ -39,9 +43,11 @@ class ModelRef(_Strict):
         description="Runtime: 'auto' picks by file extension; else a registered runtime name "
         "(onnxruntime, torchscript, torch_export, sklearn, or one a plugin registers).",
     )
-    output: str | None = Field(default=None, description="Output to compare; default: the first.")
-    threads: int | None = Field(default=None, ge=1, description="Intra-op thread count.")
-    allow_pickle: bool = Field(
+    output: str | None = Field(
+        default=None, min_length=1, description="Output to compare; default: the first."
+    )
+    threads: SpecInt | None = Field(default=None, ge=1, description="Intra-op thread count.")
+    allow_pickle: SpecBool = Field(
         default=False, description="Allow loading pickle/joblib files (runs code from the file)."
     )
 
@@ -77,31 +83,35 @@ class TaskSpec(_Strict):
 class StatisticsSpec(_Strict):
     """How much evidence a verdict needs."""
 
-    replicates: int = Field(default=2000, ge=0, le=1_000_000, description="0 turns resampling off.")
-    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
-    seed: int | None = Field(default=None, description="Default: the spec's seed.")
-    min_rows: int = Field(default=30, ge=1, description="Smaller segments are too small to decide.")
+    replicates: SpecInt = Field(
+        default=2000, ge=0, le=1_000_000, description="0 turns resampling off."
+    )
+    confidence: SpecFloat = Field(default=0.95, gt=0.5, lt=1.0)
+    seed: SpecInt | None = Field(default=None, description="Default: the spec's seed.")
+    min_rows: SpecInt = Field(
+        default=30, ge=1, description="Smaller segments are too small to decide."
+    )
     correction: Literal["holm", "bh", "none"] = "holm"
     inconclusive: Literal["block", "warn"] = "block"
-    discovery: bool = Field(
+    discovery: SpecBool = Field(
         default=True,
         description="Search single features and pairs for the slices where the candidate "
         "loses most (tabular data with labels).",
     )
-    top_slices: int = Field(default=5, ge=1, le=100, description="Discovered slices reported.")
+    top_slices: SpecInt = Field(default=5, ge=1, le=100, description="Discovered slices reported.")
 
 
 class AcceptanceSpec(_Strict):
     """A full acceptance suite: models, data, task, criteria, statistics and performance."""
 
-    version: Literal[1] = Field(description="Spec format version; must be 1.")
+    version: _Version = Field(description="Spec format version; must be 1.")
     task: TaskSpec = Field(default_factory=TaskSpec)
     reference: ModelRef
     candidates: list[ModelRef] = Field(min_length=1)
     data: DataRef
-    batch_size: int = Field(default=256, ge=1, le=1_000_000)
-    seed: int = 0
-    allow_nonfinite: bool = Field(
+    batch_size: SpecInt = Field(default=256, ge=1, le=1_000_000)
+    seed: SpecInt = 0
+    allow_nonfinite: SpecBool = Field(
         default=False,
         description="By default any NaN/Inf in a candidate's outputs fails the built-in "
         "'nonfinite-outputs' check; true removes that check.",
@@ -130,7 +140,7 @@ class AcceptanceSpec(_Strict):
         seen: set[str] = set()
         for c in criteria:
             if c.id in seen:
-                raise ValueError(f"criterion id {c.id!r} is used twice; ids must be unique")
+                raise ValueError(f"criterion id {echo(c.id)} is used twice; ids must be unique")
             seen.add(c.id)
         return criteria
 

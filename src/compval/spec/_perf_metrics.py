@@ -13,6 +13,8 @@ import re
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from compval.spec._types import echo
+
 __all__ = ["PERF_METRIC_DIRECTIONS", "PERF_METRIC_SELECTORS", "parse_perf_metric"]
 
 #: Base metric name (without ``[...]``) -> higher_is_better.
@@ -33,6 +35,11 @@ PERF_METRIC_DIRECTIONS: Mapping[str, bool] = MappingProxyType(
         "concurrent_throughput_sps": True,
         "concurrent_latency_p95_ms": False,
         "unsupported_op_count": False,
+        # Nodes a mobile execution provider would leave to the CPU (onnxruntime's usability
+        # checker tables); one name per provider, since selector values are integers.
+        "nnapi_fallback_node_count": False,
+        "coreml_neuralnetwork_fallback_node_count": False,
+        "coreml_mlprogram_fallback_node_count": False,
     }
 )
 
@@ -75,7 +82,7 @@ def parse_perf_metric(name: str) -> tuple[str, str | None, int | None]:
     if match is None or base not in PERF_METRIC_DIRECTIONS:
         known = ", ".join(_example(b) for b in PERF_METRIC_DIRECTIONS)
         raise ValueError(
-            f"unknown performance metric; got {name!r}, expected one of: {known}. "
+            f"unknown performance metric; got {echo(name)}, expected one of: {known}. "
             "Check the spelling and the [batch=B] / [clients=N] selector"
         )
     key = match.group("key")
@@ -83,7 +90,7 @@ def parse_perf_metric(name: str) -> tuple[str, str | None, int | None]:
     wanted = PERF_METRIC_SELECTORS[base]
     if key != wanted or (value is not None and value < 1):
         raise ValueError(
-            f"metric {name!r} needs {_selector_text(wanted)}; got "
+            f"metric {echo(name)} needs {_selector_text(wanted)}; got "
             f"{'no selector' if key is None else f'[{key}={value}]'}, expected "
             f"{_example(base)} with a positive count"
         )

@@ -25,16 +25,17 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from compval.spec._criterion import CriterionSpec
 from compval.spec._perf_metrics import parse_perf_metric
+from compval.spec._types import SpecBool, SpecFloat, SpecInt, echo
 
 __all__ = ["BUILTIN_TARGETS", "DEFAULT_TARGET", "PerformanceSpec", "TargetSpec"]
 
-_PositiveInt = Annotated[int, Field(ge=1)]
+_PositiveInt = Annotated[SpecInt, Field(ge=1)]
 _TARGET_NAME = r"^[A-Za-z0-9_.\-]+$"
 
 
 def _check_unique(values: list[int] | None) -> list[int] | None:
     if values is not None and len(set(values)) != len(values):
-        raise ValueError(f"values must be distinct; got {values}, expected no repeats")
+        raise ValueError(f"values must be distinct; got {echo(values)}, expected no repeats")
     return values
 
 
@@ -52,7 +53,7 @@ def _check_budgets(budgets: list[CriterionSpec]) -> list[CriterionSpec]:
     ids = [b.id for b in budgets]
     duplicated = sorted({i for i in ids if ids.count(i) > 1})
     if duplicated:
-        raise ValueError(f"budget ids must be unique; got {duplicated} more than once")
+        raise ValueError(f"budget ids must be unique; got {echo(duplicated)} more than once")
     return budgets
 
 
@@ -66,12 +67,12 @@ class TargetSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     description: str | None = None
-    threads: int | None = Field(default=None, ge=1, description="Intra-op thread count.")
+    threads: SpecInt | None = Field(default=None, ge=1, description="Intra-op thread count.")
     batch_sizes: list[_PositiveInt] | None = Field(default=None, min_length=1)
     concurrency: list[_PositiveInt] | None = Field(
         default=None, description="Concurrent client counts; [] skips the load test."
     )
-    concurrency_batch_size: int | None = Field(
+    concurrency_batch_size: SpecInt | None = Field(
         default=None, ge=1, description="Rows per request in the load test (default 1)."
     )
     operators: str | None = Field(
@@ -110,17 +111,17 @@ class PerformanceSpec(BaseModel):
     )
     batch_sizes: list[_PositiveInt] | None = Field(default=None, min_length=1)
     concurrency: list[_PositiveInt] | None = None
-    concurrency_batch_size: int | None = Field(default=None, ge=1)
-    threads: int | None = Field(default=None, ge=1)
-    warmup: int = Field(default=5, ge=0, description="Untimed runs before timing.")
-    min_iterations: int = Field(default=30, ge=1, description="Timed runs per model and batch.")
-    min_duration_s: float = Field(default=0.5, ge=0.0, le=3600.0)
-    rounds: int = Field(
+    concurrency_batch_size: SpecInt | None = Field(default=None, ge=1)
+    threads: SpecInt | None = Field(default=None, ge=1)
+    warmup: SpecInt = Field(default=5, ge=0, description="Untimed runs before timing.")
+    min_iterations: SpecInt = Field(default=30, ge=1, description="Timed runs per model and batch.")
+    min_duration_s: SpecFloat = Field(default=0.5, ge=0.0, le=3600.0)
+    rounds: SpecInt = Field(
         default=10, ge=2, le=1000, description="Interleaved reference/candidate rounds."
     )
-    concurrency_duration_s: float = Field(default=2.0, gt=0.0, le=3600.0)
-    measure_memory: bool = True
-    memory_timeout_s: float = Field(default=300.0, gt=0.0)
+    concurrency_duration_s: SpecFloat = Field(default=2.0, gt=0.0, le=3600.0)
+    measure_memory: SpecBool = True
+    memory_timeout_s: SpecFloat = Field(default=300.0, gt=0.0)
     budgets: list[Budget] = Field(default_factory=list)
 
     @field_validator("batch_sizes", "concurrency")
@@ -138,7 +139,7 @@ class PerformanceSpec(BaseModel):
         known = {*BUILTIN_TARGETS, *self.targets}
         if self.target is not None and self.target not in known:
             raise ValueError(
-                f"target: unknown target; got {self.target!r}, expected one of "
+                f"target: unknown target; got {echo(self.target)}, expected one of "
                 f"{', '.join(sorted(known))}. Define it under 'targets:' or pick a known one"
             )
         return self

@@ -579,10 +579,11 @@ class SliceSearch:
         if not self._numeric:
             return _narrow(binned)
         # All numeric columns at once: a value's bin is the number of edges <= it (what
-        # searchsorted(side="right") gives); shorter edge lists are padded with +inf, which no
-        # value reaches. One vectorized comparison instead of a searchsorted per column.
+        # searchsorted(side="right") gives); shorter edge lists are padded with NaN, which no
+        # value reaches (+inf padding was reached by +inf values, whose code then fell past
+        # the feature's codes). One vectorized comparison instead of a searchsorted per column.
         width = max((e.size for e in edges), default=0)
-        padded = np.full((len(edges), width), np.inf)
+        padded = np.full((len(edges), width), np.nan)
         for k, e in enumerate(edges):
             padded[k, : e.size] = e
         # uint8 holds every code (at most _MAX_BINS - 1 edges, so even the missing code is
