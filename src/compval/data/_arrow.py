@@ -20,6 +20,7 @@ Column rules, shared by both formats:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,23 @@ def _resolve_columns(
             "'features'."
         )
     return features, ref.labels, list(ref.segments)
+
+
+def _check_unique_columns(path: Path, names: Sequence[str]) -> None:
+    """Refuse a file whose header repeats a column name.
+
+    Columns are selected by name: with a repeated name, pyarrow's CSV reader silently keeps
+    one of them (the features shift by a column and the gate runs on corrupted inputs) and
+    its parquet reader fails with a KeyError.
+    """
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+    if repeated:
+        raise DataError(
+            f"{file_subject(path)}: duplicate column name(s) {repeated}; got a header with "
+            f"{len(names)} columns of which {len(names) - len(set(names))} repeat a name, "
+            "expected unique names. Rename the duplicated columns (e.g. 'x' and 'x_2') and "
+            "write the file again."
+        )
 
 
 def _check_numeric(path: Path, pa_mod: Any, features: Sequence[str], types: dict[str, Any]) -> None:
@@ -429,6 +447,7 @@ class ParquetDataset(_ArrowFileDataset):
                 groups = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
         except (self._pa.ArrowException, OSError) as exc:
             raise read_error(path, "parquet", exc) from exc
+        _check_unique_columns(path, [field.name for field in schema])
         types = {field.name: field.type for field in schema}
         pandas_meta = schema.pandas_metadata or {}
         index_columns = [c for c in pandas_meta.get("index_columns", []) if isinstance(c, str)]
@@ -578,6 +597,7 @@ class CsvDataset(_ArrowFileDataset):
                 schema = reader.schema
         except (self._pa.ArrowException, OSError) as exc:
             raise read_error(self._path, "CSV", exc) from exc
+        _check_unique_columns(self._path, [field.name for field in schema])
         return {field.name: field.type for field in schema}
 
     def _pinned_types(self, inferred: dict[str, Any], features: Sequence[str]) -> dict[str, Any]:
