@@ -77,6 +77,8 @@ class RunState:
         #: Model name -> the output compared (None: the model's first), fixed on its first batch.
         self.outputs: dict[str, str | None] = {}
         self.columns = list(dataset.segment_columns)
+        #: NaN/Inf counts per feature column (kept only with data.allow_nonfinite_features).
+        self.nonfinite_features: dict[str, int] = {}
         #: Decisions the run made on the user's behalf (e.g. which output it compared);
         #: they go to ``report.run.notes``. The same list as the task's, so that the task's
         #: decisions (an output kind inferred from one column) are reported too.
@@ -114,6 +116,36 @@ def _slice_layout(run: RunState, batch: Batch) -> tuple[list[str], list[bool]] |
         names = [f"x{j}" for j in range(features.shape[1])]
     segs = [c for c in run.columns if c not in names]
     return names + segs, [False] * len(names) + [True] * len(segs)
+
+
+def _count_nonfinite_features(run: RunState, batch: Batch, rows_before: int) -> None:
+    """Count NaN/Inf feature values per column; stop the run on the first unless allowed.
+
+    A dynamically quantized model computes its scales per batch: one Inf spoils every row of
+    its batch, and without this check the candidate would be blamed for a data defect.
+    """
+    for name, array in batch.inputs.items():
+        values = np.asarray(array)
+        if values.dtype.kind not in "fc" or np.isfinite(values).all():
+            continue
+        bad = ~np.isfinite(values.reshape(values.shape[0], -1))
+        names = [str(c) for c in getattr(run.dataset, "feature_columns", ()) or ()]
+        if len(names) != bad.shape[1]:
+            names = [name] if bad.shape[1] == 1 else [f"{name}[{j}]" for j in range(bad.shape[1])]
+        for column, count in zip(names, bad.sum(axis=0), strict=True):
+            if count:
+                run.nonfinite_features[column] = run.nonfinite_features.get(column, 0) + int(count)
+        if not run.spec.data.allow_nonfinite_features:
+            first = int(np.flatnonzero(bad.any(axis=1))[0]) + rows_before
+            found = ", ".join(f"{c!r}: {k}" for c, k in run.nonfinite_features.items())
+            raise DataError(
+                f"Data: non-finite feature values (NaN/Inf) in column(s) {found} (counted up to "
+                f"row {rows_before + values.shape[0]:,}; first at row {first:,}); expected "
+                "finite features. A NaN or Inf spoils the whole batch of a dynamically "
+                "quantized model and the candidate would be blamed for it. Clean the data, or "
+                "set data.allow_nonfinite_features: true to keep these rows (their counts are "
+                "then reported in run.notes)."
+            )
 
 
 class _Chunk:
@@ -206,6 +238,7 @@ def _run_batches(
     chunk = _Chunk(len(states))
     for batch in run.dataset.batches(run.spec.batch_size):
         n = len(batch)
+        _count_nonfinite_features(run, batch, done)
         ref_out = run.compared(
             ref, ref.predict(bind_inputs(ref.name, batch.inputs, ref.input_spec())), ref_output
         )

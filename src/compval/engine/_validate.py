@@ -241,6 +241,11 @@ def run_validation(
         if profile is not None:
             checks = name_unsupported_ops(checks, profile)
         notes = [*run.notes, *([] if profile is None else profile.notes)]
+        if run.nonfinite_features:
+            counts = ", ".join(f"{c!r}: {k:,}" for c, k in run.nonfinite_features.items())
+            notes.append(
+                f"Non-finite feature values kept (data.allow_nonfinite_features): {counts}."
+            )
         if resampling is None:
             notes.append(POINT_ONLY_NOTE)
         if not s.criteria and not budgets:

@@ -64,6 +64,12 @@ class DataRef(_Strict):
     )
     segments: list[str] = Field(default_factory=list, description="Segment columns.")
     format: Literal["auto", "npy", "npz", "csv", "parquet"] = "auto"
+    allow_nonfinite_features: SpecBool = Field(
+        default=False,
+        description="By default a NaN or Inf in a feature stops the run (one Inf spoils a whole "
+        "batch of a dynamically quantized model, and the candidate would be blamed); true "
+        "keeps such rows and reports their count per column in run.notes.",
+    )
 
 
 class TaskSpec(_Strict):

@@ -1,0 +1,55 @@
+"""Non-finite input features stop the run by default, naming the column (exit 5)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from compval import run_validation
+from compval.errors import DataError, ExitCode, exit_code_for
+from compval.spec import AcceptanceSpec
+
+pd = pytest.importorskip("pandas")
+
+
+def _frame() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(600, 3)), columns=["age", "income", "height"])
+    frame["label"] = (frame["age"] > 0).astype(int)
+    frame.loc[300, "income"] = np.inf
+    frame.loc[301, "income"] = np.nan
+    return frame
+
+
+def _spec(allow: bool) -> AcceptanceSpec:
+    return AcceptanceSpec.model_validate(
+        {
+            "version": 1,
+            "reference": {"name": "ref"},
+            "candidates": [{"name": "cand"}],
+            "data": {"path": "unused", "labels": "label", "allow_nonfinite_features": allow},
+            "statistics": {"replicates": 50},
+            "criteria": [{"id": "acc", "metric": "accuracy_score", "max_drop": 0.05}],
+        }
+    )
+
+
+def _model(a: np.ndarray) -> np.ndarray:
+    first = np.nan_to_num(a[:, 0])
+    return np.stack([first <= 0, first > 0], axis=1).astype(float)
+
+
+def test_an_inf_in_a_feature_is_a_data_error_naming_the_column() -> None:
+    with pytest.raises(DataError, match=r"non-finite feature values .* 'income': 2") as caught:
+        run_validation(_spec(False), reference=_model, candidates={"cand": _model}, data=_frame())
+    assert "allow_nonfinite_features" in str(caught.value)
+    assert "first at row 300" in str(caught.value)
+    assert exit_code_for(caught.value) == ExitCode.RUN_ERROR
+
+
+def test_the_opt_in_keeps_the_rows_and_reports_the_counts() -> None:
+    report = run_validation(
+        _spec(True), reference=_model, candidates={"cand": _model}, data=_frame()
+    )
+    assert report.run.data_rows == 600
+    assert any("'income': 2" in note for note in report.run.notes)
