@@ -17,10 +17,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from types import MappingProxyType
 
+from compval._plugins import load_entry_points
 from compval.adapters._base import ModelAdapter
 from compval.adapters._files import check_threads, require_file
 from compval.adapters.callable import CallableAdapter
@@ -90,15 +90,11 @@ def _registry() -> Mapping[str, AdapterRegistration]:
     global _plugins_loaded
     if not _plugins_loaded:
         _plugins_loaded = True
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            registration = ep.load()
-            if not isinstance(registration, AdapterRegistration):
-                raise InvalidParameterError(
-                    f"Entry point {ep.name!r} in group {ENTRY_POINT_GROUP!r}: got "
-                    f"{type(registration).__qualname__}, expected an AdapterRegistration."
-                )
-            if registration.name not in _REGISTRY:
-                register_adapter(registration)
+        load_entry_points(
+            ENTRY_POINT_GROUP,
+            AdapterRegistration,
+            lambda r: None if r.name in _REGISTRY else register_adapter(r),
+        )
     return MappingProxyType(_REGISTRY)
 
 

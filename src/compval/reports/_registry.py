@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from types import MappingProxyType
 
+from compval._plugins import load_entry_points
 from compval.errors import InvalidParameterError, OutputError
 from compval.reports.json import render_json
 from compval.reports.junit import render_junit
@@ -88,15 +88,9 @@ def _sinks() -> Mapping[str, RunSink]:
     global _plugins_loaded
     if not _plugins_loaded:
         _plugins_loaded = True
-        for ep in entry_points(group="compval.sinks"):
-            sink = ep.load()
-            if not isinstance(sink, RunSink):
-                raise InvalidParameterError(
-                    f"Entry point {ep.name!r} in group 'compval.sinks': got "
-                    f"{type(sink).__qualname__}, expected a RunSink."
-                )
-            if sink.name not in _SINKS:
-                register_sink(sink)
+        load_entry_points(
+            "compval.sinks", RunSink, lambda s: None if s.name in _SINKS else register_sink(s)
+        )
     return MappingProxyType(_SINKS)
 
 
