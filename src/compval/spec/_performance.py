@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from compval.spec._criterion import CriterionSpec
 from compval.spec._perf_metrics import parse_perf_metric
@@ -57,6 +57,13 @@ def _check_budgets(budgets: list[CriterionSpec]) -> list[CriterionSpec]:
     return budgets
 
 
+#: Distinct positive counts (batch sizes, client counts); validated wherever they appear.
+_Counts = Annotated[list[_PositiveInt], AfterValidator(_check_unique)]
+_BatchSizes = Annotated[list[_PositiveInt], Field(min_length=1), AfterValidator(_check_unique)]
+#: Budgets with unique ids, each on a performance metric.
+_Budgets = Annotated[list[Budget], AfterValidator(_check_budgets)]
+
+
 class TargetSpec(BaseModel):
     """A deployment target: what to measure and which budgets apply.
 
@@ -68,8 +75,8 @@ class TargetSpec(BaseModel):
 
     description: str | None = None
     threads: SpecInt | None = Field(default=None, ge=1, description="Intra-op thread count.")
-    batch_sizes: list[_PositiveInt] | None = Field(default=None, min_length=1)
-    concurrency: list[_PositiveInt] | None = Field(
+    batch_sizes: _BatchSizes | None = None
+    concurrency: _Counts | None = Field(
         default=None, description="Concurrent client counts; [] skips the load test."
     )
     concurrency_batch_size: SpecInt | None = Field(
@@ -80,17 +87,7 @@ class TargetSpec(BaseModel):
         description="Operator set the target supports: 'ort_mobile' or a path to an ONNX "
         "Runtime reduced-build config file (relative to the spec's directory).",
     )
-    budgets: list[Budget] = Field(default_factory=list)
-
-    @field_validator("batch_sizes", "concurrency")
-    @classmethod
-    def _unique(cls, values: list[int] | None) -> list[int] | None:
-        return _check_unique(values)
-
-    @field_validator("budgets")
-    @classmethod
-    def _budget_metrics(cls, budgets: list[CriterionSpec]) -> list[CriterionSpec]:
-        return _check_budgets(budgets)
+    budgets: _Budgets = Field(default_factory=list)
 
 
 class PerformanceSpec(BaseModel):
@@ -109,8 +106,8 @@ class PerformanceSpec(BaseModel):
     targets: dict[Annotated[str, Field(pattern=_TARGET_NAME)], TargetSpec] = Field(
         default_factory=dict, description="User-defined targets by name."
     )
-    batch_sizes: list[_PositiveInt] | None = Field(default=None, min_length=1)
-    concurrency: list[_PositiveInt] | None = None
+    batch_sizes: _BatchSizes | None = None
+    concurrency: _Counts | None = None
     concurrency_batch_size: SpecInt | None = Field(default=None, ge=1)
     threads: SpecInt | None = Field(default=None, ge=1)
     warmup: SpecInt = Field(default=5, ge=0, description="Untimed runs before timing.")
@@ -122,17 +119,7 @@ class PerformanceSpec(BaseModel):
     concurrency_duration_s: SpecFloat = Field(default=2.0, gt=0.0, le=3600.0)
     measure_memory: SpecBool = True
     memory_timeout_s: SpecFloat = Field(default=300.0, gt=0.0)
-    budgets: list[Budget] = Field(default_factory=list)
-
-    @field_validator("batch_sizes", "concurrency")
-    @classmethod
-    def _unique(cls, values: list[int] | None) -> list[int] | None:
-        return _check_unique(values)
-
-    @field_validator("budgets")
-    @classmethod
-    def _budget_metrics(cls, budgets: list[CriterionSpec]) -> list[CriterionSpec]:
-        return _check_budgets(budgets)
+    budgets: _Budgets = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _known_target(self) -> PerformanceSpec:
