@@ -150,7 +150,7 @@ def test_csv_batches_equal_batch_by_batch_conversion(tmp_path, monkeypatch, read
 
 def test_read_size_is_a_multiple_of_the_batch_size():
     read = arrow_reader._read_rows
-    assert read(256, 200) == 16_384
+    assert read(256, 200) == 65_536
     assert read(256, 200, limit=5_000) == 4_864  # a row group caps it
     assert read(4096, 72, limit=5_000) == 4_096
     assert read(1000, 10**9) == 1000  # never below one batch

@@ -44,6 +44,7 @@ from compval.data._common import (
     read_error,
     row_ids,
 )
+from compval.data._read_ahead import read_ahead
 from compval.errors import DataError
 from compval.types import Array
 
@@ -58,10 +59,14 @@ __all__ = ["CsvDataset", "ParquetDataset"]
 _SCAN_ROWS = 65_536
 # Rows per read when batches are made. pyarrow and the numpy conversion cost about the same
 # per call whatever the rows, so reading 256-row batches one by one made reading a parquet
-# file several times slower than the models' inference; past ~16k rows a read gains nothing.
-_READ_ROWS = 16_384
+# file several times slower than the models' inference; past ~64k rows a read gains nothing.
+_READ_ROWS = 65_536
 # Decoded bytes a read may hold (arrow, then numpy): wide files read fewer rows at a time.
-_READ_BYTES = 4 << 20
+# pyarrow's cost per read is large enough that 4 MiB reads (9k rows of 50 float64 features)
+# took twice as long as 32 MiB ones; peak memory holds about two reads.
+_READ_BYTES = 32 << 20
+# Rows per block when a read's columns are stacked into the feature matrix (fits in L2).
+_FILL_ROWS = 4_096
 # What a string segment or label is assumed to take per row, for the byte budget above.
 _VARIABLE_WIDTH_BYTES = 32
 # Parquet column chunks are read through a buffer of this size. Unbuffered (pyarrow's
@@ -264,16 +269,24 @@ def _feature_matrix(
     null mask); its null entries are zero in the matrix, and never reach a batch, since the
     batch holding the first of them raises instead (``_null_feature_error``).
     """
-    matrix = np.empty((table.num_rows, len(columns.features)), dtype=columns.dtype)
+    n = table.num_rows
+    matrix = np.empty((n, len(columns.features)), dtype=columns.dtype)
     nulls: dict[str, tuple[str, Array]] = {}
-    for j, name in enumerate(columns.features):
+    values: list[Array] = []
+    for name in columns.features:
         column = table.column(name)
         if column.null_count and not pa_mod.types.is_floating(column.type):
             nulls[name] = (str(column.type), _to_numpy(pa_mod, column.is_null()))
             # Filled in arrow, not numpy: to_numpy() of an int column with nulls goes through
             # float64, which would round the large integers of the rows before the null.
             column = column.fill_null(pa_mod.scalar(0).cast(column.type))
-        matrix[:, j] = _to_numpy(pa_mod, column)
+        values.append(_to_numpy(pa_mod, column))
+    # Written a block of rows at a time: a whole column written into the row-major matrix
+    # touches a cache line per row, and was three times slower (measured, 200k x 50).
+    for lo in range(0, n, _FILL_ROWS):
+        hi = min(lo + _FILL_ROWS, n)
+        for j, column_values in enumerate(values):
+            matrix[lo:hi, j] = column_values[lo:hi]
     return matrix, nulls
 
 
@@ -285,33 +298,47 @@ def _null_feature_error(path: Path, name: str, dtype: str, row: int) -> DataErro
     )
 
 
-def _split_read(
-    path: Path, pa_mod: Any, table: Any, columns: _Columns, start: int, size: int
-) -> Iterator[Batch]:
-    """Cut one read (a table of rows ``start ..``) into batches of ``size`` rows.
+@dataclass(frozen=True)
+class _Read:
+    """One read converted to numpy: the arrays its batches are views of."""
 
-    Every column is converted to numpy once per read and batches are views of those arrays
-    (a batch kept alive keeps its read's arrays: a few MB): converting each batch's columns
-    on its own cost more than the models' inference at small batch sizes. Batches and errors
-    are the same as when each batch was converted alone.
+    n: int
+    matrix: Array
+    nulls: dict[str, tuple[str, Array]]
+    labels: Array | None
+    segments: dict[str, Callable[[int, int], Array]]
+
+
+def _convert_read(pa_mod: Any, table: Any, columns: _Columns) -> _Read:
+    """Convert every column of one read to numpy, once.
+
+    Batches are views of these arrays (a batch kept alive keeps its read's arrays): converting
+    each batch's columns on its own cost more than the models' inference at small batch sizes.
     """
-    n = table.num_rows
     matrix, nulls = _feature_matrix(pa_mod, table, columns)
     labels = None if columns.labels is None else _label_array(pa_mod, table.column(columns.labels))
     segments = {name: _segment_slicer(pa_mod, table.column(name)) for name in columns.segments}
-    for lo in range(0, n, size):
-        hi = min(lo + size, n)
+    return _Read(table.num_rows, matrix, nulls, labels, segments)
+
+
+def _split_read(path: Path, read: _Read, start: int, size: int) -> Iterator[Batch]:
+    """Cut one read (rows ``start ..``) into batches of ``size`` rows.
+
+    Batches and errors are the same as when each batch was converted alone.
+    """
+    for lo in range(0, read.n, size):
+        hi = min(lo + size, read.n)
         # The first int/bool column (in feature order) with a null in this batch, as the
         # per-batch conversion found it.
-        for name, (dtype, mask) in nulls.items():
+        for name, (dtype, mask) in read.nulls.items():
             hit = np.flatnonzero(mask[lo:hi])
             if hit.size:
                 raise _null_feature_error(path, name, dtype, start + lo + int(hit[0]))
         yield Batch(
-            inputs={"features": matrix[lo:hi]},
-            labels=None if labels is None else labels[lo:hi],
+            inputs={"features": read.matrix[lo:hi]},
+            labels=None if read.labels is None else read.labels[lo:hi],
             row_ids=row_ids(start + lo, start + hi),
-            segments={name: cut(lo, hi) for name, cut in segments.items()},
+            segments={name: cut(lo, hi) for name, cut in read.segments.items()},
         )
 
 
@@ -369,11 +396,17 @@ def _rechunk(pa_mod: Any, batches: Iterator[Any], size: int) -> Iterator[Any]:
 def _split_stream(
     path: Path, pa_mod: Any, batches: Iterator[Any], columns: _Columns, read: int, size: int
 ) -> Iterator[Batch]:
-    """Batches of ``size`` rows from record batches, converted to numpy ``read`` rows at a time."""
+    """Batches of ``size`` rows from record batches, converted to numpy ``read`` rows at a time.
+
+    The next read is decoded and converted on a worker thread while the models run on the
+    batches of the current one (pyarrow and numpy's copies release the GIL), so reading
+    overlaps inference; at most one read waits, so memory holds two reads at most.
+    """
+    reads = (_convert_read(pa_mod, table, columns) for table in _rechunk(pa_mod, batches, read))
     start = 0
-    for table in _rechunk(pa_mod, batches, read):
-        yield from _split_read(path, pa_mod, table, columns, start, size)
-        start += table.num_rows
+    for converted in read_ahead(reads):
+        yield from _split_read(path, converted, start, size)
+        start += converted.n
 
 
 class _ArrowFileDataset:

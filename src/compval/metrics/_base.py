@@ -186,6 +186,23 @@ class Accumulator(abc.ABC):
         """An accumulator with the same configuration and no rows."""
 
 
+def _compact(cells: Array, n_cells: int) -> tuple[Array, Array]:
+    """``np.unique(cells, return_inverse=True)`` for ints in ``[0, n_cells)``, in linear time.
+
+    A table of all cells is cheap when it is not much larger than the batch (the usual case:
+    tens of segments x 256 blocks); sorting the batch's cells cost more than the rest of the
+    update. A huge table (100k segments) falls back to the sort.
+    """
+    if n_cells > 8 * cells.size:
+        touched, local = np.unique(cells, return_inverse=True)
+        return touched, local.reshape(-1)
+    present = np.bincount(cells, minlength=n_cells)
+    touched = np.flatnonzero(present)
+    rank = np.empty(n_cells, dtype=np.int64)
+    rank[touched] = np.arange(touched.size)
+    return touched, rank[cells]
+
+
 class BlockSumsAccumulator(Accumulator):
     """Per-row values summed per (segment, block), plus per-segment maxima.
 
@@ -267,7 +284,7 @@ class BlockSumsAccumulator(Accumulator):
         else:
             # Large state (many segments or columns): compact to the (segment, block) cells the
             # batch touches, so the cost stays proportional to the batch.
-            touched, local = np.unique(cell.reshape(-1), return_inverse=True)
+            touched, local = _compact(cell.reshape(-1), n_seg * n_blocks)
             flat = (local.reshape(*seg.shape, 1) * n_cols + cols[None, :, :]).reshape(-1)
             added = np.bincount(flat, weights=weights, minlength=touched.size * n_cols)
             self._sums.reshape(-1, n_cols)[touched] += added.reshape(-1, n_cols)

@@ -60,6 +60,34 @@ class _Table:
         )
 
 
+def _unique_inverse(values: Array) -> tuple[Array, Array]:
+    """``np.unique(values, return_inverse=True)``, fast for text.
+
+    Text arrives as an object array; numpy sorts it with a Python comparison per step, which
+    cost more than the rest of a chunk's scoring. A dict finds the few distinct values in one
+    pass, and sorting just those keeps np.unique's order (so segment ids do not change).
+    """
+    if values.dtype != object:
+        uniques, inverse = np.unique(values, return_inverse=True)
+        return uniques, inverse.reshape(-1)
+    first: dict[Any, int] = {}
+    seen = np.fromiter(
+        (first.setdefault(v, len(first)) for v in values.reshape(-1)),
+        dtype=np.int64,
+        count=values.size,
+    )
+    try:
+        ordered = sorted(first)
+    except TypeError:  # values that do not compare: np.unique says so in its own words
+        uniques, inverse = np.unique(values, return_inverse=True)
+        return uniques, inverse.reshape(-1)
+    position = {v: i for i, v in enumerate(ordered)}
+    lut = np.fromiter((position[v] for v in first), dtype=np.int64, count=len(first))
+    out = np.empty(len(ordered), dtype=object)
+    out[:] = ordered
+    return out, lut[seen]
+
+
 class SegmentTable(_Table):
     """Segment names (``None`` is overall, id 0) -> ids."""
 
@@ -70,7 +98,7 @@ class SegmentTable(_Table):
 
     def ids_for(self, column: str, values: Array) -> Array:
         """Segment ids of ``<column>=<value>`` for each value (int64, one per row)."""
-        uniques, inverse = np.unique(values, return_inverse=True)
+        uniques, inverse = _unique_inverse(values)
         lut = np.fromiter(
             (self.add(f"{column}={format_value(v)}") for v in uniques),
             dtype=np.int64,

@@ -26,7 +26,7 @@ from compval.results import SliceResult
 from compval.stats import (
     FixedHistogram,
     SliceSearch,
-    ks_from_histograms,
+    ks_distance_from_histograms,
     row_hash,
     wasserstein_from_histograms,
 )
@@ -121,7 +121,7 @@ class ConfidenceShift(Accumulator):
                 delta=None,
             )
             for metric, value in (
-                ("confidence_ks_distance", ks_from_histograms(self.ref, self.cand).estimate),
+                ("confidence_ks_distance", ks_distance_from_histograms(self.ref, self.cand)),
                 (
                     "confidence_wasserstein_distance",
                     wasserstein_from_histograms(self.ref, self.cand).estimate,

@@ -37,6 +37,7 @@ from compval.stats._decisions import (
 from compval.stats._distribution import chi_square_counts, g_test_counts, jensen_shannon, psi
 from compval.stats._histogram import (
     FixedHistogram,
+    ks_distance_from_histograms,
     ks_from_histograms,
     wasserstein_from_histograms,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "expected_calibration_error",
     "g_test_counts",
     "jensen_shannon",
+    "ks_distance_from_histograms",
     "ks_from_histograms",
     "mcnemar_exact",
     "noninferiority_verdict",

@@ -55,8 +55,9 @@ from compval.stats._decisions import adjust_pvalues
 from compval.stats._paired import mcnemar_pvalues, tango_intervals
 from compval.stats._resampling import _check_row_ids, row_hash
 
-# scipy takes about a second to import: loaded on first use, not with compval.
-sps: Any = DeferredModule("scipy.stats")
+# scipy.special takes a quarter of a second to import (scipy.stats nearly a second, so it is
+# not used on the path of a run): loaded on first use, not with compval.
+special: Any = DeferredModule("scipy.special")
 
 __all__ = ["SliceResult", "SliceSearch"]
 
@@ -475,7 +476,7 @@ class SliceSearch:
             return []
         n = table.sum(axis=1)
         b, c = table[:, _REF_ONLY], table[:, _CAND_ONLY]
-        z = float(sps.norm.ppf(0.5 + confidence / 2.0))
+        z = float(special.ndtri(0.5 + confidence / 2.0))
         _, high = tango_intervals(b, c, n, z=z)
         f, cf, g, cg = slice_ids.T
         order = np.lexsort(
@@ -727,7 +728,7 @@ class SliceSearch:
                 )
             )[:top_k]
         )
-        z = float(sps.norm.ppf(0.5 + confidence / 2.0))
+        z = float(special.ndtri(0.5 + confidence / 2.0))
         low, high = tango_intervals(b[order], c[order], n[order], z=z)
         results = []
         category_names: dict[int, list[str]] = {}
