@@ -58,7 +58,8 @@ def test_cli_help_and_version_import_no_heavy_library(argv: list[str]) -> None:
         "import sys\n"
         "from compval.cli.main import main\n"
         f"main({argv!r})\n"
-        "heavy = ('scipy', 'pandas', 'pyarrow', 'onnxruntime', 'onnx', 'torch', 'sklearn')\n"
+        "heavy = ('scipy', 'pandas', 'pyarrow', 'onnxruntime', 'onnx', 'torch', 'sklearn',\n"
+        "         'mlflow', 'wandb', 'clearml')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run(

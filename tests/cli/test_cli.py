@@ -96,7 +96,12 @@ def test_validate_yaml_identical_candidate_passes_and_writes_the_contract(
 
     assert code == ExitCode.OK
     assert "PASSED" in out
-    assert {p.name for p in out_dir.iterdir()} == {"report.json", "report.md", "junit.xml"}
+    assert {p.name for p in out_dir.iterdir()} == {
+        "report.json",
+        "report.md",
+        "junit.xml",
+        "report.html",
+    }
     report = read_report(out_dir)
     jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text())).validate(report)
     assert report["schema_version"] == 1

@@ -56,6 +56,10 @@ class ModelAdapter(abc.ABC):
     """
 
     runtime: str = "python"
+    #: Where the model came from when its path was a URI (``models:/clf/3``): the URI, the
+    #: registry's name, version and run, the storage location. ``report.json`` records it
+    #: under the model; None for a plain file or object.
+    source: Mapping[str, str] | None = None
 
     def __init__(self, *, name: str) -> None:
         self.name = name
@@ -218,12 +222,49 @@ def check_inputs(model: str, inputs: Mapping[str, Array], spec: Mapping[str, Ten
             ok = len(tensor.shape) == array.ndim and all(
                 d is None or d == a for d, a in zip(tensor.shape, array.shape, strict=False)
             )
+            if not ok and _batch_axis_only(tensor.shape, array.shape):
+                raise InputMismatchError(_fixed_batch_message(model, name, tensor, array))
             if not ok:
                 raise InputMismatchError(
                     f"Model {model!r}: input {name!r} has shape {tuple(array.shape)}; "
                     f"expected {tensor.describe()} (? = any size). Check that the data's "
                     f"feature columns are the ones the model was trained on."
                 )
+
+
+def _batch_axis_only(declared: tuple[int | None, ...], shape: tuple[int, ...]) -> bool:
+    """Whether ``shape`` differs from ``declared`` only in a fixed batch axis (axis 0)."""
+    return (
+        len(declared) == len(shape) >= 1
+        and declared[0] is not None
+        and declared[0] != shape[0]
+        and all(d is None or d == a for d, a in zip(declared[1:], shape[1:], strict=True))
+    )
+
+
+def _fixed_batch_message(model: str, name: str, tensor: TensorSpec, array: Array) -> str:
+    """A model exported with a fixed batch dimension, fed another batch size.
+
+    Exporters fix the batch dimension unless told otherwise (``torch.onnx.export`` without
+    ``dynamic_axes``/``dynamic_shapes`` fixes it to the example's size, usually 1): the feature
+    columns are right and only the batch size is not.
+    """
+    assert tensor.shape is not None
+    fixed = tensor.shape[0]
+    rows = array.shape[0]
+    tail = (
+        f" A batch of fewer rows is the data's last one: with a fixed size of {fixed}, the row "
+        f"count must be a multiple of {fixed}."
+        if rows < fixed
+        else ""
+    )
+    return (
+        f"Model {model!r}: input {name!r} has a fixed batch dimension of {fixed} "
+        f"({tensor.describe()}); got a batch of {rows:,} rows. Set batch_size: {fixed} in the "
+        f"spec (--batch-size {fixed} with compval compare; for compval profile, --batch-sizes "
+        f"{fixed} --concurrency-batch-size {fixed}), or export the model with a dynamic batch "
+        f"axis (torch.onnx.export(..., dynamic_axes={{{name!r}: {{0: 'batch'}}}}))." + tail
+    )
 
 
 def bind_inputs(

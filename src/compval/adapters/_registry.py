@@ -7,7 +7,10 @@ bottom of this file (or, for a third-party package, an entry point in the
     register_adapter(AdapterRegistration("tflite", (".tflite",), TfliteAdapter.from_ref))
 
 ``load_model`` resolves a :class:`~compval.spec.ModelRef` (what the spec and the CLI produce) and
-picks the runtime by file extension when ``adapter: auto``. ``as_adapter`` accepts whatever a
+picks the runtime by file extension when ``adapter: auto``. A path may also be a URI whose
+scheme is registered with ``register_model_scheme`` (MLflow's ``models:/`` and ``runs:/``):
+it is resolved to a local file first, and the adapter's ``source`` records where it came
+from. ``as_adapter`` accepts whatever a
 Python user hands over: an adapter, a file path, a torch module, a scikit-learn style estimator
 or a plain callable.
 """
@@ -15,6 +18,9 @@ or a plain callable.
 from __future__ import annotations
 
 import os
+import shutil
+import urllib.parse
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,20 +29,29 @@ from types import MappingProxyType
 from compval._plugins import load_entry_points
 from compval.adapters._base import ModelAdapter
 from compval.adapters._files import check_threads, require_file
+from compval.adapters._mlflow import (
+    MLFLOW_SCHEMES,
+    ResolvedModel,
+    resolve_mlflow_uri,
+    uri_model_name,
+)
 from compval.adapters.callable import CallableAdapter
 from compval.adapters.onnxruntime import OnnxRuntimeAdapter
 from compval.adapters.sklearn import SklearnAdapter
 from compval.adapters.torch import TorchAdapter
 from compval.errors import InvalidParameterError, ModelLoadError
-from compval.spec import ModelRef
+from compval.spec import ModelRef, TrackingSpec
 from compval.types import ModelLike
 
 __all__ = [
     "AdapterRegistration",
     "adapter_names",
     "as_adapter",
+    "default_model_name",
+    "is_model_uri",
     "load_model",
     "register_adapter",
+    "register_model_scheme",
     "suffix_adapters",
 ]
 
@@ -108,20 +123,67 @@ def suffix_adapters() -> Mapping[str, str]:
     return {s: r.name for r in _registry().values() for s in r.suffixes}
 
 
-def load_model(ref: ModelRef, *, base_dir: Path) -> ModelAdapter:
+#: Resolves a model path written as a URI: ``(uri, tracking settings) -> local file``.
+ModelResolver = Callable[[str, TrackingSpec], ResolvedModel]
+_SCHEMES: dict[str, ModelResolver] = {}
+
+
+def register_model_scheme(scheme: str, resolve: ModelResolver) -> None:
+    """Let model paths be URIs of ``scheme`` (``models`` for ``models:/...``).
+
+    Raises:
+        InvalidParameterError: The scheme is already registered.
+    """
+    if scheme in _SCHEMES:
+        raise InvalidParameterError(
+            f"register_model_scheme: scheme already registered; got {scheme!r}, expected a new "
+            f"one (registered: {', '.join(sorted(_SCHEMES))})."
+        )
+    _SCHEMES[scheme] = resolve
+
+
+def is_model_uri(path: str) -> bool:
+    """Whether ``path`` is a model URI of a registered scheme rather than a file path.
+
+    Example:
+        >>> is_model_uri("models:/clf/3"), is_model_uri("models/clf.onnx")
+        (True, False)
+    """
+    return urllib.parse.urlsplit(path).scheme in _SCHEMES
+
+
+def default_model_name(path: str) -> str:
+    """The name a model gets in reports when its entry names none.
+
+    The file's stem, or for a URI the registered name and version (``clf-3`` for
+    ``models:/clf/3``).
+    """
+    if is_model_uri(path):
+        return uri_model_name(path)
+    return Path(path).stem
+
+
+def load_model(
+    ref: ModelRef, *, base_dir: Path, tracking: TrackingSpec | None = None
+) -> ModelAdapter:
     """Create the adapter for a spec's model entry; the model is loaded on ``open()``.
 
     Args:
-        ref: The model entry. ``ref.path`` is resolved against ``base_dir`` when relative.
+        ref: The model entry. ``ref.path`` is resolved against ``base_dir`` when relative; a
+            URI of a registered scheme (``models:/clf/3``) is downloaded first.
         base_dir: Directory that relative paths are relative to (the spec file's directory).
+        tracking: The spec's tracking section (the MLflow server model URIs resolve against).
 
     Returns:
-        An unopened adapter named ``ref.name`` or, by default, the file's stem.
+        An unopened adapter named ``ref.name`` or, by default, the file's stem (for a URI,
+        the registered name and version); its ``source`` says where a URI led.
 
     Raises:
         InvalidParameterError: ``ref.path`` is missing, or ``ref.adapter`` names no runtime.
         ModelLoadError: The file does not exist, its extension is unknown (with
-            ``adapter: auto``), or it is a pickle and ``allow_pickle`` is false.
+            ``adapter: auto``), a URI cannot be resolved, or it is a pickle and
+            ``allow_pickle`` is false.
+        MissingDependencyError: A URI's scheme needs a package that is not installed.
     """
     if ref.path is None:
         raise InvalidParameterError(
@@ -136,12 +198,31 @@ def load_model(ref: ModelRef, *, base_dir: Path) -> ModelAdapter:
             f"'auto' or one of {', '.join(registry)}. Fix 'adapter:' in the model entry, or "
             "install the package that provides the runtime."
         )
+    if is_model_uri(ref.path):
+        resolved = _SCHEMES[urllib.parse.urlsplit(ref.path).scheme](
+            ref.path, tracking or TrackingSpec()
+        )
+        try:
+            adapter = _load_file(ref, resolved.path, registry, name=resolved.name)
+        except BaseException:
+            shutil.rmtree(resolved.folder, ignore_errors=True)
+            raise
+        adapter.source = resolved.source
+        # The download lives as long as the adapter: the profiler reloads the file from it.
+        weakref.finalize(adapter, shutil.rmtree, resolved.folder, True)
+        return adapter
     path = Path(ref.path).expanduser()
     if not path.is_absolute():
         path = Path(base_dir) / path
     require_file(path, what="Model file", hint=f"relative paths are resolved against {base_dir}")
+    return _load_file(ref, path, registry, name=path.stem)
+
+
+def _load_file(
+    ref: ModelRef, path: Path, registry: Mapping[str, AdapterRegistration], *, name: str
+) -> ModelAdapter:
     runtime = ref.adapter if ref.adapter != "auto" else _adapter_for_suffix(path)
-    named = ref if ref.name is not None else ref.model_copy(update={"name": path.stem})
+    named = ref if ref.name is not None else ref.model_copy(update={"name": name})
     return registry[runtime].load(path, named)
 
 
@@ -196,6 +277,12 @@ def as_adapter(obj: ModelLike, *, name: str, threads: int | None = None) -> Mode
         f"{type(obj).__qualname__}, expected a ModelAdapter, a model file path, a torch "
         "nn.Module, an object with predict/predict_proba, or a callable. Wrap the model in a "
         "function that takes the input array and returns the output array."
+    )
+
+
+def _resolve_mlflow(uri: str, tracking: TrackingSpec) -> ResolvedModel:
+    return resolve_mlflow_uri(
+        uri, tracking_uri=tracking.mlflow, suffixes=tuple(sorted(suffix_adapters()))
     )
 
 
@@ -254,3 +341,6 @@ register_adapter(
         lambda p, r: SklearnAdapter.from_file(p, name=str(r.name), allow_pickle=r.allow_pickle),
     )
 )
+# MLflow's model URIs as model paths (extra: mlflow): models:/name/version, runs:/id/path.
+for _scheme in MLFLOW_SCHEMES:
+    register_model_scheme(_scheme, _resolve_mlflow)

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from compval.errors import SpecValidationError
 from compval.metrics import METRICS, metric_info, suggest_metric
-from compval.spec import CriterionSpec
+from compval.spec import CriterionSpec, echo
 
 __all__ = ["OPS", "Criterion", "resolve_criteria", "resolve_criterion"]
 
@@ -84,6 +84,14 @@ class Criterion:
         return base in EXACT_METRICS or base not in METRICS
 
 
+#: Names longer than this get no "did you mean" hint: difflib's cost grows with the length.
+_SUGGEST_CHARS = 200
+
+
+def _suggestion(metric: str) -> str:
+    return suggest_metric(metric) if len(metric) <= _SUGGEST_CHARS else ""
+
+
 def _fail(index: int, field: str, message: str) -> SpecValidationError:
     path = f"criteria[{index}].{field}"
     return SpecValidationError(f"{path}: {message}", path=path)
@@ -109,14 +117,14 @@ def resolve_criterion(
         raise _fail(
             index,
             "metric",
-            f"unknown metric {spec.metric!r}.{suggest_metric(spec.metric)} "
+            f"unknown metric {echo(spec.metric)}.{_suggestion(spec.metric)} "
             "See docs/spec.md for the list of metrics.",
         )
     if task not in info.tasks:
         raise _fail(
             index,
             "metric",
-            f"{spec.metric!r} is not computed for task {task!r}; it needs task "
+            f"{echo(spec.metric)} is not computed for task {task!r}; it needs task "
             f"{' or '.join(info.tasks)}.",
         )
     if (
@@ -127,7 +135,8 @@ def resolve_criterion(
         raise _fail(
             index,
             "metric",
-            f"{spec.metric!r} is per class; name the class, e.g. '{spec.metric}[3]', or use "
+            f"{echo(spec.metric)} is per class; name the class, e.g. "
+            f"{echo(spec.metric + '[3]')}, or use "
             "the segment scope 'label=*' with accuracy_score for per-class recall.",
         )
     compare: Compare
@@ -141,7 +150,7 @@ def resolve_criterion(
             raise _fail(
                 index,
                 form,
-                f"{spec.metric!r} has one value for the pair of models, so it has no drop; "
+                f"{echo(spec.metric)} has one value for the pair of models, so it has no drop; "
                 "use 'min' or 'max' on it instead.",
             )
         _check_direction(index, form, spec.metric, hib, higher=wanted)
@@ -159,7 +168,7 @@ def resolve_criterion(
         )
         if info.paired:
             raise _fail(
-                index, form, f"{spec.metric!r} has one value for the pair; use 'min' or 'max'."
+                index, form, f"{echo(spec.metric)} has one value for the pair; use 'min' or 'max'."
             )
         _check_direction(index, form, spec.metric, hib, higher=form == "max_relative_drop")
         if value < 0 or value > 1:
@@ -183,7 +192,7 @@ def resolve_criterion(
             raise _fail(
                 index,
                 form,
-                f"{spec.metric!r} is a fraction in [0, 1]; got {value:g}."
+                f"{echo(spec.metric)} is a fraction in [0, 1]; got {value:g}."
                 + (f" Did you mean {value / 100:g}?" if 1 < value <= 100 else "")
                 + " Thresholds are fractions, never percents.",
             )
@@ -197,13 +206,14 @@ def resolve_criterion(
             raise _fail(
                 index,
                 "compare",
-                f"{spec.metric!r} has one value for the pair of models; use compare: candidate.",
+                f"{echo(spec.metric)} has one value for the pair of models; use compare: "
+                "candidate.",
             )
         if info.fraction and compare in ("candidate", "reference", "delta") and abs(threshold) > 1:
             raise _fail(
                 index,
                 "threshold",
-                f"{spec.metric!r} is a fraction; got {threshold:g}, expected a value in "
+                f"{echo(spec.metric)} is a fraction; got {threshold:g}, expected a value in "
                 f"[-1, 1].{f' Did you mean {threshold / 100:g}?' if abs(threshold) <= 100 else ''}"
                 " Thresholds are fractions, never percents.",
             )
@@ -217,7 +227,7 @@ def resolve_criterion(
             raise _fail(
                 index,
                 "statistic",
-                f"{spec.metric!r} has no confidence interval (it is a count, an extreme, a "
+                f"{echo(spec.metric)} has no confidence interval (it is a count, an extreme, a "
                 "p-value or a descriptive score such as binned ECE); use statistic: point, "
                 "which compares the observed value without a statistical guarantee.",
             )
@@ -257,7 +267,7 @@ def _check_direction(index: int, form: str, metric: str, hib: bool | None, *, hi
         index,
         form,
         f"{form!r} needs a metric where {'higher' if higher else 'lower'} is better; "
-        f"{metric!r} is {direction}-is-better. Use {_OTHER_FORM[form]!r}"
+        f"{echo(metric)} is {direction}-is-better. Use {_OTHER_FORM[form]!r}"
         + (" instead." if hib is not None else " with an explicit op."),
     )
 
@@ -286,7 +296,7 @@ def _resolve_scope(index: int, scope: str | None, columns: Sequence[str]) -> str
         raise _fail(
             index,
             "segment",
-            f"unknown segment scope {scope!r}; expected 'overall', '*', 'discovered', "
+            f"unknown segment scope {echo(scope)}; expected 'overall', '*', 'discovered', "
             "'<column>=*' or '<column>=<value>'.",
         )
     column = scope.split("=", 1)[0]
@@ -295,7 +305,7 @@ def _resolve_scope(index: int, scope: str | None, columns: Sequence[str]) -> str
         raise _fail(
             index,
             "segment",
-            f"segment column {column!r} is not in the data's segments; got {scope!r}, "
+            f"segment column {echo(column)} is not in the data's segments; got {echo(scope)}, "
             f"expected one of {', '.join(repr(k) for k in known)}. Add it to data.segments.",
         )
     return scope

@@ -33,6 +33,7 @@ import numpy as np
 from compval.checks._criteria import OPS, Criterion
 from compval.metrics import MetricEstimate
 from compval.results import CheckResult, Verdict, interval_method_name
+from compval.spec import echo
 from compval.stats import noninferiority_verdict
 
 __all__ = ["CheckSettings", "evaluate"]
@@ -395,7 +396,8 @@ def _missing(
     return _Decision(
         "inconclusive",
         None,
-        f"segment {seg!r} has no rows in the data, so {c.metric} cannot be decided there; "
+        f"segment {echo(seg)} has no rows in the data, so {echo(c.metric)} cannot be decided "
+        "there; "
         f"segments present: {', '.join(segs[:12])}{' ...' if len(segs) > 12 else ''}.",
         {"n": 0},
     )

@@ -15,7 +15,7 @@ from compval.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from compval.results import Report
-    from compval.spec import AcceptanceSpec
+    from compval.spec import AcceptanceSpec, TrackingSpec
 
 __all__ = [
     "EXIT_CODES_HELP",
@@ -39,7 +39,7 @@ def _csv_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _integer(text: str, *, minimum: int | None) -> int:
+def _integer(text: str, *, minimum: int | None, maximum: int | None = None) -> int:
     """A whole number written in ASCII digits; ``int()`` alone also takes '1_000' and ' 5'."""
     shown = text if len(text) <= 40 else text[:39] + "…"
     if _INTEGER.fullmatch(text) is None:
@@ -47,6 +47,8 @@ def _integer(text: str, *, minimum: int | None) -> int:
     value = int(text)
     if minimum is not None and value < minimum:
         raise argparse.ArgumentTypeError(f"expected {minimum} or more; got {value}")
+    if maximum is not None and value > maximum:
+        raise argparse.ArgumentTypeError(f"expected at most {maximum:,}; got {value:,}")
     return value
 
 
@@ -62,7 +64,13 @@ def _any_int(text: str) -> int:
     return _integer(text, minimum=None)
 
 
-def _int_list(text: str) -> list[int]:
+def _batch_size(text: str) -> int:
+    from compval.spec import MAX_BATCH_SIZE  # the spec's bound, imported when the flag is used
+
+    return _integer(text, minimum=1, maximum=MAX_BATCH_SIZE)
+
+
+def _int_list(text: str, *, maximum: int | None = None) -> list[int]:
     parts = _csv_list(text)
     if any(_INTEGER.fullmatch(p) is None for p in parts):
         raise argparse.ArgumentTypeError(
@@ -71,7 +79,23 @@ def _int_list(text: str) -> list[int]:
     values = [int(p) for p in parts]
     if not values or any(v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"expected positive integers; got {text!r}")
+    if maximum is not None and any(v > maximum for v in values):
+        raise argparse.ArgumentTypeError(
+            f"expected integers of at most {maximum:,}; got {max(values):,}"
+        )
     return values
+
+
+def _batch_sizes(text: str) -> list[int]:
+    from compval.spec import MAX_BATCH_SIZE
+
+    return _int_list(text, maximum=MAX_BATCH_SIZE)
+
+
+def _client_counts(text: str) -> list[int]:
+    from compval.spec import MAX_CLIENTS
+
+    return _int_list(text, maximum=MAX_CLIENTS)
 
 
 def _formats(text: str) -> list[str]:
@@ -92,13 +116,14 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
         "--report-dir",
         type=Path,
         default=Path(DEFAULT_REPORT_DIR),
-        help=f"where report.json, report.md and junit.xml go (default: {DEFAULT_REPORT_DIR})",
+        help="where report.json, report.md, junit.xml and report.html go "
+        f"(default: {DEFAULT_REPORT_DIR})",
     )
     p.add_argument(
         "--format",
         type=_formats,
         default=None,
-        help="report formats, comma-separated: json,markdown,junit (default: all)",
+        help="report formats, comma-separated: json,markdown,junit,html (default: all)",
     )
     view = p.add_mutually_exclusive_group()
     view.add_argument("--quiet", action="store_true", help="print only the verdict line")
@@ -115,6 +140,59 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="also send the finished report to a run sink (repeatable), e.g. github-summary",
     )
+    p.add_argument(
+        "--mlflow",
+        nargs="?",
+        const="",
+        default=None,
+        type=_tracking_uri,
+        metavar="URI",
+        help="log the run to MLflow: the tracking URI, else MLFLOW_TRACKING_URI, else the "
+        "spec's tracking.mlflow (write --mlflow=URI before positional arguments)",
+    )
+    p.add_argument("--wandb", action="store_true", help="log the run to Weights & Biases")
+    p.add_argument("--clearml", action="store_true", help="log the run to a ClearML task")
+
+
+def _tracking_uri(text: str) -> str:
+    # '--mlflow' takes an optional value: in 'compare --mlflow ref.onnx cand.onnx' it would
+    # silently swallow the reference.
+    if text and Path(text).is_file():
+        raise argparse.ArgumentTypeError(
+            f"expected a tracking URI (http://host:5000, sqlite:///mlflow.db); got the file "
+            f"{text!r}. Write --mlflow=URI, or put --mlflow after the positional arguments"
+        )
+    return text
+
+
+def _sink_names(args: argparse.Namespace) -> list[str]:
+    """``--sink`` names, then the tracker flags (``--mlflow``, ``--wandb``, ``--clearml``)."""
+    flags = [
+        n for n in ("mlflow", "wandb", "clearml") if getattr(args, n, None) not in (None, False)
+    ]
+    return list(dict.fromkeys([*args.sink, *flags]))
+
+
+def _check_sinks(args: argparse.Namespace) -> None:
+    """Refuse an unknown sink name before the run rather than after it."""
+    from compval.reports import get_sink
+
+    for name in _sink_names(args):
+        get_sink(name)
+
+
+def _tracking(args: argparse.Namespace, spec: TrackingSpec | None = None) -> TrackingSpec:
+    """The run's tracking settings, with the MLflow URI resolved.
+
+    From --mlflow URI, else MLFLOW_TRACKING_URI, else the spec's ``tracking.mlflow``.
+    """
+    import os
+
+    from compval.spec import TrackingSpec
+
+    base = spec or TrackingSpec()
+    uri = getattr(args, "mlflow", None) or os.environ.get("MLFLOW_TRACKING_URI") or base.mlflow
+    return base.model_copy(update={"mlflow": uri or None})
 
 
 def _add_stats_options(p: argparse.ArgumentParser, *, default: str = "2000") -> None:
@@ -156,12 +234,21 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
         yield update
 
 
-def _finish(report: Report, args: argparse.Namespace, *, exit_on_checks: bool = True) -> ExitCode:
+def _finish(
+    report: Report,
+    args: argparse.Namespace,
+    *,
+    exit_on_checks: bool = True,
+    tracking: TrackingSpec | None = None,
+) -> ExitCode:
     from rich.console import Console
 
     from compval.reports import RENDERERS, get_sink, render_console, verdict_line, write_reports
 
-    sinks = [get_sink(name) for name in args.sink]  # unknown names fail before any write
+    tracked = _tracking(args, tracking)
+    settings = {"mlflow": tracked.mlflow or "", "project": tracked.project}
+    # unknown names fail before any write
+    sinks = [get_sink(name).configured(settings) for name in _sink_names(args)]
     formats = list(RENDERERS) if args.format is None else args.format
     paths = write_reports(report, args.report_dir, formats=formats)
     for sink in sinks:
@@ -213,8 +300,14 @@ def _validate(args: argparse.Namespace) -> ExitCode:
     from compval.spec import LoadedSpec, load_spec
 
     loaded = load_spec(args.spec)
+    _check_sinks(args)
     if args.allow_pickle:
         loaded = LoadedSpec(_allow_pickle(loaded.spec), path=loaded.path, text_hash=loaded.hash)
+    # models:/ and runs:/ paths resolve against the server the run is logged to.
+    tracking = _tracking(args, loaded.spec.tracking)
+    if tracking != loaded.spec.tracking:
+        spec = loaded.spec.model_copy(update={"tracking": tracking})
+        loaded = LoadedSpec(spec, path=loaded.path, text_hash=loaded.hash)
     with _progress(not args.quiet) as progress:
         report = run_validation(
             loaded,
@@ -222,7 +315,7 @@ def _validate(args: argparse.Namespace) -> ExitCode:
                 replicates=args.replicates, progress=progress, profile=not args.no_profile
             ),
         )
-    return _finish(report, args)
+    return _finish(report, args, tracking=tracking)
 
 
 # -- compare -------------------------------------------------------------------------------
@@ -253,7 +346,11 @@ def add_compare(sub: Any) -> None:
         "class scores)",
     )
     p.add_argument(
-        "--batch-size", type=_positive, default=256, help="inference batch size (default 256)"
+        "--batch-size",
+        type=_batch_size,
+        default=256,
+        help="inference batch size (default 256; a model with a fixed batch dimension needs "
+        "its size)",
     )
     p.add_argument(
         "--seed", type=_any_int, default=0, help="seed of the bootstrap resampling (default 0)"
@@ -262,6 +359,14 @@ def add_compare(sub: Any) -> None:
         "--no-discovery",
         action="store_true",
         help="skip the search for weak slices (discovered segments where the candidate loses)",
+    )
+    p.add_argument(
+        "--max-segment-values",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="the most distinct values a segment column may hold (default 1000); each value "
+        "is a segment with its own metrics and checks",
     )
     p.add_argument("--allow-pickle", action="store_true", help="allow pickle/joblib model files")
     _add_output_options(p)
@@ -291,6 +396,7 @@ def _compare(args: argparse.Namespace) -> ExitCode:
     from compval.spec import LoadedSpec, spec_from_mapping
     from compval.tasks import get_task, task_names
 
+    _check_sinks(args)
     task = args.task
     if task is None:
         task = "classification" if args.labels else "generic"
@@ -302,10 +408,12 @@ def _compare(args: argparse.Namespace) -> ExitCode:
     criteria = get_task(task).default_criteria(has_labels=args.labels is not None)
     names = _unique_names([args.reference, *args.candidates])
 
+    from compval.adapters import is_model_uri
+
     def model(name: str, path: str) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "name": name,
-            "path": str(Path(path).resolve()),
+            "path": path if is_model_uri(path) else str(Path(path).resolve()),
             "allow_pickle": args.allow_pickle,
         }
         if args.output is not None:
@@ -319,6 +427,8 @@ def _compare(args: argparse.Namespace) -> ExitCode:
     }
     if args.features is not None:
         data["features"] = args.features
+    if args.max_segment_values is not None:
+        data["max_segment_values"] = args.max_segment_values
     raw = {
         "version": 1,
         "task": task,
@@ -331,6 +441,9 @@ def _compare(args: argparse.Namespace) -> ExitCode:
     }
     if args.no_discovery:
         raw["statistics"] = {"discovery": False}
+    tracking = _tracking(args)
+    if tracking.mlflow:
+        raw["tracking"] = {"mlflow": tracking.mlflow}
     # The CLI prints "compval: error: " before the message: name only the command.
     spec = spec_from_mapping(raw, source="compare", what="invalid arguments")
     if not args.quiet:
@@ -349,9 +462,11 @@ def _compare(args: argparse.Namespace) -> ExitCode:
 
 
 def _unique_names(paths: list[str]) -> list[str]:
+    from compval.adapters import default_model_name
+
     names: list[str] = []
     for p in paths:
-        stem = Path(p).stem
+        stem = default_model_name(p)
         name, k = stem, 2
         while name in names:
             name, k = f"{stem}_{k}", k + 1
@@ -371,8 +486,18 @@ def add_profile(sub: Any) -> None:
     )
     p.add_argument("reference", help="reference model file")
     p.add_argument("candidates", nargs="+", metavar="candidate", help="candidate model file(s)")
-    p.add_argument("--batch-sizes", type=_int_list, default=None, help="e.g. 1,8,32,128")
-    p.add_argument("--concurrency", type=_int_list, default=None, help="client counts, e.g. 1,4")
+    p.add_argument("--batch-sizes", type=_batch_sizes, default=None, help="e.g. 1,8,32,128")
+    p.add_argument(
+        "--concurrency", type=_client_counts, default=None, help="client counts, e.g. 1,4"
+    )
+    p.add_argument(
+        "--concurrency-batch-size",
+        type=_batch_size,
+        default=None,
+        metavar="ROWS",
+        help="rows per request in the load test (default: the target's, else 1); a model "
+        "with a fixed batch dimension needs its size here and in --batch-sizes",
+    )
     p.add_argument("--target", default=None, help="deployment target: cloud, edge, mobile")
     p.add_argument("--threads", type=_positive, default=None, help="intra-op threads per model")
     p.add_argument(
@@ -406,6 +531,7 @@ def _profile(args: argparse.Namespace) -> ExitCode:
         "target": args.target,
         "batch_sizes": args.batch_sizes,
         "concurrency": args.concurrency,
+        "concurrency_batch_size": args.concurrency_batch_size,
         "threads": args.threads,
     }
     try:

@@ -15,7 +15,11 @@ Column rules, shared by both formats:
 * missing values in a float feature are NaN; in an int or bool feature they are a DataError,
   since the column's dtype cannot hold them;
 * a label column with missing values (null or NaN) is refused when the dataset is opened;
-* missing segment values become ``"<NA>"``; integer segments keep their integer values.
+* missing segment values become ``"<NA>"``, and a text value that reads like it (``<NA>``
+  itself, or text starting with ``"``) is JSON-quoted, so the two stay apart; integer segments
+  keep their integer values;
+* opening counts the distinct values of every segment column and refuses one with more than
+  ``data.max_segment_values`` (stopping at the first block that crosses it).
 """
 
 from __future__ import annotations
@@ -32,12 +36,14 @@ from compval._lazy import lazy_import
 from compval.data._batch import Batch
 from compval.data._common import (
     MISSING,
+    SegmentValueCounter,
     check_batch_size,
     check_selection,
     clean_segment,
     count_missing,
     file_subject,
     hash_file,
+    is_ambiguous_text,
     missing_column_error,
     missing_labels_error,
     no_rows_error,
@@ -251,13 +257,34 @@ def _segment_slicer(pa_mod: Any, column: Any) -> Callable[[int, int], Array]:
         # the nulls in that batch, so each batch is converted from its own arrow slice.
         return lambda lo, hi: _segment_array(pa_mod, column.slice(lo, hi - lo))
     values = _to_numpy(pa_mod, column)
-    if not column.null_count and (
-        types.is_string(column.type) or types.is_large_string(column.type)
+    if (
+        not column.null_count
+        and (types.is_string(column.type) or types.is_large_string(column.type))
+        and not _has_ambiguous_text(column)
     ):
-        # Text without nulls has nothing missing; clean_segment would check every value in
-        # Python to find that out.
+        # Text without nulls, none of it reading like the missing marker, has nothing to
+        # clean; clean_segment would check every value in Python to find that out.
         return lambda lo, hi: values[lo:hi]
     return lambda lo, hi: clean_segment(values[lo:hi])
+
+
+# The array methods below (unique, value_counts), not pyarrow.compute's functions: those
+# convert their Python arguments through pyarrow's pandas shim, which imports pandas (a
+# quarter of a second).
+def _has_ambiguous_text(column: Any) -> bool:
+    """Whether a text column holds ``<NA>`` or a value starting with ``"``.
+
+    Checked over the column's distinct values (a few, for a segment column).
+    """
+    return any(is_ambiguous_text(v) for v in column.unique().to_pylist())
+
+
+def _count_segments(pa_mod: Any, counter: SegmentValueCounter, record_batch: Any) -> None:
+    """Add one block of a scan to ``counter``: each segment column's values and row counts."""
+    counter.start_block(record_batch.num_rows)
+    for name in counter.counts:
+        found = _decoded(pa_mod, record_batch.column(name)).value_counts()
+        counter.add(name, found.field("values").to_pylist(), found.field("counts").to_pylist())
 
 
 def _feature_matrix(
@@ -417,6 +444,7 @@ class _ArrowFileDataset:
     _n_rows: int
     _columns: _Columns
     _fingerprint: str | None
+    _segment_counts: dict[str, dict[Any, int]] | None = None
 
     def __len__(self) -> int:
         return self._n_rows
@@ -439,6 +467,22 @@ class _ArrowFileDataset:
         """The feature columns, in the order they are stacked."""
         return self._columns.features
 
+    @property
+    def segment_value_counts(self) -> dict[str, dict[Any, int]] | None:
+        """Rows per distinct value of each segment column, counted when the file was opened.
+
+        None when nothing was counted (``data.max_segment_values: null``).
+        """
+        return self._segment_counts
+
+    def _segment_counter(self, ref: DataRef) -> SegmentValueCounter | None:
+        """A counter of the segment values for the scan at open, or None when not needed."""
+        if not self._columns.segments or ref.max_segment_values is None:
+            return None
+        return SegmentValueCounter(
+            file_subject(self._path), self._columns.segments, ref.max_segment_values
+        )
+
     def fingerprint(self) -> str:
         """Hex sha256 of the file's bytes (streamed) and the column selection."""
         if self._fingerprint is None:
@@ -452,7 +496,8 @@ class ParquetDataset(_ArrowFileDataset):
     """A parquet file, streamed a batch at a time with ``ParquetFile.iter_batches``.
 
     The row count comes from the file's metadata. Opening reads the metadata and, when there
-    is a label column, scans that one column once to refuse missing labels early.
+    are label or segment columns, scans those columns once to refuse missing labels and
+    segment columns of too many values early.
     Column chunks are read through a small buffer, so peak memory is bounded by one read
     (see ``_READ_ROWS``), one batch and a data page per column (pyarrow writes pages of 1 MB),
     not by the row-group size.
@@ -463,7 +508,8 @@ class ParquetDataset(_ArrowFileDataset):
 
     Raises:
         DataError: The file cannot be read, has no rows, lacks a named column, has a
-            non-numeric feature column, or has missing labels.
+            non-numeric feature column, has missing labels, or has a segment column with more
+            than ``data.max_segment_values`` distinct values.
     """
 
     _kind = "parquet"
@@ -493,16 +539,27 @@ class ParquetDataset(_ArrowFileDataset):
         self._row_group_rows = max(groups, default=0)
         if self._n_rows == 0:
             raise no_rows_error(path)
-        if labels is not None:
-            self._check_labels(labels)
+        self._scan(labels, self._segment_counter(ref))
         self._fingerprint: str | None = None
 
-    def _check_labels(self, labels: str) -> None:
+    def _scan(self, labels: str | None, counter: SegmentValueCounter | None) -> None:
+        """One pass over the label and segment columns, before any model runs.
+
+        Refuses missing labels, and segment columns with more distinct values than
+        ``data.max_segment_values`` (stopping at the first block that crosses it).
+        """
+        columns = [*([labels] if labels else []), *(counter.counts if counter else [])]
+        if not columns:
+            return
         n_missing = 0
-        for record_batch in self._read([labels], _SCAN_ROWS):
-            n_missing += count_missing(_label_array(self._pa, record_batch.column(labels)))
-        if n_missing:
+        for record_batch in self._read(columns, _SCAN_ROWS):
+            if labels is not None:
+                n_missing += count_missing(_label_array(self._pa, record_batch.column(labels)))
+            if counter is not None:
+                _count_segments(self._pa, counter, record_batch)
+        if labels is not None and n_missing:
             raise missing_labels_error(file_subject(self._path), labels, n_missing, self._n_rows)
+        self._segment_counts = None if counter is None else counter.counts
 
     def _read(self, columns: list[str], size: int) -> Iterator[Any]:
         try:
@@ -565,7 +622,8 @@ class CsvDataset(_ArrowFileDataset):
 
     Opening costs one extra pass over the whole file: the streaming reader cannot know the
     row count in advance, so the file is parsed once (selected columns only) to count rows,
-    count missing labels and surface any parse error before the models run. Blocks of
+    count missing labels and segment values, and surface any parse error before the models
+    run. Blocks of
     128 KiB (more for very wide files) keep peak memory to a few MB whatever the file size.
 
     Column types are inferred by pyarrow from the file's first block (1 MiB) and then fixed
@@ -580,7 +638,8 @@ class CsvDataset(_ArrowFileDataset):
 
     Raises:
         DataError: The file cannot be parsed, has no rows, lacks a named column, has a
-            non-numeric feature column, or has missing labels.
+            non-numeric feature column, has missing labels, or has a segment column with more
+            than ``data.max_segment_values`` distinct values.
     """
 
     _kind = "csv"
@@ -604,7 +663,7 @@ class CsvDataset(_ArrowFileDataset):
             column_types={name: types[name] for name in read},
             strings_can_be_null=True,
         )
-        self._n_rows = self._count_rows()
+        self._n_rows = self._count_rows(self._segment_counter(ref))
         self._fingerprint: str | None = None
 
     def _block_size(self) -> int:
@@ -646,7 +705,8 @@ class CsvDataset(_ArrowFileDataset):
                 pinned[name] = self._pa.string()
         return pinned
 
-    def _count_rows(self) -> int:
+    def _count_rows(self, counter: SegmentValueCounter | None) -> int:
+        """Rows, checked labels and counted segment values, in the one pass at open."""
         labels = self._columns.labels
         n_rows = 0
         n_missing = 0
@@ -654,10 +714,13 @@ class CsvDataset(_ArrowFileDataset):
             n_rows += record_batch.num_rows
             if labels is not None:
                 n_missing += count_missing(_label_array(self._pa, record_batch.column(labels)))
+            if counter is not None:
+                _count_segments(self._pa, counter, record_batch)
         if n_rows == 0:
             raise no_rows_error(self._path)
         if labels is not None and n_missing:
             raise missing_labels_error(file_subject(self._path), labels, n_missing, n_rows)
+        self._segment_counts = None if counter is None else counter.counts
         return n_rows
 
     def _stream(self) -> Iterator[Any]:

@@ -22,6 +22,7 @@ from compval.types import Array
 
 __all__ = [
     "MISSING",
+    "SegmentValueCounter",
     "as_name_list",
     "check_batch_size",
     "check_selection",
@@ -30,14 +31,20 @@ __all__ = [
     "file_subject",
     "hash_array",
     "hash_file",
+    "is_ambiguous_text",
     "missing_column_error",
     "missing_labels_error",
     "no_rows_error",
     "read_error",
     "row_ids",
+    "segment_values_error",
+    "value_counts",
 ]
 
-#: What a missing segment value (None, NaN, NaT, pandas NA) becomes.
+#: What a missing segment value (None, NaN, NaT, pandas NA) becomes. A text value that reads
+#: the same (the literal text ``<NA>``), or that starts with a double quote, is written
+#: JSON-quoted instead (``"<NA>"``), so that every segment name has one reading: ``<NA>`` is
+#: missing, a value starting with ``"`` is a JSON string, anything else is the value as is.
 MISSING = "<NA>"
 
 # Bytes hashed per update: keeps fingerprinting memory flat for memory-mapped arrays and
@@ -119,18 +126,126 @@ def count_missing(values: Array) -> int:
     return 0 if mask is None else int(np.count_nonzero(mask))
 
 
+def is_ambiguous_text(value: object) -> bool:
+    """Whether a text segment value would read as the missing marker or as a quoted value."""
+    return isinstance(value, str) and (value == MISSING or value.startswith('"'))
+
+
+def quote_text(value: str) -> str:
+    """``value`` JSON-quoted (non-ASCII kept as is): ``<NA>`` -> ``"<NA>"``."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _quote_ambiguous(values: Array) -> Array:
+    """``values`` with ambiguous text JSON-quoted (a copy only when there is any)."""
+    kind = values.dtype.kind
+    if kind == "U":
+        hit = (values == MISSING) | np.char.startswith(values, '"')
+    elif kind == "O":
+        flat = values.reshape(-1)
+        hit = np.fromiter((is_ambiguous_text(v) for v in flat), bool, flat.size)
+        hit = hit.reshape(values.shape)
+    else:
+        return values
+    if not hit.any():
+        return values
+    quoted = values.astype(object)
+    quoted[hit] = [quote_text(str(v)) for v in values[hit]]
+    return quoted
+
+
 def clean_segment(values: Array) -> Array:
     """Replace missing segment values by ``"<NA>"``; other values keep their type.
 
-    An array without missing values is returned as is (no copy). One with missing values
-    becomes an object array, so that ``[1, NaN]`` becomes ``[1.0, "<NA>"]``, not strings.
+    A text value that reads like the marker (the text ``<NA>`` itself, or text starting with
+    a double quote) is JSON-quoted, so the missing values and the text ``<NA>`` stay two
+    segments (``col=<NA>`` and ``col="<NA>"``). An array with nothing to change is returned as
+    is (no copy). One with missing values becomes an object array, so that ``[1, NaN]``
+    becomes ``[1.0, "<NA>"]``, not strings.
     """
+    values = _quote_ambiguous(values)
     mask = _missing_mask(values)
     if mask is None or not mask.any():
         return values
     cleaned = values.astype(object)
     cleaned[mask] = MISSING
     return cleaned
+
+
+def value_counts(values: Array) -> dict[Any, int]:
+    """Rows per distinct value of a cleaned segment array (values as Python objects)."""
+    if values.dtype.kind in "biuUSfMm":
+        uniques, counts = np.unique(values, return_counts=True)
+        return {_plain(u): int(c) for u, c in zip(uniques, counts, strict=True)}
+    return dict(Counter(values.tolist()))
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def segment_values_error(subject: str, column: str, seen: int, limit: int, where: str) -> DataError:
+    """The DataError for a segment column with more distinct values than the limit.
+
+    Args:
+        subject: Who is speaking, e.g. ``"data file 'val.csv'"``.
+        column: The segment column.
+        seen: Distinct values counted when the limit was crossed.
+        limit: ``data.max_segment_values``.
+        where: Which rows were counted, e.g. ``"in its first 65,536 rows"``.
+    """
+    return DataError(
+        f"{subject}: segment column {column!r} has more than {limit:,} distinct values; got "
+        f"{seen:,} {where} (counting stopped there), expected at most {limit:,} "
+        "(data.max_segment_values). Each value becomes a segment with its own metrics and "
+        "checks, so an id-like column would bloat the report and exhaust memory. Group the "
+        "values into a coarser column, drop the column from the segments, or raise "
+        "data.max_segment_values (--max-segment-values with compval compare)."
+    )
+
+
+class SegmentValueCounter:
+    """Rows per distinct value of each segment column, stopping at ``limit`` values.
+
+    Fed a block of rows at a time while a file is scanned; the DataError comes as soon as a
+    column has more than ``limit`` distinct values, so an id-like column costs one block.
+    Missing values (None, NaN) count as one value, the missing segment.
+
+    Args:
+        subject: Who is speaking in the error, e.g. ``"data file 'val.csv'"``.
+        columns: The segment columns.
+        limit: ``data.max_segment_values``.
+    """
+
+    def __init__(self, subject: str, columns: Sequence[str], limit: int) -> None:
+        self._subject = subject
+        self._limit = limit
+        self.rows = 0
+        self.counts: dict[str, dict[Any, int]] = {c: {} for c in columns}
+
+    def start_block(self, rows: int) -> None:
+        """Count a new block of ``rows`` rows (the error says how many rows were read)."""
+        self.rows += rows
+
+    def add(self, column: str, values: Iterable[Any], counts: Iterable[int]) -> None:
+        """Add the current block's distinct values of ``column`` and their row counts."""
+        table = self.counts[column]
+        for value, count in zip(values, counts, strict=True):
+            key = _MISSING_KEY if _is_missing(value) else value
+            table[key] = table.get(key, 0) + int(count)
+        if len(table) > self._limit:
+            raise segment_values_error(
+                self._subject,
+                column,
+                len(table),
+                self._limit,
+                f"in its first {self.rows:,} rows",
+            )
+
+
+#: The one key under which ``SegmentValueCounter`` counts missing values: not the text
+#: ``<NA>``, which is a value of its own.
+_MISSING_KEY = object()
 
 
 def _listing(names: Sequence[str]) -> str:

@@ -21,6 +21,8 @@ from compval.data._common import (
     missing_column_error,
     missing_labels_error,
     row_ids,
+    segment_values_error,
+    value_counts,
 )
 from compval.errors import DataError, InvalidParameterError
 from compval.types import Array
@@ -89,7 +91,8 @@ class ArrayDataset:
             of input name to array for models with several inputs. Axis 0 is the row.
         labels: One label per row (ints, strings or floats), or None for unlabelled data.
         segments: Segment column name -> one value per row. Missing values (None, NaN) become
-            the string ``"<NA>"``.
+            the string ``"<NA>"``; the text ``<NA>`` itself (and text starting with ``"``)
+            becomes JSON-quoted (``"<NA>"``), so the two stay distinct segments.
 
     Raises:
         InvalidParameterError: An argument is not array-like, has the wrong number of
@@ -153,6 +156,7 @@ class ArrayDataset:
             if n_missing:
                 raise missing_labels_error(_SUBJECT, "labels", n_missing, self._n_rows)
         self._segments = {name: clean_segment(a) for name, a in columns.items()}
+        self._segment_counts: dict[str, dict[Any, int]] | None = None
         self._fingerprint: str | None = None
 
     def __len__(self) -> int:
@@ -179,6 +183,27 @@ class ArrayDataset:
     def has_labels(self) -> bool:
         """Whether batches carry labels."""
         return self._labels is not None
+
+    @property
+    def segment_value_counts(self) -> dict[str, dict[Any, int]]:
+        """Rows per distinct value of each segment column (counted once, on first use)."""
+        if self._segment_counts is None:
+            self._segment_counts = {n: value_counts(a) for n, a in self._segments.items()}
+        return self._segment_counts
+
+    def check_segment_values(self, limit: int | None, *, subject: str = _SUBJECT) -> None:
+        """Raise DataError if a segment column has more than ``limit`` distinct values.
+
+        Raises:
+            DataError: Names the column, the count and ``data.max_segment_values``.
+        """
+        if limit is None:
+            return
+        for name, counts in self.segment_value_counts.items():
+            if len(counts) > limit:
+                raise segment_values_error(
+                    subject, name, len(counts), limit, f"in its {self._n_rows:,} rows"
+                )
 
     def fingerprint(self) -> str:
         """Hex sha256 of every array's name, dtype, shape and values (computed once)."""

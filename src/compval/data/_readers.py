@@ -91,6 +91,11 @@ class _FileArrays:
         """Whether batches carry labels."""
         return self._arrays.has_labels
 
+    @property
+    def segment_value_counts(self) -> dict[str, dict[Any, int]]:
+        """Rows per distinct value of each segment column."""
+        return self._arrays.segment_value_counts
+
     def fingerprint(self) -> str:
         """Hex sha256 of the file's bytes (streamed) and the key selection."""
         if self._fingerprint is None:
@@ -186,7 +191,8 @@ class NpzDataset(_FileArrays):
     Raises:
         DataError: The archive cannot be read, holds object arrays (pickles are refused), a
             named key is missing, the default keys are absent or ambiguous, arrays differ in
-            length, a label is missing, or there are no rows.
+            length, a label is missing, there are no rows, or a segment key has more than
+            ``data.max_segment_values`` distinct values.
     """
 
     _kind = "npz"
@@ -236,6 +242,7 @@ class NpzDataset(_FileArrays):
         except _NUMPY_READ_ERRORS as exc:
             raise read_error(path, "npz", exc) from exc
         dataset = self._build(path, arrays, features, labels, label_values, segments)
+        dataset.check_segment_values(ref.max_segment_values, subject=subject)
         selection = {"features": features, "labels": labels, "segments": segments}
         super().__init__(path, dataset, selection)
 

@@ -7,21 +7,26 @@ be re-created, such as in-memory ones, are timed as they are).
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
+
+import numpy as np
 
 from compval.adapters import ModelAdapter, bind_inputs, load_model
 from compval.checks import CheckSettings, evaluate, resolve_criteria
 from compval.data import Dataset, load_dataset
 from compval.engine._estimates import metric_value, name_unsupported_ops
 from compval.engine._provenance import Clock, model_info, run_info
+from compval.errors import SpecValidationError, UsageError
 from compval.profiling import ProfileResult, ProfileSettings, profile_models, synthetic_inputs
 from compval.results import Report
 from compval.spec import DataRef, ModelRef, PerformanceSpec
 from compval.types import Array
 
-__all__ = ["ProfileRequest", "profile_files", "profile_opened"]
+__all__ = ["ProfileRequest", "check_profile_memory", "profile_files", "profile_opened"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -58,6 +63,81 @@ def profile_opened(
         return profile_models(
             timed_ref, timed_cands, bound, settings=settings, seed=seed, progress=tick
         )
+
+
+#: The share of the machine's physical memory the profiler's inputs may take: the sample pool
+#: plus one batch per model (the models' own memory comes on top).
+MEMORY_SHARE = 0.5
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory, or None where the platform does not say (Windows)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def spec_row_bytes(adapter: ModelAdapter) -> int | None:
+    """Bytes of one row of the inputs ``adapter`` declares; None when a dimension is unknown."""
+    total = 0
+    for tensor in adapter.input_spec().values():
+        if tensor.shape is None or any(d is None for d in tensor.shape[1:]):
+            return None
+        itemsize = np.dtype(np.float32 if tensor.dtype is None else tensor.dtype).itemsize
+        total += itemsize * math.prod(int(d) for d in tensor.shape[1:] if d is not None)
+    return total
+
+
+def data_row_bytes(dataset: Dataset) -> int:
+    """Bytes of one row of ``dataset``'s inputs, as its batches hold them."""
+    return sum(int(a[:1].nbytes) for a in first_rows(dataset, 1).values())
+
+
+def check_profile_memory(
+    settings: ProfileSettings, row_bytes: int | None, *, models: int, flags: bool
+) -> None:
+    """Refuse batch sizes whose inputs alone would not fit in memory, before any model runs.
+
+    The profiler holds a pool of the largest batch's rows and one batch per model; with rows of
+    an image model (600 KB), 100,000 rows are 60 GB per copy. Without this check such a size
+    ended in a MemoryError after the whole accuracy run.
+
+    Args:
+        settings: The resolved profile settings.
+        row_bytes: Bytes of one input row (None: unknown, nothing is checked).
+        models: Reference plus candidates.
+        flags: Name the command-line flags (``compval profile``) rather than the spec keys.
+
+    Raises:
+        UsageError: (``flags``) A batch size needs more than ``MEMORY_SHARE`` of the memory.
+        SpecValidationError: (not ``flags``) The same, naming the spec key.
+    """
+    memory = physical_memory()
+    if row_bytes is None or memory is None:
+        return
+    sizes = [("batch_sizes", max(settings.batch_sizes))]
+    if settings.concurrency:
+        sizes.append(("concurrency_batch_size", settings.concurrency_batch_size))
+    for key, rows in sizes:
+        need = (models + 1) * rows * row_bytes
+        if need <= MEMORY_SHARE * memory:
+            continue
+        name = f"--{key.replace('_', '-')}" if flags else f"performance.{key}"
+        fits = max(1, int(MEMORY_SHARE * memory // ((models + 1) * max(row_bytes, 1))))
+        message = (
+            f"{name}: batch size {rows:,} is too large for this machine; profiling it holds "
+            f"about {_gigabytes(need)} of inputs ({models + 1} copies of {rows:,} rows of "
+            f"{row_bytes:,} bytes), expected at most half of its {_gigabytes(memory)} of "
+            f"memory. Use batch sizes up to about {fits:,}."
+        )
+        if flags:
+            raise UsageError(f"profile: {message}")
+        raise SpecValidationError(message, path=name)
+
+
+def _gigabytes(count: float) -> str:
+    return f"{count / 1e9:,.1f} GB"
 
 
 def first_rows(dataset: Dataset, rows: int) -> dict[str, Array]:
@@ -119,12 +199,20 @@ def profile_files(request: ProfileRequest, settings: ProfileSettings) -> Report:
                     labels=request.labels,
                     segments=request.segments,
                     features=request.features,
+                    # Segments only say which columns are not inputs: their values are unused.
+                    max_segment_values=None,
                 ),
                 base_dir=Path.cwd(),
+            )
+            check_profile_memory(
+                settings, data_row_bytes(dataset), models=len(adapters), flags=True
             )
             sample = first_rows(dataset, rows)
             data_hash = dataset.fingerprint()
         else:
+            check_profile_memory(
+                settings, spec_row_bytes(reference), models=len(adapters), flags=True
+            )
             sample = synthetic_inputs(reference, rows=rows, seed=request.seed)
         result = profile_opened(reference, candidates, sample, settings=settings, seed=request.seed)
         infos = {

@@ -38,7 +38,7 @@ class Clock:
 def model_info(adapter: ModelAdapter, role: str, kind: str | None) -> dict[str, Any]:
     """What the report records about one model."""
     info = adapter.info()
-    return {
+    out: dict[str, Any] = {
         "role": role,
         "runtime": info.runtime,
         "runtime_version": info.runtime_version,
@@ -48,6 +48,10 @@ def model_info(adapter: ModelAdapter, role: str, kind: str | None) -> dict[str, 
         "size_bytes": info.size_bytes,
         "output_kind": kind,
     }
+    if adapter.source is not None:
+        # The path is a temporary download; the URI, version and run say what was validated.
+        out["source"] = dict(adapter.source)
+    return out
 
 
 def runtime_versions(adapters: Iterable[ModelAdapter]) -> dict[str, str]:

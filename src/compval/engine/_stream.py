@@ -114,7 +114,35 @@ def _slice_layout(run: RunState, batch: Batch) -> tuple[list[str], list[bool]] |
     names = [str(n) for n in (getattr(run.dataset, "feature_columns", ()) or ())]
     if len(names) != features.shape[1]:
         names = [f"x{j}" for j in range(features.shape[1])]
-    segs = [c for c in run.columns if c not in names]
+    # Segment columns are searched by value. One whose values are all smaller than the
+    # min_rows a slice needs (an id-like column) can yield no slice, and one past 65,536
+    # values cannot be coded by the search (16-bit codes): both are skipped, with a note,
+    # instead of failing the run. Datasets that do not count their segment values (custom
+    # ones) have every column searched.
+    from compval.metrics import SLICE_SAMPLE_ROWS
+
+    counts = getattr(run.dataset, "segment_value_counts", None) or {}
+    min_rows = run.spec.statistics.min_rows
+    kept = min(1.0, SLICE_SAMPLE_ROWS / max(len(run.dataset), 1))
+    segs = []
+    for column in (c for c in run.columns if c not in names):
+        values = counts.get(column)
+        if values and len(values) > 65_536:
+            why = f"{len(values):,} distinct values, more than the 65,536 the search can code"
+        elif values and max(values.values()) * kept < min_rows:
+            why = (
+                f"none of its {len(values):,} values holds the {min_rows} rows a slice needs "
+                f"(statistics.min_rows; the largest holds {max(values.values()):,}"
+                + (" before the search's subsample" if kept < 1 else "")
+                + ")"
+            )
+        else:
+            segs.append(column)
+            continue
+        run.notes.append(
+            f"Weak-slice search: segment column {column!r} was not searched: {why}. Its "
+            "per-segment metrics are reported as usual."
+        )
     return names + segs, [False] * len(names) + [True] * len(segs)
 
 

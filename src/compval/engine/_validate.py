@@ -18,19 +18,33 @@ from pathlib import Path
 
 import numpy as np
 
-from compval.adapters import ModelAdapter, as_adapter, load_model
+from compval.adapters import ModelAdapter, as_adapter, default_model_name, load_model
 from compval.checks import CheckSettings, Criterion, evaluate, resolve_criteria
 from compval.data import Dataset, as_dataset, load_dataset
 from compval.engine._estimates import metric_value, name_unsupported_ops, slice_estimates
-from compval.engine._profile import first_rows, profile_opened
+from compval.engine._profile import (
+    check_profile_memory,
+    data_row_bytes,
+    first_rows,
+    profile_opened,
+)
 from compval.engine._provenance import Clock, model_info, run_info
 from compval.engine._stream import N_BLOCKS, CandidateState, RunState, stream
 from compval.errors import DataError, SpecValidationError
-from compval.metrics import ContingencyTable, MetricEstimate, Resampling, WeakSlices, metric_info
+from compval.metrics import (
+    Calibration,
+    ContingencyTable,
+    MetricEstimate,
+    Resampling,
+    WeakSlices,
+    metric_info,
+)
 from compval.profiling import ProfileResult, ProfileSettings, resolve_settings
 from compval.results import (
     POINT_ONLY_NOTE,
     DecisionInfo,
+    FlipMatrix,
+    Reliability,
     Report,
     ResamplingInfo,
     SliceResult,
@@ -57,7 +71,7 @@ def _model_name(ref: ModelRef, fallback: str) -> str:
     if ref.name:
         return ref.name
     if ref.path:
-        return Path(ref.path).stem
+        return default_model_name(ref.path)
     return fallback
 
 
@@ -71,7 +85,7 @@ def _open_models(
     if reference is not None:
         ref_adapter = as_adapter(reference, name=ref_name, threads=spec.reference.threads)
     elif spec.reference.path is not None:
-        ref_adapter = load_model(spec.reference, base_dir=loaded.base_dir)
+        ref_adapter = load_model(spec.reference, base_dir=loaded.base_dir, tracking=spec.tracking)
     else:
         raise SpecValidationError(
             "reference.path: required key is missing (or pass the model object in Python).",
@@ -84,7 +98,7 @@ def _open_models(
         if name in objects:
             adapter = as_adapter(objects.pop(name), name=name, threads=ref.threads)
         elif ref.path is not None:
-            adapter = load_model(ref, base_dir=loaded.base_dir)
+            adapter = load_model(ref, base_dir=loaded.base_dir, tracking=spec.tracking)
         else:
             raise SpecValidationError(
                 f"candidates[{i}].path: required key is missing (or pass the model object "
@@ -188,6 +202,9 @@ def run_validation(
             s.performance, base_dir=loaded.base_dir, confidence=s.statistics.confidence
         )
         budgets = list(settings.budgets)
+        # Before any model runs: a batch size too large for memory failed after the whole run.
+        models = 1 + max(len(s.candidates), len(candidates or {}))
+        check_profile_memory(settings, data_row_bytes(dataset), models=models, flags=False)
     run = RunState(
         s, dataset, resampling
     )  # resolves the task first: an unknown one is a spec error
@@ -379,6 +396,8 @@ def _statistics(
 ) -> StatisticsSection:
     s = run.spec.statistics
     discovered: dict[str, tuple[SliceResult, ...]] = {}
+    flips: dict[str, FlipMatrix] = {}
+    reliability: dict[str, Reliability] = {}
     for st in states:
         for acc in st.accumulators:
             if isinstance(acc, WeakSlices):
@@ -387,6 +406,11 @@ def _statistics(
                 )
                 if slices:
                     discovered[st.name] = slices
+            # The HTML report's flip matrix and reliability diagrams (report.json carries them).
+            elif isinstance(acc, ContingencyTable) and (matrix := acc.flip_matrix()) is not None:
+                flips[st.name] = matrix
+            elif isinstance(acc, Calibration) and (bins := acc.reliability()) is not None:
+                reliability[st.name] = bins
     return StatisticsSection(
         resampling=None
         if run.resampling is None
@@ -406,4 +430,6 @@ def _statistics(
             inconclusive=s.inconclusive,
         ),
         discovered=discovered,
+        flips=flips,
+        reliability=reliability,
     )

@@ -78,9 +78,10 @@ def _unique_inverse(values: Array) -> tuple[Array, Array]:
     )
     try:
         ordered = sorted(first)
-    except TypeError:  # values that do not compare: np.unique says so in its own words
-        uniques, inverse = np.unique(values, return_inverse=True)
-        return uniques, inverse.reshape(-1)
+    except TypeError:
+        # Values that do not compare: a numeric segment column with missing values holds
+        # numbers and the text "<NA>". Grouped by type, each group in its own order.
+        ordered = sorted(first, key=lambda v: (type(v).__name__, v))
     position = {v: i for i, v in enumerate(ordered)}
     lut = np.fromiter((position[v] for v in first), dtype=np.int64, count=len(first))
     out = np.empty(len(ordered), dtype=object)
@@ -95,15 +96,25 @@ class SegmentTable(_Table):
         super().__init__(names)
         if not self.names or self.names[0] is not None:
             raise ValueError("the overall segment (None) must have id 0")
+        self._per_column: dict[str, int] = {}
+        #: The most distinct values a segment column may have (``data.max_segment_values``,
+        #: set by the run; ``compval.tasks.segment_ids`` enforces it). None: no limit.
+        self.max_values: int | None = None
+
+    def values_of(self, column: str) -> int:
+        """How many distinct values of segment column ``column`` ``ids_for`` has seen."""
+        return self._per_column.get(column, 0)
 
     def ids_for(self, column: str, values: Array) -> Array:
         """Segment ids of ``<column>=<value>`` for each value (int64, one per row)."""
         uniques, inverse = _unique_inverse(values)
+        before = len(self.names)
         lut = np.fromiter(
             (self.add(f"{column}={format_value(v)}") for v in uniques),
             dtype=np.int64,
             count=len(uniques),
         )
+        self._per_column[column] = self.values_of(column) + len(self.names) - before
         return lut[inverse.reshape(-1)]
 
 

@@ -36,6 +36,7 @@ from compval.metrics._base import (
     build_estimates,
 )
 from compval.metrics._segments import SegmentTable
+from compval.results import FlipMatrix
 from compval.types import Array
 
 __all__ = ["ContingencyTable", "TableMetrics"]
@@ -173,6 +174,33 @@ class ContingencyTable(Accumulator):
             if hi > lo:
                 out[name] = (label[lo:hi], ref[lo:hi], cand[lo:hi], self._counts[lo:hi])
         return out
+
+    def flip_matrix(self) -> FlipMatrix | None:
+        """Reference prediction x candidate prediction over all rows (None before any row)."""
+        cells = self.segment_cells().get(None)
+        if cells is None:
+            return None
+        _, ref, cand, count = cells
+        k = max(
+            len(self.class_names), *(int(a[a != INVALID].max(initial=-1)) + 1 for a in (ref, cand))
+        )
+        invalid = bool(np.any(ref == INVALID) or np.any(cand == INVALID))
+        size = k + int(invalid)
+        # Rows without a valid prediction get the extra index k.
+        key = np.where(ref == INVALID, k, ref) * size + np.where(cand == INVALID, k, cand)
+        keys, inverse = np.unique(key, return_inverse=True)
+        rows = np.bincount(inverse.reshape(-1), weights=count).astype(np.int64)
+        r, c = np.divmod(keys, size)
+        agreed = np.zeros(size, dtype=np.int64)
+        agreed[r[r == c]] = rows[r == c]
+        off = np.flatnonzero(r != c)
+        off = off[np.lexsort((c[off], r[off], -rows[off]))]
+        names = [self.class_names[i] if i < len(self.class_names) else str(i) for i in range(k)]
+        return FlipMatrix(
+            classes=(*names, *(["(no valid prediction)"] if invalid else [])),
+            agreed=tuple(int(v) for v in agreed),
+            moved=tuple((int(r[i]), int(c[i]), int(rows[i])) for i in off),
+        )
 
     def estimates(self, resampling: Resampling | None = None) -> list[MetricEstimate]:
         """The paired tests, then every classification metric in every segment.

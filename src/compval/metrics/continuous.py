@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from compval.metrics._base import BlockSumsAccumulator, Derived, PairedRows
+from compval.results import CalibrationBins, Reliability
 from compval.stats import calibration_bins, ece_from_sums
 from compval.types import Array
 
@@ -288,6 +289,30 @@ class Calibration(BlockSumsAccumulator):
             # of it covers 0.16-0.39 of the time (audit). It is reported without an interval.
             Derived("expected_calibration_error", False, False, self._ece, bootstrap=False),
         )
+
+    def reliability(self) -> Reliability | None:
+        """Both models' confidence bins over all rows (None before any row)."""
+        self._grow()
+        totals = self._sums[0].sum(axis=0)
+        if totals[0] == 0:
+            return None
+        sides = []
+        for j in range(2):
+            base = 3 + j * 3 * self.N_BINS
+            block = totals[base : base + 3 * self.N_BINS]
+            rows, conf, ok = block[0::3], block[1::3], block[2::3]
+            sides.append(
+                CalibrationBins(
+                    rows=tuple(int(n) for n in np.rint(rows).astype(np.int64)),
+                    confidence=tuple(
+                        None if n == 0 else float(s / n) for n, s in zip(rows, conf, strict=True)
+                    ),
+                    accuracy=tuple(
+                        None if n == 0 else float(s / n) for n, s in zip(rows, ok, strict=True)
+                    ),
+                )
+            )
+        return Reliability(reference=sides[0], candidate=sides[1])
 
     def _ece(self, sums: Array) -> tuple[Array, Array]:
         out = []

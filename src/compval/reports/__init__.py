@@ -1,4 +1,4 @@
-"""Renderers of a :class:`compval.results.Report`: JSON (the contract), Markdown, JUnit, console.
+"""Renderers of a :class:`compval.results.Report`: JSON (contract), Markdown, JUnit, HTML, console.
 
 ``reports/`` never computes and imports only ``compval.results`` and ``compval.errors``:
 renderers only format a ``Report``. ``report.json`` follows ``docs/report.schema.json``
@@ -20,6 +20,7 @@ from compval.reports._registry import (
 )
 from compval.reports._write import write_atomic, write_reports
 from compval.reports.console import render_console, verdict_line
+from compval.reports.html import render_html
 from compval.reports.json import render_json
 from compval.reports.junit import render_junit
 from compval.reports.markdown import render_markdown
@@ -32,6 +33,7 @@ __all__ = [
     "register_renderer",
     "register_sink",
     "render_console",
+    "render_html",
     "render_json",
     "render_junit",
     "render_markdown",

@@ -9,6 +9,7 @@ file; third-party packages register sinks through the ``compval.sinks`` entry po
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from types import MappingProxyType
 
 from compval._plugins import load_entry_points
 from compval.errors import InvalidParameterError, OutputError
+from compval.reports import clearml_sink, mlflow_sink, wandb_sink
+from compval.reports.html import render_html
 from compval.reports.json import render_json
 from compval.reports.junit import render_junit
 from compval.reports.markdown import render_markdown
@@ -64,11 +67,23 @@ class RunSink:
         send: Called with the report and the files written (format -> path); it may raise
             ``OutputError`` (exit code 5) when its destination refuses the report.
         description: One line for ``--help``.
+        configure: Optional: builds ``send`` from the run's tracker settings (``mlflow``:
+            the MLflow tracking URI, ``project``: the spec's ``tracking.project``), which the
+            CLI gathers from its flags, the environment and the spec.
     """
 
     name: str
     send: Callable[[Report, Mapping[str, Path]], None]
     description: str = ""
+    configure: (
+        Callable[[Mapping[str, str]], Callable[[Report, Mapping[str, Path]], None]] | None
+    ) = None
+
+    def configured(self, settings: Mapping[str, str]) -> RunSink:
+        """This sink with ``settings`` applied (itself when it takes none)."""
+        if self.configure is None:
+            return self
+        return dataclasses.replace(self, send=self.configure(settings))
 
 
 _SINKS: dict[str, RunSink] = {}
@@ -137,6 +152,11 @@ def _github_summary(report: Report, paths: Mapping[str, Path]) -> None:
 register_renderer("json", render_json, filename="report.json")
 register_renderer("markdown", render_markdown, filename="report.md")
 register_renderer("junit", render_junit, filename="junit.xml")
+register_renderer("html", render_html, filename="report.html")
 register_sink(
     RunSink("github-summary", _github_summary, "append report.md to the GitHub job summary")
 )
+# Trackers (extras mlflow, wandb, clearml; each imported only when a run is logged).
+register_sink(RunSink("mlflow", mlflow_sink.send, "log to MLflow", mlflow_sink.configure))
+register_sink(RunSink("wandb", wandb_sink.send, "log to W&B", wandb_sink.configure))
+register_sink(RunSink("clearml", clearml_sink.send, "log to ClearML", clearml_sink.configure))

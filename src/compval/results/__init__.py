@@ -24,7 +24,10 @@ from compval.results._report import (
 )
 from compval.results._statistics import (
     POINT_ONLY_NOTE,
+    CalibrationBins,
     DecisionInfo,
+    FlipMatrix,
+    Reliability,
     ResamplingInfo,
     SliceResult,
     StatisticsSection,
@@ -34,13 +37,16 @@ from compval.results._statistics import (
 __all__ = [
     "POINT_ONLY_NOTE",
     "SCHEMA_VERSION",
+    "CalibrationBins",
     "CheckResult",
     "DecisionInfo",
+    "FlipMatrix",
     "LatencyStats",
     "LoadStats",
     "MetricValue",
     "ModelProfile",
     "ProfileSection",
+    "Reliability",
     "Report",
     "ResamplingInfo",
     "RunInfo",

@@ -11,7 +11,10 @@ from typing import Any
 
 __all__ = [
     "POINT_ONLY_NOTE",
+    "CalibrationBins",
     "DecisionInfo",
+    "FlipMatrix",
+    "Reliability",
     "ResamplingInfo",
     "SliceResult",
     "StatisticsSection",
@@ -84,6 +87,58 @@ class SliceResult:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FlipMatrix:
+    """Where one candidate's predicted classes moved from the reference's, over all rows.
+
+    Attributes:
+        classes: Class names, indexed like the counts; a last ``"(no valid prediction)"``
+            entry when a model gave non-finite outputs on some rows.
+        agreed: Per class, the rows both models predicted as that class (the diagonal).
+        moved: ``(reference class, candidate class, rows)`` for every pair of different
+            classes that occurs, most rows first (the off-diagonal cells, kept sparse so that a
+            model with many classes stays small).
+    """
+
+    classes: tuple[str, ...]
+    agreed: tuple[int, ...]
+    moved: tuple[tuple[int, int, int], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; tuples become lists."""
+        return {
+            "classes": list(self.classes),
+            "agreed": list(self.agreed),
+            "moved": [list(cell) for cell in self.moved],
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CalibrationBins:
+    """One model's equal-width bins of its top-class probability (bin k is [k/B, (k+1)/B)).
+
+    Attributes:
+        rows: Rows per bin.
+        confidence: Mean top-class probability per bin (None for an empty bin).
+        accuracy: Share of the bin's rows whose top class is the label (None when empty).
+    """
+
+    rows: tuple[int, ...]
+    confidence: tuple[float | None, ...]
+    accuracy: tuple[float | None, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reliability:
+    """Reliability-diagram bins of the reference and one candidate, on the same rows.
+
+    The bins are the ones ``expected_calibration_error`` is computed from.
+    """
+
+    reference: CalibrationBins
+    candidate: CalibrationBins
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ResamplingInfo:
     """How the intervals were made."""
 
@@ -112,11 +167,17 @@ class StatisticsSection:
         resampling: The bootstrap settings; None when intervals were off (``replicates: 0``).
         decision: The decision rule and its settings.
         discovered: Candidate -> the weakest slices found for it.
+        flips: Candidate -> where its predicted classes moved from the reference's
+            (classification).
+        reliability: Candidate -> reliability-diagram bins of both models (classification with
+            probabilities and labels).
     """
 
     resampling: ResamplingInfo | None
     decision: DecisionInfo
     discovered: Mapping[str, tuple[SliceResult, ...]] = field(default_factory=dict)
+    flips: Mapping[str, FlipMatrix] = field(default_factory=dict)
+    reliability: Mapping[str, Reliability] = field(default_factory=dict)
 
     @property
     def point_only(self) -> bool:
@@ -131,4 +192,6 @@ class StatisticsSection:
             "discovered": {
                 name: [s.to_dict() for s in slices] for name, slices in self.discovered.items()
             },
+            "flips": {name: m.to_dict() for name, m in self.flips.items()},
+            "reliability": {name: asdict(r) for name, r in self.reliability.items()},
         }

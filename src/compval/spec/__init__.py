@@ -28,11 +28,14 @@ from compval.spec._perf_metrics import (
 )
 from compval.spec._performance import BUILTIN_TARGETS, DEFAULT_TARGET, PerformanceSpec, TargetSpec
 from compval.spec._starter import STARTER_SPEC
-from compval.spec._types import echo
+from compval.spec._tracking import TrackingSpec
+from compval.spec._types import MAX_BATCH_SIZE, MAX_CLIENTS, echo
 
 __all__ = [
     "BUILTIN_TARGETS",
     "DEFAULT_TARGET",
+    "MAX_BATCH_SIZE",
+    "MAX_CLIENTS",
     "PERF_METRIC_DIRECTIONS",
     "PERF_METRIC_SELECTORS",
     "STARTER_SPEC",
@@ -45,6 +48,7 @@ __all__ = [
     "StatisticsSpec",
     "TargetSpec",
     "TaskSpec",
+    "TrackingSpec",
     "echo",
     "load_spec",
     "parse_spec",

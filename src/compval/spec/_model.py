@@ -13,7 +13,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from compval.spec._criterion import CriterionSpec
 from compval.spec._performance import PerformanceSpec
-from compval.spec._types import SpecBool, SpecFloat, SpecInt, echo, strict_int
+from compval.spec._tracking import TrackingSpec
+from compval.spec._types import BatchSize, SpecBool, SpecFloat, SpecInt, echo, strict_int
 
 # `version: true` equals 1 in Python; only the integer 1 is a version.
 _Version = Annotated[Literal[1], BeforeValidator(strict_int)]
@@ -70,6 +71,15 @@ class DataRef(_Strict):
         "batch of a dynamically quantized model, and the candidate would be blamed); true "
         "keeps such rows and reports their count per column in run.notes.",
     )
+    max_segment_values: SpecInt | None = Field(
+        default=1000,
+        ge=1,
+        description="The most distinct values a segment column may hold. Each value is a "
+        "segment with its own metrics and checks (about 10 KB of report.json per candidate "
+        "and ten-odd ms of statistics each), so an id-like column would bloat the report and "
+        "exhaust memory: more values stop the run (exit 5) as soon as they are seen. null: "
+        "no limit.",
+    )
 
 
 class TaskSpec(_Strict):
@@ -115,7 +125,7 @@ class AcceptanceSpec(_Strict):
     reference: ModelRef
     candidates: list[ModelRef] = Field(min_length=1)
     data: DataRef
-    batch_size: SpecInt = Field(default=256, ge=1, le=1_000_000)
+    batch_size: BatchSize = 256
     seed: SpecInt = 0
     allow_nonfinite: SpecBool = Field(
         default=False,
@@ -125,6 +135,7 @@ class AcceptanceSpec(_Strict):
     criteria: list[CriterionSpec] = Field(default_factory=list)
     statistics: StatisticsSpec = Field(default_factory=StatisticsSpec)
     performance: PerformanceSpec | None = None
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
 
     @model_validator(mode="before")
     @classmethod

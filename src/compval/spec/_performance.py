@@ -25,11 +25,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from compval.spec._criterion import CriterionSpec
 from compval.spec._perf_metrics import parse_perf_metric
-from compval.spec._types import SpecBool, SpecFloat, SpecInt, echo
+from compval.spec._types import BatchSize, ClientCount, SpecBool, SpecFloat, SpecInt, echo
 
 __all__ = ["BUILTIN_TARGETS", "DEFAULT_TARGET", "PerformanceSpec", "TargetSpec"]
 
-_PositiveInt = Annotated[SpecInt, Field(ge=1)]
 _TARGET_NAME = r"^[A-Za-z0-9_.\-]+$"
 
 
@@ -57,9 +56,10 @@ def _check_budgets(budgets: list[CriterionSpec]) -> list[CriterionSpec]:
     return budgets
 
 
-#: Distinct positive counts (batch sizes, client counts); validated wherever they appear.
-_Counts = Annotated[list[_PositiveInt], AfterValidator(_check_unique)]
-_BatchSizes = Annotated[list[_PositiveInt], Field(min_length=1), AfterValidator(_check_unique)]
+#: Distinct client counts and batch sizes, each within its bounds (``MAX_CLIENTS``,
+#: ``MAX_BATCH_SIZE``); validated wherever they appear.
+_Counts = Annotated[list[ClientCount], AfterValidator(_check_unique)]
+_BatchSizes = Annotated[list[BatchSize], Field(min_length=1), AfterValidator(_check_unique)]
 #: Budgets with unique ids, each on a performance metric.
 _Budgets = Annotated[list[Budget], AfterValidator(_check_budgets)]
 
@@ -79,8 +79,8 @@ class TargetSpec(BaseModel):
     concurrency: _Counts | None = Field(
         default=None, description="Concurrent client counts; [] skips the load test."
     )
-    concurrency_batch_size: SpecInt | None = Field(
-        default=None, ge=1, description="Rows per request in the load test (default 1)."
+    concurrency_batch_size: BatchSize | None = Field(
+        default=None, description="Rows per request in the load test (default 1)."
     )
     operators: str | None = Field(
         default=None,
@@ -108,7 +108,7 @@ class PerformanceSpec(BaseModel):
     )
     batch_sizes: _BatchSizes | None = None
     concurrency: _Counts | None = None
-    concurrency_batch_size: SpecInt | None = Field(default=None, ge=1)
+    concurrency_batch_size: BatchSize | None = None
     threads: SpecInt | None = Field(default=None, ge=1)
     warmup: SpecInt = Field(default=5, ge=0, description="Untimed runs before timing.")
     min_iterations: SpecInt = Field(default=30, ge=1, description="Timed runs per model and batch.")

@@ -27,8 +27,10 @@ data:
   labels: label                       # label column
   segments: []                        # columns to report and gate per value, e.g. [region, device]
   # features: [f0, f1]                # default: every other column
+  # max_segment_values: 1000          # a segment column with more values stops the run
 
 batch_size: 256                       # part of the evaluation: dynamic INT8 models depend on it
+                                      # (a model exported with a fixed batch needs its size)
 seed: 0
 
 statistics:

@@ -18,12 +18,29 @@ import numbers
 import reprlib
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 
-__all__ = ["ECHO_CHARS", "SpecBool", "SpecFloat", "SpecInt", "echo", "strict_int"]
+__all__ = [
+    "ECHO_CHARS",
+    "MAX_BATCH_SIZE",
+    "MAX_CLIENTS",
+    "BatchSize",
+    "ClientCount",
+    "SpecBool",
+    "SpecFloat",
+    "SpecInt",
+    "echo",
+    "strict_int",
+]
 
 #: The longest echo of a value in an error message, in characters.
 ECHO_CHARS = 200
+#: The largest batch size any spec field or flag accepts (the accuracy run's ``batch_size``,
+#: ``performance.batch_sizes``, ``concurrency_batch_size``). A larger one cannot be a real
+#: setting: 100,000,000 rows used to be accepted and end in a MemoryError after the whole run.
+MAX_BATCH_SIZE = 1_000_000
+#: The most concurrent clients of the load test: each client is a thread.
+MAX_CLIENTS = 1024
 
 _REPR = reprlib.Repr()
 _REPR.maxlevel = 3
@@ -107,3 +124,7 @@ SpecBool = Annotated[bool, BeforeValidator(_strict_bool)]
 SpecInt = Annotated[int, BeforeValidator(strict_int)]
 #: A float field: any real number (integers included), never booleans or text.
 SpecFloat = Annotated[float, BeforeValidator(_strict_float)]
+#: A batch size: an integer from 1 to ``MAX_BATCH_SIZE``.
+BatchSize = Annotated[SpecInt, Field(ge=1, le=MAX_BATCH_SIZE)]
+#: A concurrent client count: an integer from 1 to ``MAX_CLIENTS``.
+ClientCount = Annotated[SpecInt, Field(ge=1, le=MAX_CLIENTS)]

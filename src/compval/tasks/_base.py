@@ -64,6 +64,11 @@ class TaskState:
             of ``classes`` (only for models whose columns come in another order).
         label_kinds: What kind of values the labels (key None) and each label-output model
             (its name) hold, with a few examples, once seen: ``(kind, examples)``.
+        vocabulary: The class indices (into ``classes``) seen so far in the labels (key None)
+            and predicted by each label-output model (its name), while classes grow with the
+            values seen.
+        vocabulary_notes: Model name -> its note in ``notes`` about predicted labels that
+            match no label value (kept up to date, chunk by chunk).
     """
 
     spec: AcceptanceSpec
@@ -77,6 +82,12 @@ class TaskState:
     notes: list[str] = field(default_factory=list)
     column_orders: dict[str, Array] = field(default_factory=dict)
     label_kinds: dict[str | None, tuple[str, list[object]]] = field(default_factory=dict)
+    vocabulary: dict[str | None, set[int]] = field(default_factory=dict)
+    vocabulary_notes: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Enforced by segment_ids on every chunk, whatever the data source.
+        self.segments.max_values = self.spec.data.max_segment_values
 
 
 @dataclass(frozen=True, slots=True)

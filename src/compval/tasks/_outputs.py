@@ -384,6 +384,10 @@ def segment_ids(
     """(groupings, rows) segment ids: overall, then ``label=<class>``, then each column.
 
     ``labels`` are class indices into ``classes`` (classification only).
+
+    Raises:
+        DataError: A segment column has more distinct values than ``table.max_values``
+            (``data.max_segment_values``): files are checked when opened, in-memory data here.
     """
     groups = [np.zeros(n, dtype=np.int64)]
     if labels is not None and classes is not None:
@@ -395,4 +399,15 @@ def segment_ids(
         groups.append(lut[inverse.reshape(-1)])
     for column in columns:
         groups.append(table.ids_for(column, np.asarray(segments[column])))
+        if table.max_values is not None and table.values_of(column) > table.max_values:
+            limit = table.max_values
+            # The same words as the check files get when they are opened (compval.data).
+            raise DataError(
+                f"Data: segment column {column!r} has more than {limit:,} distinct values; got "
+                f"{table.values_of(column):,} in the rows read so far (counting stopped "
+                f"there), expected at most {limit:,} (data.max_segment_values). Each value "
+                "becomes a segment with its own metrics and checks, so an id-like column "
+                "would bloat the report and exhaust memory. Group the values into a coarser "
+                "column, drop the column from the segments, or raise data.max_segment_values."
+            )
     return np.stack(groups)

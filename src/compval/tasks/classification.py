@@ -30,6 +30,7 @@ from compval.metrics import (
     WeakSlices,
     kl_divergence_rows,
 )
+from compval.spec import echo
 from compval.tasks._base import ChunkContext, RowsBase, Task, TaskState
 from compval.tasks._outputs import (
     OutputKind,
@@ -165,6 +166,11 @@ class ClassificationTask(Task):
             model=model,
             order=state.column_orders.get(model),
         )
+        if state.dynamic_classes:
+            if codes is not None:
+                _learn(state, None, codes)
+            if kind == "labels":
+                _check_vocabulary(state, model, prepared.pred, against=None)
         return ChunkContext(
             labels=codes,
             label_classes=codes,
@@ -198,6 +204,9 @@ class ClassificationTask(Task):
             model=model,
             order=state.column_orders.get(model),
         )
+        if state.dynamic_classes and kind == "labels":
+            against = None if chunk.raw_labels is not None else chunk.reference_model
+            _check_vocabulary(state, model, cand.pred, against=against)
         if ref.prob is not None and cand.prob is not None:
             if ref.prob.shape[1] != cand.prob.shape[1]:
                 raise DataError(
@@ -279,6 +288,94 @@ class ClassificationTask(Task):
             },
             {"id": "agreement", "metric": "top1_agreement", "min": 0.95},
         ]
+
+
+def _learn(state: TaskState, key: str | None, codes: Array) -> set[int]:
+    """Add the class indices in ``codes`` (-1: none) to what ``key`` was seen to hold."""
+    seen = state.vocabulary.setdefault(key, set())
+    seen.update(int(c) for c in np.unique(codes) if c >= 0)
+    return seen
+
+
+def _check_vocabulary(
+    state: TaskState, model: str, predicted: Array, *, against: str | None
+) -> None:
+    """Refuse predicted labels that share no value with the labels; note a partial overlap.
+
+    Labels of the same kind (text and text) can still never match: a model trained on
+    ``{"cat", "dog"}`` scored on labels ``{"no", "yes"}`` is wrong on every row, and so is its
+    reference, so the gate would pass at accuracy 0. Values are compared as they accumulate,
+    chunk by chunk: no value in common while the other side holds two or more values is an
+    error (one label value alone could be a model that is simply always wrong); a partial
+    overlap is a note, kept up to date, naming the values on each side that match nothing.
+    ``against`` is None for the data's labels, else the reference model (no labels).
+
+    Raises:
+        DataError: Names the label column (or the reference), examples from both sides and
+            the fix.
+    """
+    mine = _learn(state, model, predicted)
+    other = state.vocabulary.get(against)
+    if not mine or not other:
+        return
+    column = state.spec.data.labels
+    where = f"column {column!r} (data.labels)" if column else "the data"
+    if not mine & other:
+        if len(other) < 2:
+            return
+        if against is None:
+            side = f"The labels in {where}"
+            fix = (
+                "Map the labels to the model's class values (or the reverse), train or export "
+                "the model on the same class values, or point data.labels at the label column."
+            )
+        else:
+            side = f"The labels model {against!r} predicts"
+            fix = "Export both models with the same class values."
+        raise DataError(
+            f"{side} share no value with the labels model {model!r} predicts: they are "
+            f"{_values(state, other)} but the model predicts {_values(state, mine)}, so every "
+            f"row would count as wrong. {fix}"
+        )
+    if against is not None:
+        return
+    old = state.vocabulary_notes.pop(model, None)
+    extra, missed = mine - other, other - mine
+    note = None
+    if extra:
+        note = (
+            f"Model {model!r} predicts label value(s) that no label in {where} has: "
+            f"{_values(state, extra)}; rows where it predicts them count as wrong"
+            + (f", and it never predicts {_values(state, missed)}" if missed else "")
+            + ". Check that the model and the data use the same class values."
+        )
+    elif missed:
+        note = (
+            f"Model {model!r} never predicts the label value(s) {_values(state, missed)} that "
+            f"{where} holds (it predicts {_values(state, mine)}): if it was trained without "
+            "them, every row of those labels counts as wrong."
+        )
+    if old is not None and old in state.notes:
+        if note is None:
+            state.notes.remove(old)
+        else:
+            state.notes[state.notes.index(old)] = note
+    elif note is not None:
+        state.notes.append(note)
+    if note is not None:
+        state.vocabulary_notes[model] = note
+
+
+def _values(state: TaskState, codes: set[int], shown: int = 5) -> str:
+    """Up to ``shown`` class values of ``codes``, in class order, then how many more."""
+    ordered = sorted(codes)
+    text = ", ".join(echo(_py(state.classes.names[c])) for c in ordered[:shown])
+    more = len(ordered) - shown
+    return text + (f" (and {more} more)" if more > 0 else "")
+
+
+def _py(value: object) -> object:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _width(raw: Array) -> int:
