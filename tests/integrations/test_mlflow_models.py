@@ -180,3 +180,29 @@ def test_the_download_folder_goes_with_the_adapter(store: dict[str, str]) -> Non
     del adapter
     gc.collect()
     assert not folder.exists()
+
+
+def test_profile_takes_registry_uris(
+    store: dict[str, str], validation: Validation, tmp_path: Path
+) -> None:
+    # compval profile resolves model URIs as validate and compare do (it used to make
+    # "models:/clf/1" a path relative to the working folder).
+    code = main(
+        [
+            "profile",
+            f"--mlflow={store['tracking']}",
+            "models:/clf@champion",
+            "models:/clf/2",
+            "--batch-sizes",
+            "1,8",
+            "--concurrency",
+            "1",
+            "--quiet",
+            "--report-dir",
+            str(tmp_path / "r"),
+        ]
+    )
+    assert code in (ExitCode.OK, ExitCode.CHECKS_FAILED)
+    models = read_report(tmp_path / "r")["run"]["models"]
+    assert models["clf-champion"]["model_id"] == _sha(validation.reference)
+    assert models["clf-2"]["source"]["version"] == "2"

@@ -549,6 +549,7 @@ def _profile(args: argparse.Namespace) -> ExitCode:
         data=args.data,
         seed=args.seed,
         allow_pickle=args.allow_pickle,
+        tracking=_tracking(args),
         **columns,
     )
     return _finish(profile_files(request, settings), args)

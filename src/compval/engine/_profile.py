@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compval.adapters import ModelAdapter, bind_inputs, load_model
+from compval.adapters import ModelAdapter, bind_inputs, is_model_uri, load_model
 from compval.checks import CheckSettings, evaluate, resolve_criteria
 from compval.data import Dataset, load_dataset
 from compval.engine._estimates import metric_value, name_unsupported_ops
@@ -23,7 +23,7 @@ from compval.engine._provenance import Clock, model_info, run_info
 from compval.errors import SpecValidationError, UsageError
 from compval.profiling import ProfileResult, ProfileSettings, profile_models, synthetic_inputs
 from compval.results import Report
-from compval.spec import DataRef, ModelRef, PerformanceSpec
+from compval.spec import DataRef, ModelRef, PerformanceSpec, TrackingSpec
 from compval.types import Array
 
 __all__ = ["ProfileRequest", "check_profile_memory", "profile_files", "profile_opened"]
@@ -159,8 +159,11 @@ class ProfileRequest:
         labels: str | None = None,
         segments: Sequence[str] = (),
         features: Sequence[str] | None = None,
+        tracking: TrackingSpec | None = None,
     ) -> None:
         self.models = list(models)
+        #: Where model URIs (models:/clf/3) resolve (None: MLFLOW_TRACKING_URI or the default).
+        self.tracking = tracking
         self.performance = performance
         self.data = data
         self.seed = seed
@@ -180,11 +183,13 @@ def profile_files(request: ProfileRequest, settings: ProfileSettings) -> Report:
                 load_model(
                     ModelRef(
                         name=name,
-                        path=str(Path(path).resolve()),
+                        # A model URI (models:/clf/3) is resolved by load_model, not here.
+                        path=path if is_model_uri(path) else str(Path(path).resolve()),
                         threads=settings.threads,
                         allow_pickle=request.allow_pickle,
                     ),
                     base_dir=Path.cwd(),
+                    tracking=request.tracking,
                 )
             )
             for name, path in request.models
