@@ -234,6 +234,13 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
         yield update
 
 
+def _prepare_reports(args: argparse.Namespace) -> None:
+    """Let the chosen renderers set up (import matplotlib) while the models run."""
+    from compval.reports import RENDERERS, prepare_renderers
+
+    prepare_renderers(list(RENDERERS) if args.format is None else args.format)
+
+
 def _finish(
     report: Report,
     args: argparse.Namespace,
@@ -308,6 +315,7 @@ def _validate(args: argparse.Namespace) -> ExitCode:
     if tracking != loaded.spec.tracking:
         spec = loaded.spec.model_copy(update={"tracking": tracking})
         loaded = LoadedSpec(spec, path=loaded.path, text_hash=loaded.hash)
+    _prepare_reports(args)
     with _progress(not args.quiet) as progress:
         report = run_validation(
             loaded,
@@ -453,6 +461,7 @@ def _compare(args: argparse.Namespace) -> ExitCode:
             markup=True,
             highlight=False,
         )
+    _prepare_reports(args)
     with _progress(not args.quiet) as progress:
         report = run_validation(
             LoadedSpec(spec, path=None, text_hash=None),
@@ -679,6 +688,7 @@ def _demo(args: argparse.Namespace) -> ExitCode:
             ) from exc
         if not args.quiet:
             _print_demo_models(console, files.summary)
+        _prepare_reports(args)
         with _progress(not args.quiet) as progress:
             report = run_validation(
                 files.spec, options=RunOptions(replicates=args.replicates, progress=progress)

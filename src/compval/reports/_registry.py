@@ -9,9 +9,11 @@ file; third-party packages register sinks through the ``compval.sinks`` entry po
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -19,7 +21,7 @@ from types import MappingProxyType
 from compval._plugins import load_entry_points
 from compval.errors import InvalidParameterError, OutputError
 from compval.reports import clearml_sink, mlflow_sink, wandb_sink
-from compval.reports.html import render_html
+from compval.reports.html import prepare_html, render_html
 from compval.reports.json import render_json
 from compval.reports.junit import render_junit
 from compval.reports.markdown import render_markdown
@@ -30,6 +32,7 @@ __all__ = [
     "RENDERERS",
     "RunSink",
     "get_sink",
+    "prepare_renderers",
     "register_renderer",
     "register_sink",
     "sink_names",
@@ -37,14 +40,24 @@ __all__ = [
 
 _RENDERERS: dict[str, Callable[[Report], str]] = {}
 _FILENAMES: dict[str, str] = {}
+_PREPARE: dict[str, Callable[[], None]] = {}
 #: Format name -> ``render_<format>(report) -> str`` (a read-only view of the registry).
 RENDERERS: Mapping[str, Callable[[Report], str]] = MappingProxyType(_RENDERERS)
 #: Format name -> the file name ``write_reports`` gives it.
 FILENAMES: Mapping[str, str] = MappingProxyType(_FILENAMES)
 
 
-def register_renderer(name: str, render: Callable[[Report], str], *, filename: str) -> None:
+def register_renderer(
+    name: str,
+    render: Callable[[Report], str],
+    *,
+    filename: str,
+    prepare: Callable[[], None] | None = None,
+) -> None:
     """Make ``name`` a report format: ``render(report)`` is written to ``filename``.
+
+    ``prepare`` (optional) does a renderer's slow one-time set-up, such as importing a
+    plotting library; ``prepare_renderers`` runs it on the side while the models run.
 
     Raises:
         InvalidParameterError: The format name or the file name is taken.
@@ -56,6 +69,27 @@ def register_renderer(name: str, render: Callable[[Report], str], *, filename: s
         )
     _RENDERERS[name] = render
     _FILENAMES[name] = filename
+    if prepare is not None:
+        _PREPARE[name] = prepare
+
+
+def prepare_renderers(formats: Iterable[str]) -> None:
+    """Start the set-up of the given formats' renderers on a daemon thread and return.
+
+    The HTML renderer imports matplotlib (about half a second): done while the models run,
+    it overlaps inference instead of adding to the end of the run. A renderer whose set-up
+    fails (its library is missing) reports that itself when it renders.
+    """
+    hooks = [_PREPARE[name] for name in formats if name in _PREPARE]
+    if not hooks:
+        return
+
+    def run() -> None:
+        for hook in hooks:
+            with contextlib.suppress(Exception):
+                hook()
+
+    threading.Thread(target=run, name="compval-prepare-reports", daemon=True).start()
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +186,7 @@ def _github_summary(report: Report, paths: Mapping[str, Path]) -> None:
 register_renderer("json", render_json, filename="report.json")
 register_renderer("markdown", render_markdown, filename="report.md")
 register_renderer("junit", render_junit, filename="junit.xml")
-register_renderer("html", render_html, filename="report.html")
+register_renderer("html", render_html, filename="report.html", prepare=prepare_html)
 register_sink(
     RunSink("github-summary", _github_summary, "append report.md to the GitHub job summary")
 )

@@ -59,7 +59,7 @@ from compval.results import (
     SliceResult,
 )
 
-__all__ = ["render_html"]
+__all__ = ["prepare_html", "render_html"]
 
 #: What each plot shows instead when matplotlib is missing.
 NO_MATPLOTLIB = (
@@ -164,6 +164,11 @@ def _plots() -> ModuleType | None:
         return importlib.import_module("compval.reports._plots")
     except ImportError:
         return None
+
+
+def prepare_html() -> None:
+    """Import the plotting module (matplotlib: about half a second) ahead of rendering."""
+    _plots()
 
 
 class _Context:
