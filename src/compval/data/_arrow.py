@@ -260,7 +260,7 @@ def _segment_slicer(pa_mod: Any, column: Any) -> Callable[[int, int], Array]:
     if (
         not column.null_count
         and (types.is_string(column.type) or types.is_large_string(column.type))
-        and not _has_ambiguous_text(column)
+        and not _has_ambiguous_text(values)
     ):
         # Text without nulls, none of it reading like the missing marker, has nothing to
         # clean; clean_segment would check every value in Python to find that out.
@@ -268,23 +268,26 @@ def _segment_slicer(pa_mod: Any, column: Any) -> Callable[[int, int], Array]:
     return lambda lo, hi: clean_segment(values[lo:hi])
 
 
-# The array methods below (unique, value_counts), not pyarrow.compute's functions: those
-# convert their Python arguments through pyarrow's pandas shim, which imports pandas (a
+# Distinct values and counts are found in Python below, not with pyarrow's unique() or
+# value_counts(): those load pyarrow.compute (about 0.3 s of import, more than the counting)
+# and its functions convert their arguments through pyarrow's pandas shim (pandas: another
 # quarter of a second).
-def _has_ambiguous_text(column: Any) -> bool:
-    """Whether a text column holds ``<NA>`` or a value starting with ``"``.
+def _has_ambiguous_text(values: Array) -> bool:
+    """Whether text values hold ``<NA>`` or a value starting with ``"``.
 
-    Checked over the column's distinct values (a few, for a segment column).
+    Checked over the distinct values (a few, for a segment column).
     """
-    return any(is_ambiguous_text(v) for v in column.unique().to_pylist())
+    return any(is_ambiguous_text(v) for v in set(values.tolist()))
 
 
 def _count_segments(pa_mod: Any, counter: SegmentValueCounter, record_batch: Any) -> None:
     """Add one block of a scan to ``counter``: each segment column's values and row counts."""
     counter.start_block(record_batch.num_rows)
     for name in counter.counts:
-        found = _decoded(pa_mod, record_batch.column(name)).value_counts()
-        counter.add(name, found.field("values").to_pylist(), found.field("counts").to_pylist())
+        # Missing values (None, and each NaN, a distinct key here) become one key in the
+        # counter.
+        found = Counter(_decoded(pa_mod, record_batch.column(name)).to_pylist())
+        counter.add(name, found.keys(), found.values())
 
 
 def _feature_matrix(
