@@ -10,6 +10,8 @@ with its defaults, with a string segment column. Then, alternately, as child pro
     default (batch 256, 2,000 replicates, slice discovery). skl2onnx's first output is the
     predicted label and ``compare`` has no flag to pick an output, so a spec sets
     ``output: probabilities`` for both models (the command is otherwise what ``compare`` runs);
+(a') the same with ``--format json,markdown,junit`` (no report.html), to show the HTML
+    report's own cost;
 (b) a plain script: pandas reads the parquet file, onnxruntime runs both models at batch 256
     (default session options, like compval's) and the two accuracies are printed.
 
@@ -223,6 +225,13 @@ def main() -> None:
 
         runs = {
             "compval validate (defaults)": compval_cmd(spec, tmp / "report"),
+            # The same run without report.html (matplotlib's import and plots): what the
+            # HTML report costs on its own, for the note.
+            "compval validate, no html": [
+                *compval_cmd(spec, tmp / "report_nohtml"),
+                "--format",
+                "json,markdown,junit",
+            ],
             "plain pandas + onnxruntime": [
                 sys.executable,
                 str(plain),
