@@ -99,10 +99,12 @@ def main() -> None:
         print(f"\nrows={args.rows} segments={args.segments} replicates=2000 repeats={args.repeats}")
         print(f"compval without statistics: median {a:.2f} s")
         print(
-            f"compval with statistics:    median {b:.2f} s   ratio {b / a:.3f}   (statistics cost {b - a:.2f} s)"
+            f"compval with statistics:    median {b:.2f} s   ratio {b / a:.3f}   "
+            f"(statistics cost {b - a:.2f} s)"
         )
         print(
-            f"naive index bootstrap of the overall accuracy delta only: {naive:.1f} s (scaled from 10 replicates)"
+            "naive index bootstrap of the overall accuracy delta only: "
+            f"{naive:.1f} s (scaled from 10 replicates)"
         )
 
 

@@ -524,8 +524,8 @@ def test_intervals_do_not_depend_on_the_batch_size(work: Path, cli: Run) -> None
     small = _run_report(work, cli, "b16", batch_size=16, **settings)
     large = _run_report(work, cli, "b64", batch_size=64, **settings)
 
-    table_small = [m for m in small["metrics"] if m["ci_method"] == "poisson_table_bootstrap"]
-    table_large = [m for m in large["metrics"] if m["ci_method"] == "poisson_table_bootstrap"]
+    table_small = [m for m in small["metrics"] if m["ci_method"] == "bayesian_table_bootstrap"]
+    table_large = [m for m in large["metrics"] if m["ci_method"] == "bayesian_table_bootstrap"]
     assert len(table_small) > 20
     assert any(m["ci_low"] != m["ci_high"] for m in table_small)
     assert table_small == table_large

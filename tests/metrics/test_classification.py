@@ -166,6 +166,9 @@ def test_a_30_row_segment_without_flips_cannot_pass_a_tiny_margin() -> None:
     assert delta.delta == 0.0
     assert delta.ci is not None and delta.ci[0] < -0.1  # about -3.8/30 at 95%
     assert delta.ci_method == "tango_score"
-    # Non-linear metrics have no trustworthy interval without disagreements.
-    macro = next(e for e in estimates if e.metric == "macro_f1_score" and e.segment is None)
-    assert macro.ci is None and macro.ci_method is not None and macro.ci_method.startswith("none")
+    # Non-linear metrics: the prior on unobserved discordant cells keeps the interval open on
+    # both sides (the old bootstrap of a table without discordant cells returned [0, 0]).
+    for metric in ("macro_f1_score", "weighted_f1_score", "f1_score[0]", "precision_score[0]"):
+        e = next(e for e in estimates if e.metric == metric and e.segment is None)
+        assert e.delta == 0.0 and e.ci_method == "bayesian_table_bootstrap"
+        assert e.ci is not None and e.ci[0] < -0.001 and e.ci[1] > 0.001

@@ -19,6 +19,7 @@ for thread in threading.enumerate():
 print("matplotlib" in sys.modules, "compval.reports._plots" in sys.modules)
 """
 
+
 @pytest.mark.parametrize(
     ("formats", "expected"),
     [(["html"], "True True"), (["json", "markdown", "junit"], "False False")],

@@ -47,7 +47,7 @@ class _Parser(argparse.ArgumentParser):
         if choice is not None:
             message = (
                 f"unknown command {choice.group(1)!r}; expected one of validate, compare, "
-                "profile, init, demo"
+                "profile, diagnose, init, demo"
             )
         where = f"{command}: " if command else ""
         raise UsageError(f"{where}{message}. See '{self.prog} --help'.")
@@ -55,7 +55,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    from compval.cli import _commands
+    from compval.cli import _commands, _diagnose
 
     parser = _Parser(
         prog="compval",
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     _commands.add_validate(sub)
     _commands.add_compare(sub)
     _commands.add_profile(sub)
+    _diagnose.add_diagnose(sub)
     _commands.add_init(sub)
     _commands.add_demo(sub)
     return parser

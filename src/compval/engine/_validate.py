@@ -21,6 +21,7 @@ import numpy as np
 from compval.adapters import ModelAdapter, as_adapter, default_model_name, load_model
 from compval.checks import CheckSettings, Criterion, evaluate, resolve_criteria
 from compval.data import Dataset, as_dataset, load_dataset
+from compval.engine._diagnose import numerics_estimates, run_numerics, sample_rows
 from compval.engine._estimates import metric_value, name_unsupported_ops, slice_estimates
 from compval.engine._profile import (
     check_profile_memory,
@@ -44,6 +45,7 @@ from compval.results import (
     POINT_ONLY_NOTE,
     DecisionInfo,
     FlipMatrix,
+    NumericsSection,
     Reliability,
     Report,
     ResamplingInfo,
@@ -245,6 +247,19 @@ def run_validation(
             )
             for st in states:
                 estimates[st.name] = [*estimates[st.name], *profile.metric_estimates(st.name)]
+        numerics: NumericsSection | None = None
+        if s.numerics is not None:
+            numerics = run_numerics(
+                s.numerics,
+                ref_adapter,
+                [(st.adapter, run.outputs.get(st.name)) for st in states],
+                sample_rows(dataset, s.numerics.sample, seed=s.seed, batch_size=s.batch_size),
+                batch_size=s.batch_size,
+                seed=s.seed,
+                reference_output=run.outputs.get(ref_adapter.name),
+            )
+            for name, extra in numerics_estimates(numerics).items():
+                estimates[name] = [*estimates[name], *extra]
         adapters = [ref_adapter, *(st.adapter for st in states)]
 
         checks = evaluate(
@@ -295,6 +310,7 @@ def run_validation(
         candidates=tuple(st.name for st in states),
         statistics=statistics,
         profile=None if profile is None else profile.section(),
+        numerics=numerics,
     )
 
 
@@ -415,9 +431,12 @@ def _statistics(
         resampling=None
         if run.resampling is None
         else ResamplingInfo(
-            method="poisson bootstrap: Poisson(n) counts per contingency-table cell for "
-            "classification metrics; Poisson(1) weights per hashed row block "
+            method="Tango score and Clopper-Pearson intervals for proportions; Bayesian "
+            "bootstrap of the contingency table (Gamma(count) per cell, prior on unobserved "
+            "discordance, at most 500 draws per interval end) for precision and F1; "
+            "Poisson(1) weights per hashed row block "
             f"({N_BLOCKS} blocks) for continuous metrics",
+            interval="percentile (table), t-expanded BCa (blocks)",
             replicates=run.resampling.replicates,
             confidence=run.resampling.confidence,
             seed=run.resampling.seed,

@@ -15,7 +15,10 @@ Confidence intervals: continuous metrics keep their sums per (segment, block), w
 block is a hash of (seed, row id); a bootstrap replicate weights each block by Poisson(1)
 (``compval.stats.block_weights``), so randomness is a function of (seed, row id, replicate)
 and never of batch size or sharding. Each metric is a function of the sums, evaluated on the
-totals for the estimate and on the weighted sums for the replicates: one implementation.
+totals for the estimate, on the weighted sums for the replicates and on the totals less one
+block for the jackknife: one implementation. The interval is the t-expanded BCa interval
+(``compval.stats.bca_intervals``): a plain percentile interval of a mean of skewed or
+heavy-tailed rows covers 0.91-0.95 of the time; docs/statistics.md has the measured grid.
 """
 
 from __future__ import annotations
@@ -246,6 +249,18 @@ class BlockSumsAccumulator(Accumulator):
         """(metric name, max column) pairs reported from maxima (lower is better)."""
         return ()
 
+    def bootstrap_columns(self) -> int:
+        """How many leading columns the metrics with intervals read (default: all)."""
+        return len(self.columns())
+
+    def _block_has_rows(self) -> Array:
+        """(segments, blocks): whether a block holds rows (its ``rows`` column, else any sum)."""
+        names = list(self.columns())
+        if "rows" in names:
+            has: Array = self._sums[..., names.index("rows")] > 0
+            return has
+        return np.asarray(np.any(self._sums != 0, axis=-1))
+
     # -- accumulator ---------------------------------------------------------------------
     def _grow(self) -> None:
         missing = len(self.segments) - self._sums.shape[0]
@@ -366,16 +381,25 @@ class BlockSumsAccumulator(Accumulator):
             weights = block_weights(
                 n_blocks=self.n_blocks, replicates=resampling.replicates, seed=resampling.seed
             )
-            # One GEMM: (replicates, blocks) @ (blocks, segments * columns).
-            n_seg, n_blocks, n_cols = self._sums.shape
-            flat = self._sums.transpose(1, 0, 2).reshape(n_blocks, n_seg * n_cols)
+            # One GEMM: (replicates, blocks) @ (blocks, segments * columns), over the columns
+            # the bootstrapped metrics read.
+            used = self._sums[..., : self.bootstrap_columns()]
+            n_seg, n_blocks, n_cols = used.shape
+            flat = used.transpose(1, 0, 2).reshape(n_blocks, n_seg * n_cols)
             reps = (weights @ flat).reshape(-1, n_seg, n_cols)
+            # Leave-one-block-out sums (segments, blocks, columns) for the BCa acceleration;
+            # blocks without rows are no jackknife unit.
+            held_out = totals[:, None, :n_cols] - used
+            empty = ~self._block_has_rows()
         out: list[MetricEstimate] = []
         with np.errstate(divide="ignore", invalid="ignore"):
             items: list[EstimateItem] = []
             for metric in self.derived():
                 point = metric.fn(totals)
-                rep = metric.fn(reps) if reps is not None and metric.bootstrap else None
+                rep = jack = None
+                if reps is not None and metric.bootstrap:
+                    rep = metric.fn(reps)
+                    jack = _mask(metric.fn(held_out), empty)
                 for s, name in enumerate(self.segments.names[: totals.shape[0]]):
                     n = int(self._rows[s])
                     if n == 0:
@@ -389,9 +413,10 @@ class BlockSumsAccumulator(Accumulator):
                             n=n,
                             point=_pick(point, s),
                             replicates=None if rep is None else _pick(rep, (slice(None), s)),
+                            jackknife=None if jack is None else _pick(jack, s),
                         )
                     )
-            out.extend(build_estimates(items, resampling, method="poisson_block_bootstrap"))
+            out.extend(build_estimates(items, resampling, method=BLOCK_BCA))
             for metric_name, col in self._maximum_metrics():
                 for s, name in enumerate(self.segments.names[: totals.shape[0]]):
                     if self._rows[s] == 0 or not np.isfinite(self._maxima[s, col]):
@@ -411,6 +436,18 @@ class BlockSumsAccumulator(Accumulator):
         return out
 
 
+#: ``MetricEstimate.ci_method`` of block-sum metrics: BCa over the Poisson block bootstrap,
+#: with the block jackknife for the acceleration and t-expanded levels.
+BLOCK_BCA = "block_bootstrap_bca"
+
+
+def _mask(value: Any, empty: Array) -> Any:
+    """NaN where ``empty`` (a metric's leave-one-block-out values of blocks without rows)."""
+    if isinstance(value, tuple):
+        return tuple(np.where(empty, np.nan, v) for v in value)
+    return np.where(empty, np.nan, value)
+
+
 def _pick(value: Any, index: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(v[index] for v in value)
@@ -427,7 +464,12 @@ class EstimateItem:
     """One metric in one segment, before its intervals are computed.
 
     ``point`` is a scalar (paired) or a (reference, candidate) pair; ``replicates`` the same
-    with a leading replicate axis, or None.
+    with a leading replicate axis, or None; ``jackknife`` the same with a leading axis of
+    leave-one-block-out values (NaN for empty blocks), which turns the percentile interval
+    into the t-expanded BCa interval (``compval.stats.bca_intervals``). With
+    ``upper_replicates`` (same shape as ``replicates``) the interval's lower end is read from
+    ``replicates`` and its upper end from ``upper_replicates`` (draws from two posteriors, one
+    pessimistic and one optimistic for the candidate).
     """
 
     metric: str
@@ -437,31 +479,54 @@ class EstimateItem:
     n: int
     point: Any
     replicates: Any
+    jackknife: Any = None
+    upper_replicates: Any = None
 
 
 def build_estimates(
     items: Sequence[EstimateItem], resampling: Resampling | None, *, method: str
 ) -> list[MetricEstimate]:
-    """Turn items into MetricEstimates, computing every percentile interval in one call.
+    """Turn items into MetricEstimates, computing every interval in one call per method.
 
     For a paired metric the interval bounds its value; otherwise the delta (candidate -
-    reference), the candidate's value and the ratio each get one. ``se`` is the replicates'
-    standard deviation of the quantity ``ci`` bounds.
+    reference), the candidate's value and the ratio each get one. Items with ``jackknife``
+    values get t-expanded BCa intervals, the others percentile intervals. ``se`` is the
+    replicates' standard deviation of the quantity ``ci`` bounds.
     """
     confidence = resampling.confidence if resampling is not None else None
     rows: list[Array] = []
+    uppers: list[Array | None] = []
+    points: list[float] = []
+    jacks: list[Array | None] = []
     for it in items:
         if it.replicates is None or confidence is None:
             continue
+        jk = it.jackknife
         if it.paired:
             rows.append(np.asarray(it.replicates, dtype=np.float64))
+            uppers.append(
+                None if it.upper_replicates is None else np.asarray(it.upper_replicates, float)
+            )
+            points.append(float(it.point))
+            jacks.append(None if jk is None else np.asarray(jk, dtype=np.float64))
         else:
-            r_ref = np.asarray(it.replicates[0], dtype=np.float64)
-            r_cand = np.asarray(it.replicates[1], dtype=np.float64)
+            rows += _unpaired_rows(it.replicates)
+            uppers += (
+                [None] * 3 if it.upper_replicates is None else _unpaired_rows(it.upper_replicates)
+            )
+            p_ref, p_cand = float(it.point[0]), float(it.point[1])
             with np.errstate(divide="ignore", invalid="ignore"):
-                rel = np.where(r_ref != 0, r_cand / r_ref, np.nan)
-            rows += [r_cand - r_ref, r_cand, rel]
-    bounds, spreads = _intervals(rows, confidence)
+                p_rel = p_cand / p_ref if p_ref != 0 else np.nan
+            points += [p_cand - p_ref, p_cand, p_rel]
+            if jk is None:
+                jacks += [None, None, None]
+            else:
+                j_ref = np.asarray(jk[0], dtype=np.float64)
+                j_cand = np.asarray(jk[1], dtype=np.float64)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    j_rel = np.where(j_ref != 0, j_cand / j_ref, np.nan)
+                jacks += [j_cand - j_ref, j_cand, j_rel]
+    bounds, spreads = _intervals(rows, confidence, points=points, jackknife=jacks, upper=uppers)
     out: list[MetricEstimate] = []
     k = 0
 
@@ -528,27 +593,70 @@ def build_estimates(
     return out
 
 
-def _intervals(
-    rows: list[Array], confidence: float | None
-) -> tuple[list[tuple[float, float] | None], list[float | None]]:
-    """Percentile intervals and standard deviations of many replicate vectors at once.
+def _unpaired_rows(replicates: Any) -> list[Array]:
+    """Replicates of (reference, candidate) -> those of the delta, the candidate and the ratio."""
+    r_ref = np.asarray(replicates[0], dtype=np.float64)
+    r_cand = np.asarray(replicates[1], dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(r_ref != 0, r_cand / r_ref, np.nan)
+    return [r_cand - r_ref, r_cand, rel]
 
-    NaN replicates (e.g. a segment that got no rows in a replicate) are ignored, as in
-    ``compval.stats.percentile_interval``; a vector with fewer than two finite values gets no
-    interval.
+
+def _finite(rows: Sequence[Array]) -> Array:
+    # Inf replicates (e.g. a ratio over a zero) are as uninformative as NaN ones.
+    matrix = np.vstack(rows)
+    out: Array = np.where(np.isfinite(matrix), matrix, np.nan)
+    return out
+
+
+def _intervals(
+    rows: list[Array],
+    confidence: float | None,
+    *,
+    points: Sequence[float] = (),
+    jackknife: Sequence[Array | None] = (),
+    upper: Sequence[Array | None] = (),
+) -> tuple[list[tuple[float, float] | None], list[float | None]]:
+    """Intervals and standard deviations of many replicate vectors at once.
+
+    Rows with a jackknife vector get t-expanded BCa intervals; rows with an ``upper`` vector
+    take their lower end from the row and their upper end from it; the others get percentile
+    intervals. NaN replicates (e.g. a segment that got no rows in a replicate) are ignored,
+    as in ``compval.stats.percentile_interval``; a vector with fewer than two finite values gets
+    no interval.
     """
     if not rows or confidence is None:
         return [], []
-    from compval.stats import percentile_intervals
+    from compval.stats import bca_intervals, bootstrap_quantiles, percentile_intervals
 
-    matrix = np.vstack(rows)
-    # Inf replicates (e.g. a ratio over a zero) are as uninformative as NaN ones.
-    matrix = np.where(np.isfinite(matrix), matrix, np.nan)
+    matrix = _finite(rows)
     ok = (~np.isnan(matrix)).sum(axis=1) >= 2
     bounds: list[tuple[float, float] | None] = [None] * len(rows)
     spreads: list[float | None] = [None] * len(rows)
+    has_jack = np.array([j is not None for j in jackknife] or [False] * len(rows))
+    has_upper = np.array([u is not None for u in upper] or [False] * len(rows))
+    low = np.full(len(rows), np.nan)
+    high = np.full(len(rows), np.nan)
+    plain = ok & ~has_jack & ~has_upper
+    if plain.any():
+        low[plain], high[plain] = percentile_intervals(matrix[plain], confidence=confidence)
+    split = ok & has_upper
+    if split.any():
+        tail = (1.0 - confidence) / 2.0
+        picked = [int(i) for i in np.flatnonzero(split)]
+        levels = np.full((len(picked), 1), tail)
+        low[split] = bootstrap_quantiles(matrix[split], levels)[:, 0]
+        tops = _finite([u for i in picked if (u := upper[i]) is not None])
+        high[split] = bootstrap_quantiles(tops, 1.0 - levels)[:, 0]
+    bca = ok & has_jack
+    if bca.any():
+        chosen = [int(i) for i in np.flatnonzero(bca)]
+        jack = np.vstack([jk for i in chosen if (jk := jackknife[i]) is not None])
+        theta = np.asarray(points, dtype=np.float64)[chosen]
+        low[bca], high[bca] = bca_intervals(
+            theta, matrix[bca], np.where(np.isfinite(jack), jack, np.nan), confidence=confidence
+        )
     if ok.any():
-        low, high = percentile_intervals(matrix[ok], confidence=confidence)
         sub = matrix[ok]
         sd = (
             np.std(sub, axis=1, ddof=1)
@@ -556,6 +664,8 @@ def _intervals(
             else np.nanstd(sub, axis=1, ddof=1)
         )
         for j, i in enumerate(np.flatnonzero(ok)):
-            bounds[i] = (float(low[j]), float(high[j]))
+            if np.isnan(low[i]) or np.isnan(high[i]):
+                continue
+            bounds[i] = (float(low[i]), float(high[i]))
             spreads[i] = float(sd[j])
     return bounds, spreads

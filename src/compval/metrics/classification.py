@@ -6,9 +6,13 @@ lower-is-better, except ``flip_wrong_to_correct_rate`` which has no direction.
 For each segment the table counts rows per (true class, reference prediction, candidate
 prediction) cell. It holds everything: both models' accuracy, per-class precision / recall /
 F1, macro and weighted F1, top-1 agreement and flips. The table is stored sparse (only cells
-that occur, usually the diagonal plus the errors), so it scales to many classes. A bootstrap
-replicate draws Poisson(n) for a cell of n rows, which is exactly the row-level Poisson
-bootstrap but costs O(cells x replicates), independent of the number of rows.
+that occur, usually the diagonal plus the errors), so it scales to many classes.
+
+Intervals (docs/statistics.md has the measured coverage): proportions (accuracy, recall,
+agreement, flip rates) get Tango score and Clopper-Pearson intervals from their counts; the
+non-linear metrics get a Bayesian bootstrap of the table: Gamma(count) per cell plus a prior on
+discordant cells that were never observed, so zero observed flips never gives a zero-width
+interval. Either way the cost is O(cells x replicates), independent of the number of rows.
 
 Per-class metrics follow scikit-learn's conventions: a class with no predicted (or no true)
 rows has precision (recall) 0, and macro F1 averages over the classes that occur in the true
@@ -17,6 +21,7 @@ labels or the model's predictions within the segment (sklearn's ``labels=None``)
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -205,40 +210,51 @@ class ContingencyTable(Accumulator):
     def estimates(self, resampling: Resampling | None = None) -> list[MetricEstimate]:
         """The paired tests, then every classification metric in every segment.
 
-        Metrics get Poisson-table intervals; the tests (``paired_tests``) have none.
+        Proportions get exact or score intervals (``_exact_intervals``); the non-linear
+        metrics (precision, F1, macro and weighted F1) get the Bayesian table bootstrap
+        (``TableMetrics.posterior_sums``); the tests (``paired_tests``) have none.
         """
-        from compval.stats import poisson_table_counts, stable_hash
+        from compval.stats import stable_hash
 
         out: list[MetricEstimate] = self.paired_tests()
         groups: list[tuple[list[MetricEstimate], Mapping[str, tuple[int, int, int, int, int]]]]
         groups = []
+        resampled = resampling is not None and resampling.replicates > 0
         for name, (label, ref, cand, count) in self.segment_cells().items():
-            weights = count[None, :].astype(np.float64)
-            if resampling is not None and resampling.replicates > 0:
-                reps = poisson_table_counts(
+            per_class = name is None or not str(name).startswith("label=")
+            metrics = TableMetrics(label, ref, cand, class_names=self.class_names)
+            counts = metrics.paired_counts(count, per_class=per_class)
+            rows: dict[str, tuple[slice, slice]] = {}
+            if resampled and per_class and metrics.has_labels:
+                assert resampling is not None
+                sums, rows = metrics.posterior_sums(
                     count,
-                    replicates=resampling.replicates,
+                    per_class=per_class,
+                    replicates=min(resampling.replicates, MAX_POSTERIOR_DRAWS),
                     seed=resampling.seed,
                     stream=stable_hash(f"table:{name}"),
                 )
-                weights = np.concatenate([weights, reps.astype(np.float64)], axis=0)
-            per_class = name is None or not str(name).startswith("label=")
-            metrics = TableMetrics(label, ref, cand, class_names=self.class_names)
-            items = [
-                EstimateItem(
-                    metric=metric,
-                    segment=name,
-                    higher_is_better=hib,
-                    paired=paired,
-                    n=int(count.sum()),
-                    point=_row(values, 0),
-                    replicates=_row(values, slice(1, None)) if weights.shape[0] > 1 else None,
+            else:
+                sums = metrics.sums(count[None, :].astype(np.float64), per_class=per_class)
+            items = []
+            for metric, hib, paired, values in metrics.from_sums(sums, per_class=per_class):
+                low, high = _replicates(metric, values, rows, counts)
+                items.append(
+                    EstimateItem(
+                        metric=metric,
+                        segment=name,
+                        higher_is_better=hib,
+                        paired=paired,
+                        n=int(count.sum()),
+                        point=_row(values, 0),
+                        replicates=low,
+                        upper_replicates=high,
+                    )
                 )
-                for metric, hib, paired, values in metrics.compute(weights, per_class=per_class)
-            ]
-            estimates = build_estimates(items, resampling, method="poisson_table_bootstrap")
-            groups.append((estimates, metrics.paired_counts(count, per_class=per_class)))
-        if resampling is not None and resampling.replicates > 0:
+            estimates = build_estimates(items, resampling, method=BAYESIAN_TABLE)
+            groups.append((estimates, counts))
+        if resampled:
+            assert resampling is not None
             return out + _exact_intervals(groups, resampling.confidence)
         return out + [e for estimates, _ in groups for e in estimates]
 
@@ -303,19 +319,40 @@ def _paired_value(
     )
 
 
-#: Fewer rows than this where the two models' predictions differ, and a bootstrap interval of
-#: a non-linear metric (precision, F1, macro/weighted F1) is not trusted: resampling a table
-#: with no (or few) discordant cells cannot vary the delta, so the interval collapses towards
-#: [0, 0] whatever the number of rows. Such estimates carry no interval and criteria on them
-#: are inconclusive ("cannot be decided at these counts"), never passed on a point estimate.
-MIN_DISAGREEMENTS_FOR_BOOTSTRAP = 10
+#: Posterior draws per prior and interval end (at most; fewer when ``replicates`` is smaller).
+#: An interval's end is a 2.5% quantile of the draws: with 500 draws its Monte Carlo error is
+#: about 6% of the interval's half-width (3% with 2,000), and the simulations behind
+#: docs/statistics.md meet their bounds with 300. The draws are most of the statistics' cost of
+#: a run with 50 segments: with 1,000 draws ``benchmarks/bench_statistics.py`` ran 1.54-1.59x
+#: as long as the run without statistics, with 500 about 1.4x.
+MAX_POSTERIOR_DRAWS = 500
 
 #: Interval methods recorded in ``MetricEstimate.ci_method``.
 TANGO = "tango_score"
 EXACT = "clopper_pearson"
-UNTRUSTED = "none: too few disagreements for the bootstrap"
+BAYESIAN_TABLE = "bayesian_table_bootstrap"
 
-_NONLINEAR = ("precision_score", "f1_score", "macro_f1_score", "weighted_f1_score")
+#: The averages over classes: their intervals come from the draws whose prior is spread over
+#: the classes (about one discordant row per direction in the segment).
+_AGGREGATE = ("macro_f1_score", "weighted_f1_score")
+
+
+def _replicates(
+    metric: str,
+    values: Any,
+    rows: Mapping[str, tuple[slice, slice]],
+    counts: Mapping[str, tuple[int, int, int, int, int]],
+) -> tuple[Any, Any]:
+    """The posterior draws of a metric's lower and upper interval ends, or (None, None).
+
+    Proportions with counts get exact intervals (``_exact_intervals``), so they need no
+    draws; the class averages use the draws of the segment-wide prior, every per-class metric
+    those of the per-class prior (``TableMetrics.posterior_sums``).
+    """
+    if not rows or (metric in counts and counts[metric][2] > 0):
+        return None, None
+    low, high = rows["aggregate" if metric in _AGGREGATE else "per_class"]
+    return _row(values, low), _row(values, high)
 
 
 def _exact_intervals(
@@ -345,7 +382,7 @@ def _exact_intervals(
     c_low, c_high = clopper_pearson_intervals(cand_ok, n, confidence=confidence)
     out: list[MetricEstimate] = []
     row = 0
-    for (e, counts), ok in zip(flat, exact, strict=True):
+    for (e, _), ok in zip(flat, exact, strict=True):
         if ok:
             cand_ci = (float(c_low[row]), float(c_high[row]))
             if e.paired:
@@ -372,14 +409,6 @@ def _exact_intervals(
                     planning_sd=math.sqrt(max(int(b[row] + c[row]), 1) / int(n[row])),
                 )
             row += 1
-        elif (
-            e.metric.split("[", 1)[0] in _NONLINEAR
-            and counts["__disagreements__"][0] < MIN_DISAGREEMENTS_FOR_BOOTSTRAP
-        ):
-            e = replace(
-                e, ci=None, ci_candidate=None, ci_ratio=None, se=None, se_candidate=None,
-                se_ratio=None, ci_method=UNTRUSTED, confidence=None,
-            )  # fmt: skip
         out.append(e)
     return out
 
@@ -394,7 +423,8 @@ class TableMetrics:
     """Metric math on one segment's cells, vectorized over rows of weights.
 
     ``weights`` has shape (M, cells): row 0 is usually the observed counts and the other rows
-    bootstrap replicates; every metric comes out with shape (M,).
+    posterior draws; ``sums`` reduces them to the sums every metric is a ratio of, and every
+    metric comes out with shape (M,).
     """
 
     def __init__(
@@ -410,6 +440,87 @@ class TableMetrics:
         self.ref = np.where(ref == INVALID, k, ref)
         self.cand = np.where(cand == INVALID, k, cand)
 
+    def posterior_sums(
+        self, count: Array, *, per_class: bool, replicates: int, seed: int, stream: int
+    ) -> tuple[Array, dict[str, tuple[slice, slice]]]:
+        """Bayesian-bootstrap draws of the table's sums, with a prior on unobserved discordance.
+
+        Each draw weights every observed cell by Gamma(count) and adds prior cells: for every
+        class c present, a row the candidate misses (label c, reference c, candidate none of
+        the classes), one it wrongly calls c (label none of the classes, reference right), and
+        the same two for the reference. Each touches class c alone.
+
+        Each end of an interval comes from its own draws, as an exact interval takes each
+        bound from the tail on its side: the lower end from draws whose prior holds only the
+        candidate's misses and false alarms, the upper end from draws whose prior holds only
+        the reference's. Zero observed discordance then still allows about 3.7 rows the
+        candidate got wrong at the lower end (the exact Poisson bound, Gamma(0 + 1)), and an
+        observed improvement is not inflated by prior mass on its own side.
+
+        Two sizes of prior are drawn:
+
+        * ``per_class``: shape 1 per prior cell, so each class keeps its own allowance;
+          per-class precision and F1 use these draws.
+        * ``aggregate``: shape 1 / (classes present) per prior cell, one row's worth for the
+          segment; macro and weighted F1 use these (a per-class prior would claim one
+          discordant row per class, far more than a segment of identical predictions allows).
+
+        With many discordant rows the prior is negligible and the draws are Rubin's Bayesian
+        bootstrap of the table. Sums are linear in the weights, so the observed cells' sums
+        are computed once and each prior adds its few cells' sums: O(cells x replicates),
+        independent of the number of rows.
+
+        Args:
+            count: Rows in each of the segment's cells (the arrays this object was built on).
+            per_class: Whether per-class sums are wanted (``sums``).
+            replicates: Draws per prior and side.
+            seed: The run's seed.
+            stream: The segment's stream (``stable_hash`` of its name).
+
+        Returns:
+            ``(sums, rows)``: sums (row 0: the observed counts; then the draws) for
+            ``from_sums``, and, per prior, the rows of the lower end's draws and of the upper
+            end's.
+        """
+        from compval.stats import gamma_table_weights
+
+        k = self.n_classes
+        present = np.zeros(k + 1, dtype=bool)
+        for codes in (self.label, self.ref, self.cand):
+            present[codes[codes < k]] = True
+        classes = np.flatnonzero(present[:k])
+        none = np.full(classes.size, k)
+        # Candidate misses, candidate false alarms | reference misses, reference false alarms.
+        # Index k is "none of the classes": wrong, and never a class.
+        prior = copy.copy(self)
+        prior.label = np.concatenate([classes, none, classes, none])
+        prior.ref = np.concatenate([classes, none, none, classes])
+        prior.cand = np.concatenate([none, classes, classes, none])
+        m = prior.label.size
+        half = m // 2
+        shapes = np.concatenate(
+            [count.astype(np.float64), np.full(m, 1.0 / max(classes.size, 1)), np.ones(m)]
+        )
+        draws = gamma_table_weights(shapes, replicates=replicates, seed=seed, stream=stream)
+        observed = self.sums(
+            np.concatenate([count[None, :].astype(np.float64), draws[:, : count.size]]),
+            per_class=per_class,
+        )
+        worse, better = prior.subset(slice(0, half)), prior.subset(slice(half, m))
+        groups = [observed[:1]]
+        start = count.size
+        for draw in (draws[:, start : start + m], draws[:, start + m :]):
+            groups += [
+                observed[1:] + worse.sums(draw[:, :half], per_class=per_class),
+                observed[1:] + better.sums(draw[:, half:], per_class=per_class),
+            ]
+
+        def block(i: int) -> slice:
+            return slice(1 + i * replicates, 1 + (i + 1) * replicates)
+
+        rows = {"aggregate": (block(0), block(1)), "per_class": (block(2), block(3))}
+        return np.concatenate(groups), rows
+
     def compute(
         self, weights: Array, *, per_class: bool = True
     ) -> list[tuple[str, bool | None, bool, Any]]:
@@ -418,27 +529,64 @@ class TableMetrics:
         Unpaired values are (reference, candidate) tuples. Per-class metrics are named
         ``recall_score[<class name>]`` (the class index when the class has no name).
         """
-        w = weights
-        n = w.sum(axis=1)
+        return self.from_sums(self.sums(weights, per_class=per_class), per_class=per_class)
+
+    def subset(self, cells: slice) -> TableMetrics:
+        """The same metrics over a slice of the cells."""
+        part = copy.copy(self)
+        part.label, part.ref, part.cand = self.label[cells], self.ref[cells], self.cand[cells]
+        return part
+
+    def sums(self, weights: Array, *, per_class: bool = True) -> Array:
+        """Every sum the metrics need, per row of weights: shape (M, 6 + 5 x classes).
+
+        Columns: rows, agreements, correct per model, the two flips, then (per class, with
+        labels and ``per_class``) true, predicted by each model, true positives of each model.
+        """
         label, ref, cand = self.label, self.ref, self.cand
+        ref_ok, cand_ok = label == ref, label == cand
+        masks = (
+            np.ones(label.size, dtype=bool),
+            ref == cand,
+            ref_ok,
+            cand_ok,
+            ref_ok & ~cand_ok,
+            ~ref_ok & cand_ok,
+        )
+        cells = [np.flatnonzero(m) for m in masks]
+        columns = [np.full(c.size, j) for j, c in enumerate(cells)]
+        width = len(masks)
+        if self.has_labels and per_class:
+            k = self.n_classes
+            codes = (label, ref, cand, np.where(ref_ok, label, k), np.where(cand_ok, label, k))
+            for i, code in enumerate(codes):
+                keep = np.flatnonzero(code < k)
+                cells.append(keep)
+                columns.append(width + i * k + code[keep])
+            width += 5 * k
+        return _grouped_sums(weights, np.concatenate(cells), np.concatenate(columns), width)
+
+    def from_sums(
+        self, sums: Array, *, per_class: bool = True
+    ) -> list[tuple[str, bool | None, bool, Any]]:
+        """The metrics of ``compute`` from the sums of ``sums``."""
+        n = sums[:, 0]
         out: list[tuple[str, bool | None, bool, Any]] = []
         with np.errstate(divide="ignore", invalid="ignore"):
-            out.append(("top1_agreement", True, True, (w @ (ref == cand)) / n))
+            out.append(("top1_agreement", True, True, sums[:, 1] / n))
             if not self.has_labels:
                 return out
-            ref_ok, cand_ok = label == ref, label == cand
-            out.append(("accuracy_score", True, False, ((w @ ref_ok) / n, (w @ cand_ok) / n)))
-            out.append(("flip_correct_to_wrong_rate", False, True, (w @ (ref_ok & ~cand_ok)) / n))
-            out.append(("flip_wrong_to_correct_rate", None, True, (w @ (~ref_ok & cand_ok)) / n))
+            out.append(("accuracy_score", True, False, (sums[:, 2] / n, sums[:, 3] / n)))
+            out.append(("flip_correct_to_wrong_rate", False, True, sums[:, 4] / n))
+            out.append(("flip_wrong_to_correct_rate", None, True, sums[:, 5] / n))
             if not per_class:
                 return out
             k = self.n_classes
-            eye = np.eye(k + 1, dtype=np.float64)[:, :k]
-            true_k = w @ eye[label]
+            true_k, pred_ref, pred_cand, tp_ref, tp_cand = (
+                sums[:, 6 + i * k : 6 + (i + 1) * k] for i in range(5)
+            )
             stats = {}
-            for side, pred, ok in (("ref", ref, ref_ok), ("cand", cand, cand_ok)):
-                pred_k = w @ eye[pred]
-                tp_k = w @ (eye[label] * ok[:, None])
+            for side, pred_k, tp_k in (("ref", pred_ref, tp_ref), ("cand", pred_cand, tp_cand)):
                 precision = np.where(pred_k > 0, tp_k / pred_k, 0.0)
                 recall = np.where(true_k > 0, tp_k / true_k, 0.0)
                 denom = true_k + pred_k
@@ -465,15 +613,12 @@ class TableMetrics:
 
         ``top1_agreement`` and the flip rates are single proportions (their "ok" counts are
         agreements, b and c); ``accuracy_score`` and ``recall_score[<class>]`` are paired
-        proportions. ``__disagreements__`` carries the rows where the predictions differ.
+        proportions.
         """
         label, ref, cand = self.label, self.ref, self.cand
         n = int(count.sum())
         agree = int(count[ref == cand].sum())
-        out = {
-            "top1_agreement": (0, 0, n, agree, agree),
-            "__disagreements__": (n - agree, 0, n, 0, 0),
-        }
+        out = {"top1_agreement": (0, 0, n, agree, agree)}
         if not self.has_labels:
             return out
         ref_ok, cand_ok = label == ref, label == cand
@@ -494,3 +639,21 @@ class TableMetrics:
 
     def _name(self, index: int) -> str:
         return self.class_names[index] if index < len(self.class_names) else str(index)
+
+
+def _grouped_sums(w: Array, cells: Array, columns: Array, width: int) -> Array:
+    """``out[:, j] = sum of w[:, i] over the (i, j) pairs``: a sparse product, (M, width).
+
+    Each cell feeds about eleven sums, so a sparse product costs O(M x cells) whatever the
+    number of classes; a dense indicator matrix would cost O(M x cells x width), and
+    multithreaded BLAS spends more time synchronizing threads than multiplying on matrices this
+    small (ten times more on a busy machine, measured in ``benchmarks/bench_statistics.py``).
+    scipy's sparse product runs on the calling thread.
+    """
+    from scipy import sparse
+
+    indicator = sparse.csr_matrix(
+        (np.ones(cells.size), (cells, columns)), shape=(w.shape[1], width)
+    )
+    out: Array = np.asarray((indicator.T @ w.T).T)
+    return out

@@ -254,6 +254,10 @@ class Calibration(BlockSumsAccumulator):
                 names += [f"{side}_n{b}", f"{side}_conf{b}", f"{side}_ok{b}"]
         return tuple(names)
 
+    def bootstrap_columns(self) -> int:
+        """Rows and the two Brier sums: ECE, read from the bins, has no interval."""
+        return 3
+
     def _row_values(self, rows: PairedRows) -> tuple[Any, Array | None, Array]:
         if rows.ref_prob is None or rows.cand_prob is None or rows.labels is None:
             raise ValueError("Calibration needs probabilities and labels")

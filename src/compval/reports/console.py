@@ -42,7 +42,8 @@ from compval.reports._format import (
     sorted_checks,
     visible,
 )
-from compval.results import POINT_ONLY_NOTE, CheckResult, MetricValue, Report
+from compval.reports._numerics import LAYER_HEADERS, TOP_LAYERS, layer_cells, numerics_summary
+from compval.results import POINT_ONLY_NOTE, CheckResult, MetricValue, NumericsSection, Report
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -103,6 +104,8 @@ def render_console(
         # The latency table is the point of `compval profile`; beside a validation the
         # speedup lines (and the gated metrics above) say enough unless asked for more.
         _print_profile(report, console, table=verbose or report.run.task == "profile")
+    if report.numerics is not None:
+        _print_numerics(report.numerics, console)
     if report.statistics is not None and report.statistics.point_only:
         console.print(POINT_ONLY_NOTE, style="yellow")
     if files:
@@ -110,6 +113,19 @@ def render_console(
             Text("reports: " + ", ".join(visible(str(p)) for p in files.values()), style="dim")
         )
     console.print(verdict_line(report))
+
+
+def _print_numerics(section: NumericsSection, console: Console) -> None:
+    """Per candidate: the summary line and the layers that add the most error."""
+    for c in section.candidates:
+        console.print(Text("numerics " + numerics_summary(c, section.sqnr_threshold_db)))
+        if c.layers:
+            table = Table(title=f"Error introduced per layer: {c.candidate}", title_justify="left")
+            for header in LAYER_HEADERS:
+                table.add_column(header)
+            for layer in c.layers[:TOP_LAYERS]:
+                table.add_row(*(visible(cell) for cell in layer_cells(layer)))
+            console.print(table)
 
 
 def verdict_line(report: Report) -> Text:

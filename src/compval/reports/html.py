@@ -49,6 +49,7 @@ from compval.reports._format import (
     sorted_checks,
     visible,
 )
+from compval.reports._numerics import LAYER_HEADERS, TOP_LAYERS, layer_cells, numerics_summary
 from compval.results import (
     POINT_ONLY_NOTE,
     CheckResult,
@@ -135,6 +136,7 @@ def render_html(report: Report) -> str:
         *_flip_section(context),
         *_reliability_section(context),
         *_performance_section(context),
+        *_numerics_section(report),
         *_slices_section(context),
         *_overall_section(report),
         *_passing_section(report),
@@ -635,6 +637,24 @@ def _concurrency_part(ctx: _Context, profile: ProfileSection) -> list[str]:
         *ctx.figure(svg, caption),
         *_table(header, rows, numeric=(1, 2, 3, 4, 5, 6, 7)),
     ]
+
+
+def _numerics_section(report: Report) -> list[str]:
+    section = report.numerics
+    if section is None:
+        return []
+    out = [
+        '<section id="numerics">',
+        "<h2>Numerics</h2>",
+        f"<p>The layers that add the most error, on {section.sample:,} sample rows "
+        "(docs/numerics.md); every tensor is in report.json.</p>",
+    ]
+    for c in section.candidates:
+        out.append(f'<p class="facts">{_h(numerics_summary(c, section.sqnr_threshold_db))}</p>')
+        if c.layers:
+            rows = [layer_cells(layer) for layer in c.layers[:TOP_LAYERS]]
+            out += _table(LAYER_HEADERS, rows, numeric=(2, 3, 4, 5), compact=True)
+    return [*out, "</section>"]
 
 
 def _slices_section(ctx: _Context) -> list[str]:

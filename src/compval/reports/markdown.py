@@ -39,7 +39,8 @@ from compval.reports._format import (
     profile_unsupported_lines,
     sorted_checks,
 )
-from compval.results import POINT_ONLY_NOTE, CheckResult, ProfileSection, Report
+from compval.reports._numerics import LAYER_HEADERS, TOP_LAYERS, layer_cells, numerics_summary
+from compval.results import POINT_ONLY_NOTE, CheckResult, NumericsSection, ProfileSection, Report
 
 __all__ = ["render_markdown"]
 
@@ -70,6 +71,7 @@ def render_markdown(report: Report) -> str:
     """
     head = _header(report)
     perf = _performance(report.profile) if report.profile is not None else []
+    perf += _numerics(report.numerics) if report.numerics is not None else []
     fixed = _size(head) + _size(perf)
 
     failing = sorted_checks(c for c in report.checks if c.verdict != "pass")
@@ -86,6 +88,20 @@ def render_markdown(report: Report) -> str:
 
 
 # --- sections -------------------------------------------------------------------------------
+
+
+def _numerics(section: NumericsSection) -> list[str]:
+    """Per candidate: the summary line and the layers that add the most error."""
+    lines = ["### Numerics", ""]
+    for c in section.candidates:
+        lines += [_escape(numerics_summary(c, section.sqnr_threshold_db)), ""]
+        if c.layers:
+            lines.append("| " + " | ".join(LAYER_HEADERS) + " |")
+            lines.append("|" + "---|" * len(LAYER_HEADERS))
+            for layer in c.layers[:TOP_LAYERS]:
+                lines.append("| " + " | ".join(_escape(x) for x in layer_cells(layer)) + " |")
+            lines.append("")
+    return lines
 
 
 def _header(report: Report) -> list[str]:

@@ -7,6 +7,15 @@ report.json contract (schema_version 1).
 
 from __future__ import annotations
 
+from compval.results._numerics import (
+    BatchConsistency,
+    CandidateNumerics,
+    InputRangeBin,
+    LayerError,
+    NumericsSection,
+    SaturatedNode,
+    UnmatchedTensor,
+)
 from compval.results._profile import (
     LatencyStats,
     LoadStats,
@@ -37,10 +46,17 @@ from compval.results._statistics import (
 __all__ = [
     "POINT_ONLY_NOTE",
     "SCHEMA_VERSION",
+    "BatchConsistency",
+    "CandidateNumerics",
+    "LayerError",
+    "NumericsSection",
+    "SaturatedNode",
+    "UnmatchedTensor",
     "CalibrationBins",
     "CheckResult",
     "DecisionInfo",
     "FlipMatrix",
+    "InputRangeBin",
     "LatencyStats",
     "LoadStats",
     "MetricValue",

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
+from compval.results._numerics import NumericsSection
 from compval.results._profile import ProfileSection
 from compval.results._statistics import StatisticsSection
 
@@ -107,6 +108,7 @@ class Report:
     candidates: tuple[str, ...]
     statistics: StatisticsSection | None = None
     profile: ProfileSection | None = None
+    numerics: NumericsSection | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -136,6 +138,8 @@ class Report:
             out["statistics"] = _plain(self.statistics.to_dict())
         if self.profile is not None:
             out["profile"] = _plain(self.profile.to_dict())
+        if self.numerics is not None:
+            out["numerics"] = _plain(self.numerics.to_dict())
         return out
 
 

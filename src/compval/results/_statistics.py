@@ -31,7 +31,9 @@ _METHOD_NAMES = {
     "tango_score": "Tango score interval",
     "clopper_pearson": "Clopper-Pearson exact interval",
     "poisson_table_bootstrap": "Poisson-table bootstrap percentile interval",
+    "bayesian_table_bootstrap": "Bayesian table bootstrap interval",
     "block_bootstrap": "block bootstrap percentile interval",
+    "block_bootstrap_bca": "block bootstrap BCa interval",
     "paired_t_log_ratio": "paired t interval of the log ratio",
 }
 

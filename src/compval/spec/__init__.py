@@ -21,6 +21,7 @@ from compval.spec._model import (
     StatisticsSpec,
     TaskSpec,
 )
+from compval.spec._numerics import MAX_NUMERICS_SAMPLE, NUMERICS_METRIC_DIRECTIONS, NumericsSpec
 from compval.spec._perf_metrics import (
     PERF_METRIC_DIRECTIONS,
     PERF_METRIC_SELECTORS,
@@ -36,6 +37,8 @@ __all__ = [
     "DEFAULT_TARGET",
     "MAX_BATCH_SIZE",
     "MAX_CLIENTS",
+    "MAX_NUMERICS_SAMPLE",
+    "NUMERICS_METRIC_DIRECTIONS",
     "PERF_METRIC_DIRECTIONS",
     "PERF_METRIC_SELECTORS",
     "STARTER_SPEC",
@@ -44,6 +47,7 @@ __all__ = [
     "DataRef",
     "LoadedSpec",
     "ModelRef",
+    "NumericsSpec",
     "PerformanceSpec",
     "StatisticsSpec",
     "TargetSpec",

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from compval.spec._criterion import CriterionSpec
+from compval.spec._numerics import NumericsSpec
 from compval.spec._performance import PerformanceSpec
 from compval.spec._tracking import TrackingSpec
 from compval.spec._types import BatchSize, SpecBool, SpecFloat, SpecInt, echo, strict_int
@@ -135,6 +136,11 @@ class AcceptanceSpec(_Strict):
     criteria: list[CriterionSpec] = Field(default_factory=list)
     statistics: StatisticsSpec = Field(default_factory=StatisticsSpec)
     performance: PerformanceSpec | None = None
+    numerics: NumericsSpec | None = Field(
+        default=None,
+        description="Where the candidate's error arises: per-layer localization, saturation, "
+        "batch consistency (docs/numerics.md).",
+    )
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
 
     @model_validator(mode="before")

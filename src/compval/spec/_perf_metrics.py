@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from compval.spec._numerics import NUMERICS_METRIC_DIRECTIONS
 from compval.spec._types import echo
 
 __all__ = ["PERF_METRIC_DIRECTIONS", "PERF_METRIC_SELECTORS", "parse_perf_metric"]
@@ -40,6 +41,10 @@ PERF_METRIC_DIRECTIONS: Mapping[str, bool] = MappingProxyType(
         "nnapi_fallback_node_count": False,
         "coreml_neuralnetwork_fallback_node_count": False,
         "coreml_mlprogram_fallback_node_count": False,
+        # The numerics section's metrics (spec/_numerics.py) ride along: the metric registry
+        # lists every name of this table, so criteria may gate on them. They are not budgets:
+        # parse_perf_metric refuses them.
+        **NUMERICS_METRIC_DIRECTIONS,
     }
 )
 
@@ -79,6 +84,11 @@ def parse_perf_metric(name: str) -> tuple[str, str | None, int | None]:
     """
     match = _NAME.match(name)
     base = match.group("base") if match else name
+    if base in NUMERICS_METRIC_DIRECTIONS:
+        raise ValueError(
+            f"{echo(name)} is a numerics metric, not a performance budget; gate it under "
+            "'criteria:' with a 'numerics:' section in the spec"
+        )
     if match is None or base not in PERF_METRIC_DIRECTIONS:
         known = ", ".join(_example(b) for b in PERF_METRIC_DIRECTIONS)
         raise ValueError(

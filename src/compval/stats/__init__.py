@@ -5,7 +5,8 @@ accumulators stay mergeable and the run's orchestration stays free of math:
 
 * resampling: :func:`poisson_table_counts` (classification tables), :func:`row_blocks`,
   :func:`block_weights` and :func:`block_replicate_means` (block bootstrap of per-row means),
-  :func:`percentile_interval`, :func:`stable_hash`;
+  :func:`gamma_table_weights` (Bayesian bootstrap of tables), :func:`percentile_interval`,
+  :func:`bca_intervals` (t-expanded BCa), :func:`bootstrap_quantiles`, :func:`stable_hash`;
 * paired tests: :func:`mcnemar_exact`, :func:`paired_proportion_delta_ci` (Tango),
   :func:`paired_delta_sd`;
 * decisions: :func:`adjust_pvalues` (Holm, Benjamini-Hochberg),
@@ -41,6 +42,7 @@ from compval.stats._histogram import (
     ks_from_histograms,
     wasserstein_from_histograms,
 )
+from compval.stats._intervals import bca_intervals, bootstrap_quantiles
 from compval.stats._paired import (
     P_VALUE_FLOOR,
     clopper_pearson_intervals,
@@ -53,6 +55,7 @@ from compval.stats._paired import (
 from compval.stats._resampling import (
     block_replicate_means,
     block_weights,
+    gamma_table_weights,
     percentile_interval,
     percentile_intervals,
     poisson_table_counts,
@@ -75,14 +78,17 @@ __all__ = [
     "StatResult",
     "Verdict",
     "adjust_pvalues",
+    "bca_intervals",
     "block_replicate_means",
     "block_weights",
+    "bootstrap_quantiles",
     "calibration_bin_sums",
     "calibration_bins",
     "chi_square_counts",
     "ece_from_sums",
     "expected_calibration_error",
     "g_test_counts",
+    "gamma_table_weights",
     "jensen_shannon",
     "ks_distance_from_histograms",
     "ks_from_histograms",

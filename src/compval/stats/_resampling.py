@@ -49,6 +49,7 @@ from compval.stats._checks import (
 __all__ = [
     "block_replicate_means",
     "block_weights",
+    "gamma_table_weights",
     "percentile_interval",
     "poisson_table_counts",
     "row_blocks",
@@ -71,6 +72,7 @@ _MAX_WORKERS = 4
 # set of block weights drawn with the same seed are independent.
 _PURPOSE_TABLE = 1
 _PURPOSE_BLOCKS = 2
+_PURPOSE_GAMMA = 3
 _SALT_BLOCKS = 0x0B10_C4B1_0C45_0001
 
 
@@ -156,6 +158,61 @@ def poisson_table_counts(
             out[start:stop, nonzero] = values
 
     _run_chunks(draw, n_rep=n_rep, draws=n_rep * lam.size)
+    return out
+
+
+def gamma_table_weights(
+    shapes: npt.ArrayLike, *, replicates: int, seed: int, stream: int
+) -> npt.NDArray[np.float64]:
+    """Draw Bayesian-bootstrap weights of table cells: Gamma(shape) per (replicate, cell).
+
+    Normalized, independent Gamma(a_i) draws are one Dirichlet(a) draw, so a replicate is a
+    posterior draw of the cells' probabilities under a Dirichlet(counts + prior) model: pass
+    ``shapes = counts + prior``. Metrics that are ratios of cell sums (precision, F1, their
+    averages) need no normalization. Unlike a Poisson replicate, a cell with a small shape still
+    varies continuously, so a prior on cells that were never observed gives them some mass.
+    Cells with shape 0 get weight 0.
+
+    Args:
+        shapes: 1-D non-negative Gamma shapes, one per cell, in a canonical order.
+        replicates: Number of replicates (>= 1).
+        seed: The run's seed.
+        stream: Independent stream for this table, e.g. ``stable_hash(segment)``.
+
+    Returns:
+        float64 array of shape ``(replicates, cells)``. The first R rows do not depend on how
+        many replicates were requested.
+
+    Raises:
+        InvalidParameterError: ``shapes`` is not a 1-D array of finite non-negative numbers,
+            or ``replicates`` < 1.
+
+    Example:
+        >>> w = gamma_table_weights([5.0, 0.0, 0.5], replicates=3, seed=0, stream=7)
+        >>> w.shape, float(w[:, 1].max())
+        ((3, 3), 0.0)
+    """
+    values = np.asarray(shapes, dtype=np.float64)
+    if values.ndim != 1 or not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise InvalidParameterError(
+            "gamma_table_weights: shapes must be a 1-D array of finite non-negative numbers; "
+            f"got shape {values.shape}, expected (cells,) with every value >= 0."
+        )
+    n_rep = check_positive_int(replicates, subject="gamma_table_weights: replicates")
+    key = (check_seed(seed), check_seed(stream, subject="gamma_table_weights: stream"))
+    nonzero = np.flatnonzero(values)
+    out = np.zeros((n_rep, values.size), dtype=np.float64)
+    if nonzero.size == 0:
+        return out
+    alpha = values[nonzero]
+
+    def draw(chunk: int) -> None:
+        start = chunk * _REPLICATE_CHUNK
+        stop = min(start + _REPLICATE_CHUNK, n_rep)
+        rng = _generator(key, chunk=chunk, purpose=_PURPOSE_GAMMA)
+        out[start:stop, nonzero] = rng.standard_gamma(alpha, size=(stop - start, alpha.size))
+
+    _run_chunks(draw, n_rep=n_rep, draws=n_rep * alpha.size)
     return out
 
 
@@ -270,15 +327,14 @@ def percentile_interval(
     """Percentile bootstrap interval: the (1-c)/2 and (1+c)/2 quantiles of the replicates.
 
     NaN replicates (e.g. a segment that got no rows in a replicate) are ignored; if every
-    replicate is NaN the interval is ``(nan, nan)``. Quantiles use numpy's default linear
-    interpolation.
+    replicate is NaN the interval is ``(nan, nan)``. The p-quantile is read at position
+    p (R + 1) of the R sorted replicates (numpy's ``"weibull"`` rule), which is unbiased in the
+    tails; numpy's default reads them slightly inward, which makes the interval too narrow at a
+    few hundred replicates.
 
-    Why percentile and not BCa: BCa's acceleration term needs a jackknife (leave one row or
-    block out and recompute), which breaks the O(cells x replicates) streaming design and
-    doubles the work per segment; for the smooth statistics compval resamples (proportions,
-    means, ratios of sums) on hundreds of rows or more, the percentile interval is close to
-    nominal, which ``tests/stats/test_simulation.py`` checks by simulation. Small segments are
-    flagged by the caller (SmallSampleWarning), not patched by a more fragile interval.
+    Continuous metrics use the t-expanded BCa interval instead (``compval.stats.bca_intervals``);
+    the Bayesian table bootstrap of non-linear classification metrics uses this one (see
+    docs/statistics.md for the measured coverage of both).
 
     Args:
         replicate_values: 1-D statistic values, one per replicate.
@@ -293,7 +349,7 @@ def percentile_interval(
 
     Example:
         >>> percentile_interval([1.0, 2.0, 3.0, float("nan")], confidence=0.5)
-        (1.5, 2.5)
+        (1.0, 3.0)
     """
     level = check_confidence(confidence, subject="percentile_interval: confidence")
     values = np.asarray(replicate_values, dtype=np.float64)
@@ -318,22 +374,12 @@ def percentile_intervals(
     Returns:
         ``(low, high)`` arrays of length ``statistics``; NaN for a row with no finite value.
     """
-    level = check_confidence(confidence, subject="percentile_intervals: confidence")
+    from compval.stats._intervals import bootstrap_quantiles, percentile_levels
+
     values = np.asarray(replicate_values, dtype=np.float64)
-    probs = [(1.0 - level) / 2.0, (1.0 + level) / 2.0]
-    low = np.full(values.shape[0], np.nan)
-    high = np.full(values.shape[0], np.nan)
-    present = ~np.isnan(values).all(axis=1)
-    if present.any():
-        sub = values[present]
-        # nanquantile is several times slower than quantile: use it only where needed.
-        q = (
-            np.quantile(sub, probs, axis=1)
-            if not np.isnan(sub).any()
-            else np.nanquantile(sub, probs, axis=1)
-        )
-        low[present], high[present] = q[0], q[1]
-    return low, high
+    levels = percentile_levels(confidence, values.shape[0])
+    bounds = bootstrap_quantiles(values, levels)
+    return bounds[:, 0], bounds[:, 1]
 
 
 def row_hash(row_ids: npt.NDArray[np.int64], *, seed: int, salt: int) -> npt.NDArray[np.uint64]:

@@ -1,0 +1,21 @@
+"""Numerical stability: where in the graph, and with which batch, a candidate's error arises.
+
+A domain package beside ``compval.profiling``: like the profiler it runs models outside the
+paired stream (intermediate tensors of ONNX graphs, batch-size reruns) and returns typed
+results; the engine orchestrates it and turns its numbers into gateable estimates.
+"""
+
+from __future__ import annotations
+
+from compval.numerics._consistency import measure_batch_consistency
+from compval.numerics._onnx import LayerNumerics, analyze_onnx_pair
+from compval.numerics._ranges import error_by_row_norm
+from compval.numerics._torch import analyze_torch_pair
+
+__all__ = [
+    "LayerNumerics",
+    "analyze_onnx_pair",
+    "analyze_torch_pair",
+    "error_by_row_norm",
+    "measure_batch_consistency",
+]
