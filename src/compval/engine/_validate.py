@@ -442,8 +442,8 @@ def _statistics(
             seed=run.resampling.seed,
         ),
         decision=DecisionInfo(
-            rule="non-inferiority: pass when the interval's worst end meets the threshold, "
-            "fail when the estimate does not, else inconclusive",
+            rule="non-inferiority: pass when the whole interval meets the threshold, fail "
+            "when the whole interval violates it, else inconclusive",
             min_rows=s.min_rows,
             correction=s.correction,
             inconclusive=s.inconclusive,
