@@ -414,34 +414,14 @@ def _compare(args: argparse.Namespace) -> ExitCode:
             f"{', '.join(task_names())}. See 'compval compare --help'."
         )
     criteria = get_task(task).default_criteria(has_labels=args.labels is not None)
-    names = _unique_names([args.reference, *args.candidates])
-
-    from compval.adapters import is_model_uri
-
-    def model(name: str, path: str) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "name": name,
-            "path": path if is_model_uri(path) else str(Path(path).resolve()),
-            "allow_pickle": args.allow_pickle,
-        }
-        if args.output is not None:
-            entry["output"] = args.output
-        return entry
-
-    data: dict[str, Any] = {
-        "path": str(Path(args.data).resolve()),
-        "labels": args.labels,
-        "segments": args.segments,
-    }
-    if args.features is not None:
-        data["features"] = args.features
+    models, data = _models_and_data(args)
     if args.max_segment_values is not None:
         data["max_segment_values"] = args.max_segment_values
     raw = {
         "version": 1,
         "task": task,
-        "reference": model(names[0], args.reference),
-        "candidates": [model(n, c) for n, c in zip(names[1:], args.candidates, strict=True)],
+        "reference": models[0],
+        "candidates": models[1:],
         "data": data,
         "batch_size": args.batch_size,
         "seed": args.seed,
@@ -468,6 +448,35 @@ def _compare(args: argparse.Namespace) -> ExitCode:
             options=RunOptions(replicates=args.replicates, progress=progress),
         )
     return _finish(report, args)
+
+
+def _models_and_data(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The spec's model entries (reference first) and data entry from a command's flags.
+
+    What ``compare`` and ``diagnose`` share: positional model paths (files resolved, model
+    URIs kept), ``--output``, ``--allow-pickle``, ``--data`` and its column flags.
+    """
+    from compval.adapters import is_model_uri
+
+    paths = [args.reference, *args.candidates]
+    models: list[dict[str, Any]] = []
+    for name, path in zip(_unique_names(paths), paths, strict=True):
+        entry: dict[str, Any] = {
+            "name": name,
+            "path": path if is_model_uri(path) else str(Path(path).resolve()),
+            "allow_pickle": args.allow_pickle,
+        }
+        if args.output is not None:
+            entry["output"] = args.output
+        models.append(entry)
+    data: dict[str, Any] = {
+        "path": str(Path(args.data).resolve()),
+        "labels": args.labels,
+        "segments": args.segments,
+    }
+    if args.features is not None:
+        data["features"] = args.features
+    return models, data
 
 
 def _unique_names(paths: list[str]) -> list[str]:

@@ -7,7 +7,6 @@ does the work, so the report has the usual fidelity metrics plus ``numerics``.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from compval.cli._commands import (
@@ -19,9 +18,9 @@ from compval.cli._commands import (
     _check_sinks,
     _finish,
     _integer,
+    _models_and_data,
     _prepare_reports,
     _progress,
-    _unique_names,
 )
 from compval.errors import ExitCode
 
@@ -82,35 +81,16 @@ def add_diagnose(sub: Any) -> None:
 
 
 def _diagnose(args: argparse.Namespace) -> ExitCode:
-    from compval.adapters import is_model_uri
     from compval.engine import RunOptions, run_validation
     from compval.spec import LoadedSpec, spec_from_mapping
 
     _check_sinks(args)
-    names = _unique_names([args.reference, *args.candidates])
-
-    def model(name: str, path: str) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "name": name,
-            "path": path if is_model_uri(path) else str(Path(path).resolve()),
-            "allow_pickle": args.allow_pickle,
-        }
-        if args.output is not None:
-            entry["output"] = args.output
-        return entry
-
-    data: dict[str, Any] = {
-        "path": str(Path(args.data).resolve()),
-        "labels": args.labels,
-        "segments": args.segments,
-    }
-    if args.features is not None:
-        data["features"] = args.features
+    models, data = _models_and_data(args)
     raw = {
         "version": 1,
         "task": "classification" if args.labels else "generic",
-        "reference": model(names[0], args.reference),
-        "candidates": [model(n, c) for n, c in zip(names[1:], args.candidates, strict=True)],
+        "reference": models[0],
+        "candidates": models[1:],
         "data": data,
         "batch_size": args.batch_size,
         "seed": args.seed,
