@@ -18,10 +18,18 @@ from compval.metrics import MetricEstimate
 from compval.numerics import (
     analyze_onnx_pair,
     analyze_torch_pair,
+    error_by_feature_range,
     error_by_row_norm,
+    low_precision_rates,
     measure_batch_consistency,
+    row_errors,
 )
-from compval.results import CandidateNumerics, NumericsSection
+from compval.results import (
+    CandidateNumerics,
+    FeatureRangeFinding,
+    InputRangeBin,
+    NumericsSection,
+)
 from compval.spec import NUMERICS_METRIC_DIRECTIONS, NumericsSpec
 from compval.types import Array
 
@@ -155,11 +163,17 @@ def run_numerics(
                 # A model with a fixed batch dimension cannot run one row at a time.
                 notes.append(f"Batch consistency not measured: {exc}")
         cand_values = _outputs(adapter, output, sample, batch_size)
-        ranges = (
-            error_by_row_norm(sample, ref_values, cand_values)
-            if cand_values.shape == ref_values.shape
-            else []
-        )
+        ranges: list[InputRangeBin] = []
+        findings: list[FeatureRangeFinding] = []
+        if cand_values.shape == ref_values.shape:
+            ranges = error_by_row_norm(sample, ref_values, cand_values)
+            if spec.feature_ranges:
+                findings, range_notes = error_by_feature_range(
+                    sample, row_errors(ref_values, cand_values), seed=seed
+                )
+                notes.extend(range_notes)
+        low_precision = () if onnx_result is None else tuple(onnx_result.low_precision)
+        overflow_rate, flush_rate = low_precision_rates(low_precision)
         results.append(
             CandidateNumerics(
                 candidate=adapter.name,
@@ -172,6 +186,11 @@ def run_numerics(
                 saturation=() if onnx_result is None else tuple(onnx_result.saturation),
                 batch=batch,
                 input_ranges=tuple(ranges),
+                feature_ranges=tuple(findings),
+                overflow_rate=overflow_rate,
+                flush_to_zero_rate=flush_rate,
+                # Only the tensors that lost values: report.json stays small for big models.
+                low_precision=tuple(t for t in low_precision if t.overflowed or t.flushed_to_zero),
                 notes=tuple(notes),
             )
         )
@@ -190,6 +209,8 @@ def numerics_estimates(section: NumericsSection) -> dict[str, list[MetricEstimat
         values: dict[str, float | None] = {
             "layer_min_sqnr_db": c.layer_min_sqnr_db,
             "saturation_rate": c.saturation_rate,
+            "overflow_rate": c.overflow_rate,
+            "flush_to_zero_rate": c.flush_to_zero_rate,
             "batch_consistency_flip_rate": None if c.batch is None else c.batch.flip_rate,
             "batch_consistency_max_abs_diff": None if c.batch is None else c.batch.max_abs_diff,
             "run_consistency_max_abs_diff": None if c.batch is None else c.batch.run_max_abs_diff,

@@ -8,14 +8,18 @@ results; the engine orchestrates it and turns its numbers into gateable estimate
 from __future__ import annotations
 
 from compval.numerics._consistency import measure_batch_consistency
+from compval.numerics._lowprec import low_precision_rates
 from compval.numerics._onnx import LayerNumerics, analyze_onnx_pair
-from compval.numerics._ranges import error_by_row_norm
+from compval.numerics._ranges import error_by_feature_range, error_by_row_norm, row_errors
 from compval.numerics._torch import analyze_torch_pair
 
 __all__ = [
     "LayerNumerics",
     "analyze_onnx_pair",
     "analyze_torch_pair",
+    "error_by_feature_range",
     "error_by_row_norm",
+    "low_precision_rates",
     "measure_batch_consistency",
+    "row_errors",
 ]

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from compval._lazy import lazy_import
-from compval.results import LayerError, SaturatedNode, UnmatchedTensor
+from compval.numerics._lowprec import range_losses
+from compval.results import LayerError, LowPrecisionTensor, SaturatedNode, UnmatchedTensor
 from compval.types import Array
 
 __all__ = ["LayerNumerics", "analyze_onnx_pair", "errors", "growth", "relative_noise"]
@@ -46,6 +47,7 @@ class LayerNumerics:
         saturation: list[SaturatedNode],
         saturation_rate: float | None,
         notes: list[str],
+        low_precision: list[LowPrecisionTensor] | None = None,
     ) -> None:
         self.layers = layers
         self.first_divergent = first_divergent
@@ -53,6 +55,7 @@ class LayerNumerics:
         self.saturation = saturation
         self.saturation_rate = saturation_rate
         self.notes = notes
+        self.low_precision = low_precision or []
 
     @property
     def layer_min_sqnr_db(self) -> float | None:
@@ -142,6 +145,7 @@ def analyze_onnx_pair(
             order.append(out)
     sqnr_of: dict[str, float] = {}
     layers: list[LayerError] = []
+    low_precision: list[LowPrecisionTensor] = []
     unmatched: list[UnmatchedTensor] = []
     used: set[str] = set()
     for index, name in enumerate(order):
@@ -176,6 +180,18 @@ def analyze_onnx_pair(
             continue
         sqnr, cosine, max_abs, mean_abs = errors(r, c)
         sqnr_of[name] = sqnr
+        if c.dtype == np.float16:  # numpy has no bfloat16: onnxruntime cannot return one
+            overflowed, flushed = range_losses(r, c, "float16")
+            low_precision.append(
+                LowPrecisionTensor(
+                    name=name,
+                    dtype="float16",
+                    elements=int(r.size),
+                    overflowed=overflowed,
+                    flushed_to_zero=flushed,
+                    order=index,
+                )
+            )
         node = producers.get(name)
         # A graph input or a node reading only weights and exact tensors: its inputs carry
         # no error, so everything it shows is its own.
@@ -208,6 +224,7 @@ def analyze_onnx_pair(
         saturation=saturation,
         saturation_rate=overall,
         notes=notes,
+        low_precision=low_precision,
     )
 
 

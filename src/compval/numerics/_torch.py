@@ -15,11 +15,24 @@ from typing import Any
 import numpy as np
 
 from compval._lazy import lazy_import
+from compval.numerics._lowprec import LOW_PRECISION_TINY, range_losses
 from compval.numerics._onnx import LayerNumerics, errors, growth, relative_noise
-from compval.results import LayerError, UnmatchedTensor
+from compval.results import LayerError, LowPrecisionTensor, UnmatchedTensor
 from compval.types import Array
 
 __all__ = ["analyze_torch_pair"]
+
+
+def _dtype_name(value: Any) -> str:
+    """The torch dtype's short name of a module output (its first tensor), e.g. ``float16``."""
+    if isinstance(value, (tuple, list)) and value:
+        value = value[0]
+    return str(getattr(value, "dtype", "")).removeprefix("torch.")
+
+
+def _float_dtype(module: Any) -> Any:
+    """The dtype of the module's first floating-point parameter (None: no float parameter)."""
+    return next((p.dtype for p in module.parameters() if p.is_floating_point()), None)
 
 
 def _as_array(value: Any) -> Array | None:
@@ -39,12 +52,13 @@ def _leaves(module: Any) -> set[str]:
 
 def _record(
     module: Any, feeds: Sequence[Sequence[Array]], names: set[str]
-) -> tuple[dict[str, Array], ...]:
+) -> tuple[dict[str, Array], dict[str, Array], dict[str, Array], dict[str, str]]:
     """Per module named in ``names``: its inputs and outputs over all feeds, in call order."""
     torch = lazy_import("torch", extra="torch")
     inputs: dict[str, list[Array]] = {}
     outputs: dict[str, list[Array]] = {}
     types: dict[str, list[Array]] = {}
+    dtypes: dict[str, str] = {}
     handles = []
 
     def hook(name: str) -> Any:
@@ -54,16 +68,25 @@ def _record(
                 inputs.setdefault(name, []).append(x)
                 outputs.setdefault(name, []).append(y)
                 types.setdefault(name, [np.array(type(mod).__name__)])
+                dtypes.setdefault(name, _dtype_name(out))
 
         return record
 
     for name, sub in module.named_modules():
         if name in names:
             handles.append(sub.register_forward_hook(hook(name)))
+    # A float16/bfloat16 copy takes inputs of its own type (the torch adapter casts them the
+    # same way); integer inputs (token ids) are left as they are.
+    cast = _float_dtype(module)
+
+    def tensor(a: Array) -> Any:
+        t = torch.from_numpy(np.ascontiguousarray(a))
+        return t.to(cast) if cast is not None and t.is_floating_point() else t
+
     try:
         with torch.inference_mode():
             for feed in feeds:
-                module(*(torch.from_numpy(np.ascontiguousarray(a)) for a in feed))
+                module(*(tensor(a) for a in feed))
     finally:
         for handle in handles:
             handle.remove()
@@ -71,6 +94,7 @@ def _record(
         {k: np.concatenate(v) for k, v in inputs.items()},
         {k: np.concatenate(v) for k, v in outputs.items()},
         {k: v[0] for k, v in types.items()},
+        dtypes,
     )
 
 
@@ -99,9 +123,10 @@ def analyze_torch_pair(
     # (torch.ao's DynamicQuantizedLinear keeps its packed weights in one): the candidate is
     # hooked at the reference's leaf names as well as at its own leaves.
     names = _leaves(reference)
-    ref_in, ref_out, ref_types = _record(reference, feeds, names)
-    cand_in, cand_out, _ = _record(candidate, feeds, names | _leaves(candidate))
+    ref_in, ref_out, ref_types, _ = _record(reference, feeds, names)
+    cand_in, cand_out, _, cand_dtypes = _record(candidate, feeds, names | _leaves(candidate))
     layers: list[LayerError] = []
+    low_precision: list[LowPrecisionTensor] = []
     unmatched: list[UnmatchedTensor] = []
     for index, name in enumerate(ref_out):
         if name not in cand_out:
@@ -119,6 +144,19 @@ def analyze_torch_pair(
             )
             continue
         sqnr, cosine, max_abs, mean_abs = errors(ref_out[name], cand_out[name])
+        dtype = cand_dtypes.get(name, "")
+        if dtype in LOW_PRECISION_TINY:
+            overflowed, flushed = range_losses(ref_out[name], cand_out[name], dtype)
+            low_precision.append(
+                LowPrecisionTensor(
+                    name=name,
+                    dtype=dtype,
+                    elements=int(ref_out[name].size),
+                    overflowed=overflowed,
+                    flushed_to_zero=flushed,
+                    order=index,
+                )
+            )
         inherited = (
             errors(ref_in[name], cand_in[name])[0]
             if ref_in[name].shape == cand_in[name].shape
@@ -156,4 +194,5 @@ def analyze_torch_pair(
         saturation=[],
         saturation_rate=None,
         notes=[],
+        low_precision=low_precision,
     )

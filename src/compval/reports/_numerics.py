@@ -46,6 +46,13 @@ def numerics_summary(c: CandidateNumerics, threshold_db: float) -> str:
         parts.append(f"{first}; lowest layer SQNR {_db(c.layer_min_sqnr_db)} dB")
     if c.saturation_rate is not None:
         parts.append(f"saturation {c.saturation_rate:.2%}")
+    if c.overflow_rate is not None and c.flush_to_zero_rate is not None:
+        worst = next((t.name for t in c.low_precision if t.overflowed), None)
+        where = f" (first in {worst!r})" if worst is not None else ""
+        parts.append(
+            f"low precision: overflow {c.overflow_rate:.2%}{where}, "
+            f"flushed to zero {c.flush_to_zero_rate:.2%}"
+        )
     if c.batch is not None:
         flips = (
             ""
@@ -61,5 +68,11 @@ def numerics_summary(c: CandidateNumerics, threshold_db: float) -> str:
         parts.append(
             f"mean |Δ| {low.mean_abs_diff:.3g} on the smallest inputs, "
             f"{high.mean_abs_diff:.3g} on the largest (by row norm)"
+        )
+    for f in c.feature_ranges[:1]:
+        where = "above" if f.side == "high" else "below"
+        parts.append(
+            f"rows with {f.feature} {where} {f.threshold:.3g} have {f.ratio:.1f}x the error "
+            f"(95% CI {f.ratio_low:.1f}-{f.ratio_high:.1f}x, adjusted p {f.p_value:.3f})"
         )
     return f"{c.candidate}: " + ("; ".join(parts) if parts else "nothing measured")

@@ -13,7 +13,9 @@ __all__ = [
     "BatchConsistency",
     "CandidateNumerics",
     "InputRangeBin",
+    "FeatureRangeFinding",
     "LayerError",
+    "LowPrecisionTensor",
     "NumericsSection",
     "SaturatedNode",
     "UnmatchedTensor",
@@ -101,6 +103,46 @@ class InputRangeBin:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LowPrecisionTensor:
+    """Range losses in one float16/bfloat16 tensor of the candidate (docs/numerics.md).
+
+    ``overflowed``: elements not finite in the candidate where the reference's are;
+    ``flushed_to_zero``: elements exactly 0 in the candidate where the reference's are non-zero
+    and below the type's smallest normal magnitude. ``order`` is the tensor's index in the
+    reference's topological (ONNX) or call (torch) order.
+    """
+
+    name: str
+    dtype: str
+    elements: int
+    overflowed: int
+    flushed_to_zero: int
+    order: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeatureRangeFinding:
+    """Rows with one input feature in its top (or bottom) tail, where the error concentrates.
+
+    ``ratio`` is the mean per-row output error of the ``rows`` tail rows over that of the other
+    rows, with a 95% stratified bootstrap interval (``ratio_low``, ``ratio_high``);
+    ``p_value`` is adjusted for every feature and side searched (Westfall-Young max-ratio
+    permutation test), so a finding is reported only where it is below 0.05.
+    """
+
+    feature: str
+    side: Literal["high", "low"]
+    threshold: float
+    rows: int
+    mean_abs_diff: float
+    rest_mean_abs_diff: float
+    ratio: float
+    ratio_low: float
+    ratio_high: float
+    p_value: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CandidateNumerics:
     """Everything the numerics analysis found for one candidate."""
 
@@ -114,6 +156,10 @@ class CandidateNumerics:
     saturation: tuple[SaturatedNode, ...] = ()
     batch: BatchConsistency | None = None
     input_ranges: tuple[InputRangeBin, ...] = ()
+    feature_ranges: tuple[FeatureRangeFinding, ...] = ()
+    overflow_rate: float | None = None
+    flush_to_zero_rate: float | None = None
+    low_precision: tuple[LowPrecisionTensor, ...] = ()
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,6 +175,10 @@ class CandidateNumerics:
             "saturation": list(self.saturation),
             "batch_consistency": self.batch,
             "input_ranges": list(self.input_ranges),
+            "feature_ranges": list(self.feature_ranges),
+            "overflow_rate": self.overflow_rate,
+            "flush_to_zero_rate": self.flush_to_zero_rate,
+            "low_precision": list(self.low_precision),
             "notes": list(self.notes),
         }
 

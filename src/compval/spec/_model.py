@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from compval.spec._criterion import CriterionSpec
-from compval.spec._numerics import NumericsSpec
+from compval.spec._numerics import NUMERICS_METRIC_DIRECTIONS, NumericsSpec
 from compval.spec._performance import PerformanceSpec
 from compval.spec._tracking import TrackingSpec
 from compval.spec._types import BatchSize, SpecBool, SpecFloat, SpecInt, echo, strict_int
@@ -166,6 +166,20 @@ class AcceptanceSpec(_Strict):
                 raise ValueError(f"criterion id {echo(c.id)} is used twice; ids must be unique")
             seen.add(c.id)
         return criteria
+
+    @model_validator(mode="after")
+    def _numerics_criteria_need_the_section(self) -> AcceptanceSpec:
+        # Without the section nothing computes these metrics: the criterion could only ever
+        # be inconclusive, which a gate would report long after the spec was written.
+        if self.numerics is None:
+            for c in self.criteria:
+                if c.metric in NUMERICS_METRIC_DIRECTIONS:
+                    raise ValueError(
+                        f"criterion {echo(c.id)} gates the numerics metric {echo(c.metric)}, "
+                        "which only a 'numerics:' section computes; add 'numerics: {}' to the "
+                        "spec (or run 'compval diagnose')"
+                    )
+        return self
 
     @property
     def statistics_seed(self) -> int:

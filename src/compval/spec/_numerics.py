@@ -31,6 +31,8 @@ NUMERICS_METRIC_DIRECTIONS: Mapping[str, bool] = MappingProxyType(
     {
         "layer_min_sqnr_db": True,
         "saturation_rate": False,
+        "overflow_rate": False,
+        "flush_to_zero_rate": False,
         "batch_consistency_flip_rate": False,
         "batch_consistency_max_abs_diff": False,
         "run_consistency_max_abs_diff": False,
@@ -60,6 +62,11 @@ class NumericsSpec(BaseModel):
         default=True,
         description="Compare every intermediate tensor (ONNX reference and candidate) and "
         "measure QuantizeLinear saturation.",
+    )
+    feature_ranges: SpecBool = Field(
+        default=True,
+        description="Search every input feature's top and bottom 5% of the sample rows for "
+        "a significantly larger output error (a permutation test adjusted for all features).",
     )
     batch_consistency: SpecBool = Field(
         default=True,
