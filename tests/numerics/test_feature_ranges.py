@@ -53,6 +53,12 @@ def test_a_planted_tail_is_found_with_its_ratio() -> None:
     assert first.ratio_low < first.ratio < first.ratio_high
     assert first.ratio_low > 3 and first.p_value < 0.01
     assert all(f.p_value < 0.05 for f in found)
+    # A table's column names replace the indices (only when they match the width).
+    names = [f"col_{j}" for j in range(10)]
+    named, _ = error_by_feature_range({"x": x}, errors, seed=0, feature_names=names)
+    assert named[0].feature == "col_3" and named[0].ratio == first.ratio
+    unnamed, _ = error_by_feature_range({"x": x}, errors, seed=0, feature_names=names[:9])
+    assert unnamed[0].feature == "x[3]"
 
 
 def test_low_tails_binary_features_and_corners() -> None:

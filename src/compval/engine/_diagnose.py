@@ -96,11 +96,13 @@ def run_numerics(
     batch_size: int,
     seed: int,
     reference_output: str | None = None,
+    feature_names: Sequence[str] = (),
 ) -> NumericsSection:
     """Analyse each candidate against ``reference`` on ``sample`` (the rows' raw inputs).
 
     ``candidates`` pairs each open adapter with the output the run compared (None: its first;
-    ``reference_output`` likewise for the reference).
+    ``reference_output`` likewise for the reference). ``feature_names`` names the columns of a
+    table's single feature input in the feature-tail findings.
     Localization and saturation need both models as ONNX files; other pairs get a note.
     """
     rows = int(next(iter(sample.values())).shape[0])
@@ -169,7 +171,10 @@ def run_numerics(
             ranges = error_by_row_norm(sample, ref_values, cand_values)
             if spec.feature_ranges:
                 findings, range_notes = error_by_feature_range(
-                    sample, row_errors(ref_values, cand_values), seed=seed
+                    sample,
+                    row_errors(ref_values, cand_values),
+                    seed=seed,
+                    feature_names=feature_names,
                 )
                 notes.extend(range_notes)
         low_precision = () if onnx_result is None else tuple(onnx_result.low_precision)

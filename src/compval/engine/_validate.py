@@ -257,6 +257,7 @@ def run_validation(
                 batch_size=s.batch_size,
                 seed=s.seed,
                 reference_output=run.outputs.get(ref_adapter.name),
+                feature_names=tuple(getattr(dataset, "feature_columns", ()) or ()),
             )
             for name, extra in numerics_estimates(numerics).items():
                 estimates[name] = [*estimates[name], *extra]

@@ -13,7 +13,7 @@ Two views of the same sample rows:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -117,6 +117,7 @@ def error_by_feature_range(
     top: int = 5,
     alpha: float = 0.05,
     permutations: int = 1000,
+    feature_names: Sequence[str] = (),
 ) -> tuple[list[FeatureRangeFinding], list[str]]:
     """The feature tails whose rows have a significantly larger output error than the rest.
 
@@ -137,6 +138,8 @@ def error_by_feature_range(
         top: Most findings returned (largest ratio first).
         alpha: Family-wise error rate of the findings.
         permutations: Permutations of the test (and bootstrap replicates of the interval).
+        feature_names: The data's column names of a single 2-D input (a table's feature
+            columns), used instead of ``input[i]`` when their number matches.
 
     Returns:
         The findings, and notes on what was not searched.
@@ -171,9 +174,12 @@ def error_by_feature_range(
             )
             continue
         columns.append(flat)
-        names.extend(
-            [name] if flat.shape[1] == 1 else [f"{name}[{i}]" for i in range(flat.shape[1])]
-        )
+        if len(inputs) == 1 and len(feature_names) == flat.shape[1] > 1:
+            names.extend(str(n) for n in feature_names)
+        else:
+            names.extend(
+                [name] if flat.shape[1] == 1 else [f"{name}[{i}]" for i in range(flat.shape[1])]
+            )
     if not columns:
         return [], notes
     keys, masks = _tails(np.concatenate(columns, axis=1), names, tail)
