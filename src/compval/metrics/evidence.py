@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from typing_extensions import Self
 
-from compval.errors import IncompatibleMergeError, MetricError
+from compval.errors import IncompatibleMergeError
 from compval.metrics._base import Accumulator, MetricEstimate, PairedRows, Resampling
 from compval.metrics._segments import SegmentTable
 from compval.results import SliceResult
@@ -133,8 +133,8 @@ class ConfidenceShift(Accumulator):
 class WeakSlices(Accumulator):
     """The weak-slice search over ``PairedRows.slice_columns``.
 
-    Mergeable like every accumulator; its state is the search's binned tables, which are not
-    plain arrays, so ``state()`` raises (the search is run in one process).
+    Mergeable like every accumulator; its state is the search's binned rows and category
+    codes (``SliceSearch.state``).
     """
 
     family = "weak_slices"
@@ -177,16 +177,22 @@ class WeakSlices(Accumulator):
         return out
 
     def state(self) -> dict[str, Any]:
-        """Not available: see the class docstring."""
-        raise MetricError(
-            "WeakSlices.state: the slice search's tables are not serialisable; merge "
-            "WeakSlices objects directly."
-        )
+        """The search's state (``SliceSearch.state``)."""
+        return {"search": self.search.state()}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Self:
-        """Not available: see the class docstring."""
-        raise MetricError("WeakSlices.from_state: the slice search has no serialised state.")
+        """Rebuild from ``state()``."""
+        search = SliceSearch.from_state(state["search"])
+        config = state["search"]["config"]
+        acc = cls(
+            SegmentTable(),
+            features=config["feature_names"],
+            categorical=config["categorical"],
+            seed=config["seed"],
+        )
+        acc.search = search
+        return acc
 
     def empty(self) -> Self:
         """The same search configuration, no rows."""

@@ -36,7 +36,7 @@ import dataclasses
 import itertools
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -185,6 +185,72 @@ class SliceSearch:
         clone._edges = None if self._edges is None else list(self._edges)
         clone._categories = [dict(mapping) for mapping in self._categories]
         return clone
+
+    def state(self) -> dict[str, Any]:
+        """Everything the search holds, as plain values and arrays (for ``from_state``).
+
+        The configuration, the numeric edges once fixed, the category codes, and the binned
+        (or still pending) rows: a search rebuilt from it merges and answers exactly as this
+        one does.
+        """
+        return {
+            "config": {
+                "feature_names": list(self._names),
+                "categorical": list(self._categorical),
+                "n_bins": self._n_bins,
+                "edge_rows": self._edge_rows,
+                "max_rows": self._max_rows,
+                "seed": self._seed,
+            },
+            "rows_seen": self._rows_seen,
+            "edges": None if self._edges is None else [e.copy() for e in self._edges],
+            "categories": [dict(mapping) for mapping in self._categories],
+            "pending": [
+                {"values": v.copy(), "codes": c.copy(), "outcome": o.copy(), "hashes": h.copy()}
+                for v, (c, o, h) in zip(self._pending_values, self._pending, strict=True)
+            ],
+            "stored": [
+                {"codes": c.copy(), "outcome": o.copy(), "hashes": h.copy()}
+                for c, o, h in self._stored
+            ],
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> SliceSearch:
+        """Rebuild a search from ``state()``."""
+        config = state["config"]
+        search = cls(
+            config["feature_names"],
+            categorical=config["categorical"],
+            n_bins=config["n_bins"],
+            edge_rows=config["edge_rows"],
+            max_rows=config["max_rows"],
+            seed=config["seed"],
+        )
+        search._rows_seen = int(state["rows_seen"])
+        edges = state["edges"]
+        search._edges = None if edges is None else [np.asarray(e, np.float64) for e in edges]
+        search._categories = [
+            {str(k): int(v) for k, v in mapping.items()} for mapping in state["categories"]
+        ]
+        search._pending_values = [np.asarray(p["values"], np.float64) for p in state["pending"]]
+        search._pending = [
+            (
+                np.asarray(p["codes"]),
+                np.asarray(p["outcome"], np.uint8),
+                np.asarray(p["hashes"], np.uint64),
+            )
+            for p in state["pending"]
+        ]
+        search._stored = [
+            (
+                np.asarray(p["codes"]),
+                np.asarray(p["outcome"], np.uint8),
+                np.asarray(p["hashes"], np.uint64),
+            )
+            for p in state["stored"]
+        ]
+        return search
 
     # -- accumulation ----------------------------------------------------------------------
     def update(
