@@ -39,7 +39,7 @@ from compval.metrics.evidence import (
     WeakSlices,
     slice_sample,
 )
-from compval.spec import PERF_METRIC_DIRECTIONS
+from compval.spec import NUMERICS_METRIC_DIRECTIONS, PERF_METRIC_DIRECTIONS
 
 __all__ = [
     "INVALID",
@@ -145,6 +145,20 @@ METRICS: dict[str, MetricInfo] = {
 
 def _all_metrics() -> dict[str, MetricInfo]:
     out = dict(METRICS)
+    # The numerics section's metrics (docs/numerics.md): one value per candidate, measured on
+    # a sample, without an interval; rates are shares of values.
+    for name, higher in NUMERICS_METRIC_DIRECTIONS.items():
+        out.setdefault(
+            name,
+            MetricInfo(
+                name,
+                higher,
+                paired=True,
+                fraction=name.endswith("_rate"),
+                tasks=_ALL,
+                interval=False,
+            ),
+        )
     for name, higher in PERF_METRIC_DIRECTIONS.items():
         out.setdefault(
             name,
