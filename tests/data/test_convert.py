@@ -100,6 +100,7 @@ def test_public_names_report_the_package():
         "Batch",
         "Dataset",
         "as_dataset",
+        "feature_names",
         "from_dataframe",
         "load_dataset",
     }

@@ -9,7 +9,7 @@ imported only when a DataFrame, parquet or CSV is used (extra ``data``).
 
 from __future__ import annotations
 
-from compval.data._batch import Batch, Dataset
+from compval.data._batch import Batch, Dataset, feature_names
 from compval.data._convert import as_dataset
 from compval.data._dataset import ArrayDataset, from_dataframe
 from compval.data._readers import load_dataset
@@ -19,6 +19,7 @@ __all__ = [
     "Batch",
     "Dataset",
     "as_dataset",
+    "feature_names",
     "from_dataframe",
     "load_dataset",
 ]

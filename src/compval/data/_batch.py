@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 
 from compval.types import Array
 
-__all__ = ["Batch", "Dataset"]
+__all__ = ["Batch", "Dataset", "feature_names"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,3 +58,13 @@ class Dataset(Protocol):
     def batches(self, batch_size: int) -> Iterator[Batch]:
         """Yield batches of at most ``batch_size`` rows, in row order."""
         ...
+
+
+def feature_names(dataset: Dataset) -> tuple[str, ...]:
+    """The column names of a tabular dataset's single ``"features"`` array; () when unknown.
+
+    Optional in the protocol: a dataset may expose them as a ``feature_columns`` attribute
+    (the built-in table readers and DataFrames do). They name the columns in weak slices,
+    non-finite feature counts and numerics findings; without them columns are numbered.
+    """
+    return tuple(str(c) for c in (getattr(dataset, "feature_columns", ()) or ()))

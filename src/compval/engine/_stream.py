@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from compval.adapters import ModelAdapter, bind_inputs
-from compval.data import Batch, Dataset
+from compval.data import Batch, Dataset, feature_names
 from compval.errors import DataError
 from compval.metrics import Accumulator, NonFiniteCounts, Resampling, slice_sample
 from compval.spec import AcceptanceSpec
@@ -111,7 +111,7 @@ def _slice_layout(run: RunState, batch: Batch) -> tuple[list[str], list[bool]] |
     (features,) = batch.inputs.values()
     if features.ndim != 2 or features.shape[1] > MAX_SLICE_FEATURES:
         return None
-    names = [str(n) for n in (getattr(run.dataset, "feature_columns", ()) or ())]
+    names = list(feature_names(run.dataset))
     if len(names) != features.shape[1]:
         names = [f"x{j}" for j in range(features.shape[1])]
     # Segment columns are searched by value. One whose values are all smaller than the
@@ -157,7 +157,7 @@ def _count_nonfinite_features(run: RunState, batch: Batch, rows_before: int) -> 
         if values.dtype.kind not in "fc" or np.isfinite(values).all():
             continue
         bad = ~np.isfinite(values.reshape(values.shape[0], -1))
-        names = [str(c) for c in getattr(run.dataset, "feature_columns", ()) or ()]
+        names = list(feature_names(run.dataset))
         if len(names) != bad.shape[1]:
             names = [name] if bad.shape[1] == 1 else [f"{name}[{j}]" for j in range(bad.shape[1])]
         for column, count in zip(names, bad.sum(axis=0), strict=True):

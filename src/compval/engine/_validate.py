@@ -20,7 +20,7 @@ import numpy as np
 
 from compval.adapters import ModelAdapter, as_adapter, default_model_name, load_model
 from compval.checks import CheckSettings, Criterion, evaluate, resolve_criteria
-from compval.data import Dataset, as_dataset, load_dataset
+from compval.data import Dataset, as_dataset, feature_names, load_dataset
 from compval.engine._diagnose import numerics_estimates, run_numerics, sample_rows
 from compval.engine._estimates import metric_value, name_unsupported_ops, slice_estimates
 from compval.engine._profile import (
@@ -257,7 +257,7 @@ def run_validation(
                 batch_size=s.batch_size,
                 seed=s.seed,
                 reference_output=run.outputs.get(ref_adapter.name),
-                feature_names=tuple(getattr(dataset, "feature_columns", ()) or ()),
+                feature_names=feature_names(dataset),
             )
             for name, extra in numerics_estimates(numerics).items():
                 estimates[name] = [*estimates[name], *extra]
