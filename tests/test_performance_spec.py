@@ -463,7 +463,10 @@ def test_resolve_settings_names_the_budget_field() -> None:
 
 @pytest.mark.parametrize(
     ("targets", "known"),
-    [({}, "cloud, edge, mobile"), ({"phone": {"threads": 1}}, "cloud, edge, mobile, phone")],
+    [
+        ({}, "cloud, cloud-gpu, edge, mobile"),
+        ({"phone": {"threads": 1}}, "cloud, cloud-gpu, edge, mobile, phone"),
+    ],
 )
 def test_unknown_target_lists_the_known_targets(
     ws: Workspace, targets: dict[str, Any], known: str

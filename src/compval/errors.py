@@ -13,7 +13,8 @@
     │   ├── ModelLoadError                          missing, corrupt or refused model file
     │   │   └── PickleRefusedError(ModelLoadError, UsageError)  pickle not allowed: exit 4
     │   ├── InputMismatchError(AdapterError, ValueError)       name/dtype/shape vs the model
-    │   └── InferenceError                          the runtime raised while predicting
+    │   ├── InferenceError                          the runtime raised while predicting
+    │   └── EndpointError                           an inference server failed: names the URL
     ├── DataError(CompvalError)                     unreadable data, missing column, empty data
     ├── OutputError(CompvalError)                   a report or file cannot be written (disk full)
     ├── MetricError(CompvalError)
@@ -47,6 +48,7 @@ __all__ = [
     "CompvalWarning",
     "DataError",
     "EmptyAccumulatorError",
+    "EndpointError",
     "ExitCode",
     "IncompatibleMergeError",
     "InferenceError",
@@ -128,6 +130,20 @@ class InferenceError(AdapterError):
     """The runtime raised while running a batch."""
 
 
+class EndpointError(AdapterError):
+    """An inference server (a model given by URL) could not be used.
+
+    Connection refused, a timeout, an HTTP error (the message carries the server's own error
+    text), a malformed answer, or an answer whose rows do not match the rows sent. ``url`` is
+    the model's endpoint; ``status`` the HTTP status when the server answered with one.
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+
 class DataError(CompvalError):
     """The dataset cannot be read or does not have the expected columns or rows."""
 
@@ -189,6 +205,7 @@ EXIT_CODES: Mapping[type[BaseException], ExitCode] = MappingProxyType(
         ModelLoadError: ExitCode.RUN_ERROR,
         InputMismatchError: ExitCode.RUN_ERROR,
         InferenceError: ExitCode.RUN_ERROR,
+        EndpointError: ExitCode.RUN_ERROR,
         AdapterError: ExitCode.RUN_ERROR,
         DataError: ExitCode.RUN_ERROR,
         ProfilingError: ExitCode.RUN_ERROR,

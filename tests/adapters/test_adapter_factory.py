@@ -108,8 +108,8 @@ def test_unknown_extension(tmp_path: Path) -> None:
     (tmp_path / "model.h5").write_bytes(b"\x89HDF")
     with pytest.raises(
         ModelLoadError,
-        match=r"model\.h5'.*got '\.h5', expected one of \.onnx, \.pt, \.pth, \.ts, "
-        r"\.torchscript, \.pt2, \.joblib, \.pkl, \.pickle.*set 'adapter:'",
+        match=r"model\.h5'.*got '\.h5', expected one of \.onnx, \.ort, \.pt, \.pth, \.ts, "
+        r"\.torchscript, \.pt2, \.tflite, \.joblib, \.pkl, \.pickle.*set 'adapter:'",
     ):
         load_model(ModelRef(path="model.h5"), base_dir=tmp_path)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import pytest
 from compval.adapters import (
     AdapterInfo,
     CallableAdapter,
+    LiteRTAdapter,
     ModelAdapter,
     OnnxRuntimeAdapter,
     SklearnAdapter,
@@ -20,7 +23,41 @@ from compval.adapters import (
 )
 from compval.errors import AdapterError, InputMismatchError
 
-KINDS = ["onnxruntime", "torch", "sklearn", "callable"]
+KINDS = ["onnxruntime", "torch", "sklearn", "callable", "litert", "onnxruntime_ort"]
+
+
+@pytest.fixture(scope="session")
+def tflite_path(tmp_path_factory: pytest.TempPathFactory, weights: Any) -> Path:
+    """The linear model as a float LiteRT flatbuffer (tests/adapters/data/make_tflite.py)."""
+    pytest.importorskip("tflite", reason="the .tflite writer needs the tflite schema package")
+    spec = importlib.util.spec_from_file_location(
+        "make_tflite", Path(__file__).parent / "data" / "make_tflite.py"
+    )
+    assert spec is not None and spec.loader is not None
+    make_tflite = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("make_tflite", make_tflite)  # its dataclasses look it up
+    spec.loader.exec_module(make_tflite)
+    path = tmp_path_factory.mktemp("litert") / "linear.tflite"
+    path.write_bytes(make_tflite.build_float([weights], input_name="input", output_name="logits"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def ort_path(tmp_path_factory: pytest.TempPathFactory, weights: Any, write_onnx: Any) -> Path:
+    """The linear ONNX model saved in ONNX Runtime's mobile format (.ort).
+
+    The way onnxruntime.tools.convert_onnx_models_to_ort writes it (a session saving its
+    optimized model in ORT format); tests/adapters/test_ort_format.py runs the tool itself.
+    """
+    import onnxruntime as ort
+
+    folder = tmp_path_factory.mktemp("ort")
+    onnx = write_onnx(folder / "linear.onnx", *weights)
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(folder / "linear.ort")
+    options.add_session_config_entry("session.save_model_format", "ORT")
+    ort.InferenceSession(str(onnx), options, providers=["CPUExecutionProvider"])
+    return folder / "linear.ort"
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -46,6 +83,14 @@ def case(
 
     if kind == "onnxruntime":
         return OnnxRuntimeAdapter(onnx_path, name="m", threads=1), "logits", linear, kind, kind
+    if kind == "onnxruntime_ort":
+        ort_file = request.getfixturevalue("ort_path")
+        adapter = OnnxRuntimeAdapter(ort_file, name="m", threads=1)
+        return adapter, "logits", linear, "onnxruntime", "onnxruntime"
+    if kind == "litert":
+        pytest.importorskip("ai_edge_litert", reason="needs the litert extra")
+        adapter = LiteRTAdapter(request.getfixturevalue("tflite_path"), name="m", threads=1)
+        return adapter, "logits", linear, "litert", "ai_edge_litert"
     if kind == "torch":
         return TorchAdapter(torch_linear, name="m"), "output", linear, "torch", "torch"
     if kind == "sklearn":

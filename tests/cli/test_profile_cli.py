@@ -376,7 +376,7 @@ def two_models(tmp_path: Path) -> tuple[Path, Path]:
         ),
         (["--batch-sizes", ","], "argument --batch-sizes: expected positive integers; got ','"),
         (["--concurrency", "0"], "argument --concurrency: expected positive integers; got '0'"),
-        (["--target", "mars"], "got 'mars', expected one of cloud, edge, mobile"),
+        (["--target", "mars"], "got 'mars', expected one of cloud, cloud-gpu, edge, mobile"),
         (["--batch-sizes", "1,1"], "--batch-sizes"),
         (["--threads", "0"], "--threads"),
     ],

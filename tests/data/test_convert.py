@@ -103,6 +103,11 @@ def test_public_names_report_the_package():
         "feature_names",
         "from_dataframe",
         "load_dataset",
+        "TEXT_INPUTS",
+        "TextDataset",
+        "TextTokenizer",
+        "load_text_dataset",
+        "load_tokenizer",
     }
     assert data.ArrayDataset.__module__ == "compval.data"
     assert data.load_dataset.__module__ == "compval.data"

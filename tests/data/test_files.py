@@ -123,7 +123,7 @@ def test_parquet_pandas_index_not_a_feature(tmp_path, frame):
 
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)
 def test_csv_equals_pandas(csv_path, collect, expected_segment, batch_size):
-    reference = pd.read_csv(csv_path)
+    reference = pd.read_csv(csv_path, float_precision="round_trip")
     ds = load(csv_path, labels="label", segments=["lang", "bucket"])
     assert isinstance(ds, Dataset)
     assert len(ds) == len(reference)

@@ -14,13 +14,19 @@ from compval.metrics import (
     Calibration,
     ConfidenceShift,
     ContingencyTable,
+    CosineQuantiles,
+    EmbeddingFidelity,
     KLQuantiles,
+    NeighbourAgreement,
     NonFiniteCounts,
     OutputFidelity,
     ProbabilityDivergence,
     RegressionErrors,
     Resampling,
+    RetrievalQuality,
     SegmentTable,
+    TokenKLQuantiles,
+    TokenStatistics,
 )
 
 CLASSIFICATION = [
@@ -32,7 +38,14 @@ CLASSIFICATION = [
     NonFiniteCounts,
     ConfidenceShift,
 ]
-ALL = [*CLASSIFICATION, RegressionErrors]
+# task: embedding: the probability rows serve as 5-d embeddings; rows 0-19 are queries.
+EMBEDDING = [EmbeddingFidelity, CosineQuantiles, NeighbourAgreement, RetrievalQuality]
+QRELS = tuple(
+    (str(q), str(20 + (7 * q + j) % 580), float(1 + j)) for q in range(20) for j in range(3)
+)
+# task: causal_lm: the probability rows serve as token rows (NLL, KL, same top).
+TOKENS = [TokenStatistics, TokenKLQuantiles]
+ALL = [*CLASSIFICATION, RegressionErrors, *EMBEDDING, *TOKENS]
 DATA = synthetic_classification(n=600, seed=4)
 RNG = np.random.default_rng(9)
 REG = {
@@ -49,6 +62,10 @@ def _fed(cls, rows_slice, order=1):
     kwargs = {"class_names": [str(i) for i in range(5)]} if cls is ContingencyTable else {}
     if cls is RegressionErrors:
         kwargs = {"width": 1}
+    if cls is NeighbourAgreement:
+        kwargs = {"ks": (5, 10), "pairs": 5000}
+    if cls is RetrievalQuality:
+        kwargs = {"qrels": QRELS, "ks": (5, 10)}
     acc = cls(table, **kwargs)
     idx = np.arange(600)[rows_slice][::order]
     data = REG if cls is RegressionErrors else DATA
@@ -120,7 +137,8 @@ def test_merge_refuses_different_configuration():
 
 
 HIGHER = ("_score", "_agreement", "_similarity", "_db", "_pvalue")
-LOWER = ("_error", "_loss", "_diff", "_rate", "_divergence", "_count", "_distance")
+LOWER = ("_error", "_loss", "_diff", "_rate", "_divergence", "_count", "_distance", "perplexity")
+NEUTRAL = ("_norm",)
 
 
 @pytest.mark.parametrize("name", sorted(METRICS))
@@ -130,6 +148,8 @@ def test_suffix_agrees_with_direction(name):
         assert info.higher_is_better is True
     elif name.endswith(LOWER):
         assert info.higher_is_better in (False, None)
+    elif name.endswith(NEUTRAL):
+        assert info.higher_is_better is None
     else:
         pytest.fail(f"{name} has no direction suffix")
 

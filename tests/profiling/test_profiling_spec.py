@@ -37,7 +37,7 @@ def test_builtin_targets() -> None:
     assert [b.id for b in mobile.budgets] == ["target-mobile-unsupported-ops"]
     assert mobile.budgets[0].metric == "unsupported_op_count"
     assert mobile.budgets[0].max == 0
-    assert set(BUILTIN_TARGETS) == {"cloud", "edge", "mobile"}
+    assert set(BUILTIN_TARGETS) == {"cloud", "cloud-gpu", "edge", "mobile"}
 
 
 def test_explicit_fields_override_the_target() -> None:
@@ -106,8 +106,14 @@ def test_acceptance_spec_takes_the_performance_section() -> None:
 @pytest.mark.parametrize(
     ("data", "match"),
     [
-        ({"target": "edg"}, r"unknown target; got 'edg', expected one of cloud, edge, mobile"),
-        ({"target": "x", "targets": {"y": {}}}, r"expected one of cloud, edge, mobile, y"),
+        (
+            {"target": "edg"},
+            r"unknown target; got 'edg', expected one of cloud, cloud-gpu, edge, mobile",
+        ),
+        (
+            {"target": "x", "targets": {"y": {}}},
+            r"expected one of cloud, cloud-gpu, edge, mobile, y",
+        ),
         ({"batch_sizes": []}, r"batch_sizes\n  List should have at least 1 item"),
         ({"batch_sizes": [0]}, r"batch_sizes\.0\n  Input should be greater than or equal to 1"),
         ({"batch_sizes": [1, 1]}, r"batch_sizes\n  Value error, values must be distinct"),

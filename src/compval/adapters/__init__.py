@@ -18,6 +18,7 @@ from compval.adapters._registry import (
     adapter_names,
     as_adapter,
     default_model_name,
+    derive_model,
     is_model_uri,
     load_model,
     register_adapter,
@@ -25,6 +26,8 @@ from compval.adapters._registry import (
     suffix_adapters,
 )
 from compval.adapters.callable import CallableAdapter
+from compval.adapters.endpoint import EndpointAdapter
+from compval.adapters.litert import LiteRTAdapter
 from compval.adapters.onnxruntime import OnnxRuntimeAdapter
 from compval.adapters.sklearn import SklearnAdapter
 from compval.adapters.torch import TorchAdapter
@@ -33,6 +36,8 @@ __all__ = [
     "AdapterInfo",
     "AdapterRegistration",
     "CallableAdapter",
+    "EndpointAdapter",
+    "LiteRTAdapter",
     "ModelAdapter",
     "OnnxRuntimeAdapter",
     "SklearnAdapter",
@@ -42,6 +47,7 @@ __all__ = [
     "bind_inputs",
     "check_inputs",
     "default_model_name",
+    "derive_model",
     "describe_file",
     "is_model_uri",
     "load_model",

@@ -283,6 +283,7 @@ def bind_inputs(
         bound = {name: array}
     else:
         bound = dict(features)
+        _drop_undeclared_text_inputs(model, bound, spec)
     for name, array in list(bound.items()):
         declared = spec.get(name)
         if (
@@ -294,3 +295,32 @@ def bind_inputs(
         ):
             bound[name] = array.astype(declared.dtype, copy=False)
     return bound
+
+
+#: Inputs a tokenizer makes that a text model may not take (compval.data.TEXT_INPUTS).
+_OPTIONAL_TEXT_INPUTS = ("token_type_ids", "position_ids")
+
+
+def _drop_undeclared_text_inputs(
+    model: str, bound: dict[str, Array], spec: Mapping[str, TensorSpec]
+) -> None:
+    """Feed a text model only the tokenizer outputs it declares.
+
+    ``token_type_ids`` (all zeros for one text) and ``position_ids`` (0..L-1 under right
+    padding) carry nothing a model needs to be told; ``attention_mask`` does once the batch is
+    padded, so it is dropped only while it is all ones.
+    """
+    if "input_ids" not in bound or "input_ids" not in spec:
+        return
+    for name in _OPTIONAL_TEXT_INPUTS:
+        if name in bound and name not in spec:
+            del bound[name]
+    mask = bound.get("attention_mask")
+    if mask is not None and "attention_mask" not in spec:
+        if not np.all(mask):
+            raise InputMismatchError(
+                f"Model {model!r}: declares no 'attention_mask' input but this batch of texts "
+                "is padded (rows of different lengths); the model would read the pad tokens. "
+                "Export the model with an attention_mask input, or set batch_size: 1."
+            )
+        del bound["attention_mask"]

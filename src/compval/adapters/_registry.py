@@ -10,7 +10,8 @@ bottom of this file (or, for a third-party package, an entry point in the
 picks the runtime by file extension when ``adapter: auto``. A path may also be a URI whose
 scheme is registered with ``register_model_scheme`` (MLflow's ``models:/`` and ``runs:/``):
 it is resolved to a local file first, and the adapter's ``source`` records where it came
-from. ``as_adapter`` accepts whatever a
+from. An ``http(s)://`` URL is a served model (``EndpointAdapter``, KServe
+v1/v2): nothing is downloaded. ``as_adapter`` accepts whatever a
 Python user hands over: an adapter, a file path, a torch module, a scikit-learn style estimator
 or a plain callable.
 """
@@ -36,6 +37,8 @@ from compval.adapters._mlflow import (
     uri_model_name,
 )
 from compval.adapters.callable import CallableAdapter
+from compval.adapters.endpoint import EndpointAdapter, endpoint_model_name, is_endpoint_url
+from compval.adapters.litert import LiteRTAdapter
 from compval.adapters.onnxruntime import OnnxRuntimeAdapter
 from compval.adapters.sklearn import SklearnAdapter
 from compval.adapters.torch import TorchAdapter
@@ -48,6 +51,7 @@ __all__ = [
     "adapter_names",
     "as_adapter",
     "default_model_name",
+    "derive_model",
     "is_model_uri",
     "load_model",
     "register_adapter",
@@ -149,7 +153,9 @@ def is_model_uri(path: str) -> bool:
         >>> is_model_uri("models:/clf/3"), is_model_uri("models/clf.onnx")
         (True, False)
     """
-    return urllib.parse.urlsplit(path).scheme in _SCHEMES
+    # An inference-server URL (http/https) is a model URI too: kept as written, not resolved
+    # against the current directory.
+    return urllib.parse.urlsplit(path).scheme in _SCHEMES or is_endpoint_url(path)
 
 
 def default_model_name(path: str) -> str:
@@ -158,6 +164,8 @@ def default_model_name(path: str) -> str:
     The file's stem, or for a URI the registered name and version (``clf-3`` for
     ``models:/clf/3``).
     """
+    if is_endpoint_url(path):
+        return endpoint_model_name(path)
     if is_model_uri(path):
         return uri_model_name(path)
     return Path(path).stem
@@ -198,6 +206,20 @@ def load_model(
             f"'auto' or one of {', '.join(registry)}. Fix 'adapter:' in the model entry, or "
             "install the package that provides the runtime."
         )
+    if is_endpoint_url(ref.path):
+        if ref.adapter not in ("auto", "endpoint"):
+            raise InvalidParameterError(
+                f"Model {ref.name or ref.path!r}: a URL is served by an inference server; got "
+                f"adapter {ref.adapter!r}, expected 'auto' or 'endpoint' (or give a file path)."
+            )
+        _check_options(ref, _FILE_OPTIONS, "a model served by an inference server")
+        named = (
+            ref
+            if ref.name is not None
+            else ref.model_copy(update={"name": endpoint_model_name(ref.path)})
+        )
+        return registry["endpoint"].load(Path(), named)
+    _check_options(ref, _SERVING_OPTIONS, "a model file (they are for an http(s) endpoint)")
     if is_model_uri(ref.path):
         resolved = _SCHEMES[urllib.parse.urlsplit(ref.path).scheme](
             ref.path, tracking or TrackingSpec()
@@ -222,6 +244,7 @@ def _load_file(
     ref: ModelRef, path: Path, registry: Mapping[str, AdapterRegistration], *, name: str
 ) -> ModelAdapter:
     runtime = ref.adapter if ref.adapter != "auto" else _adapter_for_suffix(path)
+    _check_runtime_options(ref, runtime)
     named = ref if ref.name is not None else ref.model_copy(update={"name": name})
     return registry[runtime].load(path, named)
 
@@ -280,6 +303,48 @@ def as_adapter(obj: ModelLike, *, name: str, threads: int | None = None) -> Mode
     )
 
 
+def derive_model(base: ModelAdapter, ref: ModelRef, *, name: str) -> ModelAdapter:
+    """The model of entry ``ref`` made from ``base`` by its ``dtype`` and ``device``.
+
+    Used for ``from: reference`` candidates and for model objects whose spec entry sets a
+    precision or device. Only torch models can be re-cast this way.
+
+    Raises:
+        InvalidParameterError: ``base`` is not a torch model.
+    """
+    if isinstance(base, TorchAdapter):
+        return base.derived(name=name, dtype=ref.dtype, device=ref.device)
+    raise InvalidParameterError(
+        f"Model {name!r}: 'dtype'/'device' can only re-cast a torch model; got a "
+        f"{base.runtime} model ({type(base).__name__}), expected a torch module, TorchScript "
+        "or torch.export file. Export the candidate in the wanted precision as its own file "
+        "(for ONNX Runtime, choose the device with 'providers')."
+    )
+
+
+#: The model-entry options only some built-in runtimes take (plugins read the entry freely).
+_OPTION_RUNTIMES: Mapping[str, tuple[str, ...]] = {
+    "device": ("torchscript", "torch_export"),
+    "dtype": ("torchscript", "torch_export"),
+    "providers": ("onnxruntime",),
+    "signature": ("litert",),
+}
+
+
+def _check_runtime_options(ref: ModelRef, runtime: str) -> None:
+    """An option the runtime would ignore must not be silently ignored."""
+    builtin = {r for runtimes in _OPTION_RUNTIMES.values() for r in runtimes} | {"sklearn"}
+    if runtime not in builtin:
+        return
+    for option, runtimes in _OPTION_RUNTIMES.items():
+        if getattr(ref, option) is not None and runtime not in runtimes:
+            raise InvalidParameterError(
+                f"Model {ref.name or ref.path!r}: {option!r} does not apply to the {runtime} "
+                f"runtime; got {option}: {getattr(ref, option)!r}, expected it only for "
+                f"{', '.join(runtimes)} models. Remove it from the model entry."
+            )
+
+
 def _resolve_mlflow(uri: str, tracking: TrackingSpec) -> ResolvedModel:
     return resolve_mlflow_uri(
         uri, tracking_uri=tracking.mlflow, suffixes=tuple(sorted(suffix_adapters()))
@@ -307,31 +372,66 @@ def _is_torch_module(obj: object) -> bool:
     )
 
 
+#: Model-entry options of endpoints only, and of local runtimes only: set on the other kind
+#: of model they would be silently ignored.
+_SERVING_OPTIONS = frozenset(
+    {"timeout_s", "max_in_flight", "request_rows", "retries", "binary_data"}
+)
+_FILE_OPTIONS = frozenset({"threads", "device", "dtype", "providers", "signature"})
+
+
+def _check_options(ref: ModelRef, options: frozenset[str], what: str) -> None:
+    # Set and not the default: the CLI fills some keys with their defaults for every model.
+    fields = type(ref).model_fields
+    given = sorted(k for k in options if getattr(ref, k) != fields[k].default)
+    if given:
+        raise InvalidParameterError(
+            f"Model {ref.name or ref.path!r}: {', '.join(given)} do(es) not apply to {what}; "
+            f"got {', '.join(f'{k}: {getattr(ref, k)!r}' for k in given)}. Remove it from the "
+            "model entry."
+        )
+
+
 # -- the built-in runtimes: one registration each -------------------------------------------
 # ``load_model`` has set ``ref.name`` (the file stem by default) before calling ``load``.
 # scikit-learn estimators have no intra-op pool, so ``threads`` is unused for them.
 _ONNX = (".onnx",)
 _TORCHSCRIPT = (".pt", ".pth", ".ts", ".torchscript")
 _PICKLE = (".joblib", ".pkl", ".pickle")
+# ONNX Runtime's mobile format (.ort) loads through the same session as .onnx.
 register_adapter(
     AdapterRegistration(
         "onnxruntime",
-        _ONNX,
-        lambda p, r: OnnxRuntimeAdapter(p, name=str(r.name), threads=r.threads),
+        (*_ONNX, ".ort"),
+        lambda p, r: OnnxRuntimeAdapter(
+            p, name=str(r.name), threads=r.threads, providers=r.providers
+        ),
     )
 )
 register_adapter(
     AdapterRegistration(
         "torchscript",
         _TORCHSCRIPT,
-        lambda p, r: TorchAdapter.from_torchscript(p, name=str(r.name), threads=r.threads),
+        lambda p, r: TorchAdapter.from_torchscript(
+            p, name=str(r.name), threads=r.threads, device=r.device, dtype=r.dtype
+        ),
     )
 )
 register_adapter(
     AdapterRegistration(
         "torch_export",
         (".pt2",),
-        lambda p, r: TorchAdapter.from_export(p, name=str(r.name), threads=r.threads),
+        lambda p, r: TorchAdapter.from_export(
+            p, name=str(r.name), threads=r.threads, device=r.device, dtype=r.dtype
+        ),
+    )
+)
+# LiteRT (TensorFlow Lite) for the mobile and edge targets (extra: litert).
+register_adapter(
+    AdapterRegistration(
+        "litert",
+        (".tflite",),
+        lambda p, r: LiteRTAdapter(p, name=str(r.name), threads=r.threads, signature=r.signature),
     )
 )
 register_adapter(
@@ -341,6 +441,8 @@ register_adapter(
         lambda p, r: SklearnAdapter.from_file(p, name=str(r.name), allow_pickle=r.allow_pickle),
     )
 )
+# A served model (extra: serving): its URL is the entry's path; no file, no extension.
+register_adapter(AdapterRegistration("endpoint", (), lambda _, r: EndpointAdapter.from_ref(r)))
 # MLflow's model URIs as model paths (extra: mlflow): models:/name/version, runs:/id/path.
 for _scheme in MLFLOW_SCHEMES:
     register_model_scheme(_scheme, _resolve_mlflow)

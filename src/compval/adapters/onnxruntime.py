@@ -5,6 +5,14 @@ onnxruntime is imported when the adapter opens, never when this module is import
 A ZipMap output (one ``{class: score}`` map per row, what skl2onnx exports for a classifier's
 probabilities by default) becomes a (rows, classes) float array, and its keys become the
 adapter's ``classes``, like scikit-learn's ``classes_``.
+
+An ``.ort`` file (ONNX Runtime's mobile format, written by
+``python -m onnxruntime.tools.convert_onnx_models_to_ort``) runs through the same session;
+its ``model_format`` is ``ort``, so the profiler does not read it as an ONNX graph.
+
+Requested execution providers that ONNX Runtime lists as available but does not activate (a
+CUDA provider without a visible GPU or a matching CUDA library) are a silent fallback to CPU in
+ONNX Runtime; here they are named in ``notes`` and by ``missing_providers()``.
 """
 
 from __future__ import annotations
@@ -94,6 +102,7 @@ class OnnxRuntimeAdapter(ModelAdapter):
         self._output_names: list[str] = []
         self._sha256: str | None = None
         self._classes: tuple[object, ...] | None = None
+        self._missing: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -126,6 +135,16 @@ class OnnxRuntimeAdapter(ModelAdapter):
             )
         except Exception as exc:  # onnxruntime raises its own pybind11 exception types
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if self.model_format == "ort":
+                # ORT format files are tied to the onnxruntime that wrote them (format
+                # version, kernels): the usual cause is a version mismatch.
+                raise ModelLoadError(
+                    f"ORT format model {str(self._path)!r}: onnxruntime {ort.__version__} "
+                    f"cannot load it; got {describe_file(self._path)}, expected an .ort file "
+                    "written by python -m onnxruntime.tools.convert_onnx_models_to_ort with "
+                    "this onnxruntime version. Convert the .onnx model again with it. "
+                    f"(onnxruntime: {detail})"
+                ) from exc
             raise ModelLoadError(
                 f"ONNX model {str(self._path)!r}: onnxruntime cannot load it; got "
                 f"{describe_file(self._path)}, expected a valid ONNX model. Re-export the "
@@ -134,6 +153,8 @@ class OnnxRuntimeAdapter(ModelAdapter):
                 f"(onnxruntime: {detail})"
             ) from exc
         self._session = session
+        active = set(session.get_providers())
+        self._missing = tuple(p for p in self._providers if p not in active)
         self._spec = {
             node.name: TensorSpec(
                 name=node.name, dtype=ONNX_DTYPES.get(node.type), shape=_dims(node.shape)
@@ -189,13 +210,30 @@ class OnnxRuntimeAdapter(ModelAdapter):
 
     @property
     def model_format(self) -> str:
-        """Always ``onnx``."""
-        return "onnx"
+        """``ort`` for ONNX Runtime's mobile format (``.ort``), else ``onnx``."""
+        return "ort" if self._path.suffix.lower() == ".ort" else "onnx"
 
     @property
     def model_file(self) -> Path:
-        """The ``.onnx`` file."""
+        """The ``.onnx`` (or ``.ort``) file."""
         return self._path
+
+    def missing_providers(self) -> tuple[str, ...]:
+        """Requested providers the session did not activate (opens the adapter if needed)."""
+        self.open()
+        return self._missing
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """A warning for ``run.notes`` when a requested provider is not active."""
+        if not self._missing:
+            return ()
+        active = list(self._session.get_providers()) if self._session is not None else []
+        return (
+            f"WARNING: model {self.name!r}: execution provider(s) {list(self._missing)} were "
+            f"requested but ONNX Runtime did not activate them; it runs on {active}. "
+            "Latency and memory were measured there, not on the requested device.",
+        )
 
     def time_reload(self, *, threads: int | None) -> float:
         """Milliseconds to create a fresh session from the file, with this adapter's providers."""

@@ -104,6 +104,7 @@ def resolve_criterion(
     task: str,
     resampling: bool,
     segment_columns: Sequence[str] = (),
+    perturbations: Sequence[str] | None = None,
 ) -> Criterion:
     """Turn one spec criterion into its explicit form, validating it against the registry.
 
@@ -231,7 +232,11 @@ def resolve_criterion(
                 "p-value or a descriptive score such as binned ECE); use statistic: point, "
                 "which compares the observed value without a statistical guarantee.",
             )
-    segment = _resolve_scope(index, spec.segment, segment_columns)
+    scope = spec.segment
+    if scope is None and spec.metric == "robustness_gap":
+        # The gap exists only per perturbation: unscoped, it gates every perturbation.
+        scope = "perturbation=*"
+    segment = _resolve_scope(index, scope, segment_columns, perturbations)
     return Criterion(
         id=spec.id,
         metric=spec.metric,
@@ -287,7 +292,35 @@ def _check_margin(index: int, form: str, value: float, *, fraction: bool) -> Non
         )
 
 
-def _resolve_scope(index: int, scope: str | None, columns: Sequence[str]) -> str | None:
+def _resolve_scope(
+    index: int,
+    scope: str | None,
+    columns: Sequence[str],
+    perturbations: Sequence[str] | None = None,
+) -> str | None:
+    if scope is not None and scope.startswith("perturbation="):
+        # 'perturbation=<name>' or 'perturbation=<name>,<segment scope>' (robustness runs).
+        head, _, rest = scope.partition(",")
+        name = head.partition("=")[2]
+        known_p = list(perturbations or [])
+        if name != "*" and name not in known_p:
+            raise _fail(
+                index,
+                "segment",
+                f"unknown perturbation {echo(name)} in {echo(scope)}; expected one of "
+                f"{known_p or 'the names in robustness.perturbations (none are declared)'}, "
+                "or 'perturbation=*'.",
+            )
+        if rest and name == "*":
+            raise _fail(
+                index,
+                "segment",
+                f"{echo(scope)}: 'perturbation=*' selects each perturbation overall and takes "
+                "no segment; name the perturbation ('perturbation=<name>,label=*').",
+            )
+        if rest:
+            _resolve_scope(index, rest, columns)
+        return scope
     if scope is None or scope == "overall":
         return None
     if scope in ("*", "discovered"):
@@ -318,6 +351,7 @@ def resolve_criteria(
     resampling: bool,
     segment_columns: Sequence[str] = (),
     allow_nonfinite: bool = False,
+    perturbations: Sequence[str] | None = None,
 ) -> tuple[Criterion, ...]:
     """Resolve every criterion, plus the built-in ``nonfinite-outputs`` check.
 
@@ -326,7 +360,12 @@ def resolve_criteria(
     """
     out = [
         resolve_criterion(
-            s, index=i, task=task, resampling=resampling, segment_columns=segment_columns
+            s,
+            index=i,
+            task=task,
+            resampling=resampling,
+            segment_columns=segment_columns,
+            perturbations=perturbations,
         )
         for i, s in enumerate(specs)
     ]

@@ -288,9 +288,15 @@ def _segments_in_scope(
     if c.segment is None:
         return [None]
     if c.segment == "*":
-        return [s for s in present if s is None or not s.startswith("slice:")]
+        # Perturbed passes are gated only when a criterion names them (perturbation=...).
+        return [s for s in present if s is None or not s.startswith(("slice:", "perturbation="))]
     if c.segment == "discovered":
         return [s for s in present if s is not None and s.startswith("slice:")]
+    if c.segment == "perturbation=*":
+        # Each perturbation overall (its segments need an explicit scope).
+        return [
+            s for s in present if s is not None and s.startswith("perturbation=") and "," not in s
+        ]
     if c.segment.endswith("=*"):
         prefix = c.segment[:-1]
         return [s for s in present if s is not None and s.startswith(prefix)]

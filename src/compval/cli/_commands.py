@@ -258,6 +258,12 @@ def _finish(
     sinks = [get_sink(name).configured(settings) for name in _sink_names(args)]
     formats = list(RENDERERS) if args.format is None else args.format
     paths = write_reports(report, args.report_dir, formats=formats)
+    if report.robustness is not None:
+        from compval.robustness import write_edge_cases
+
+        # The search's found cases, replayable as a compval dataset (docs/robustness.md).
+        for edge in write_edge_cases(report.robustness, args.report_dir):
+            paths = {**paths, edge.stem: edge}
     for sink in sinks:
         sink.send(report, paths)
     console = Console()
@@ -336,8 +342,14 @@ def add_compare(sub: Any) -> None:
         "(printed before the run) and writes the same reports as 'validate'.",
         epilog=EXIT_CODES_HELP,
     )
-    p.add_argument("reference", help="reference model file")
-    p.add_argument("candidates", nargs="+", metavar="candidate", help="candidate model file(s)")
+    p.add_argument("reference", help="reference model file (or URI, endpoint URL)")
+    p.add_argument(
+        "candidates",
+        nargs="+",
+        metavar="candidate",
+        help="candidate model file(s), or an inference endpoint URL "
+        "(http://host:8080/v2/models/<name>; docs/serving.md)",
+    )
     p.add_argument("--data", required=True, help="data file (.parquet, .csv, .npz, .npy)")
     _add_column_options(p, labels_help="label column (or .npz key)")
     p.add_argument(
@@ -502,8 +514,14 @@ def add_profile(sub: Any) -> None:
         "peak memory of each model; budgets of the target become checks.",
         epilog=EXIT_CODES_HELP,
     )
-    p.add_argument("reference", help="reference model file")
-    p.add_argument("candidates", nargs="+", metavar="candidate", help="candidate model file(s)")
+    p.add_argument("reference", help="reference model file (or URI, endpoint URL)")
+    p.add_argument(
+        "candidates",
+        nargs="+",
+        metavar="candidate",
+        help="candidate model file(s), or an inference endpoint URL "
+        "(http://host:8080/v2/models/<name>; docs/serving.md)",
+    )
     p.add_argument("--batch-sizes", type=_batch_sizes, default=None, help="e.g. 1,8,32,128")
     p.add_argument(
         "--concurrency", type=_client_counts, default=None, help="client counts, e.g. 1,4"
@@ -516,7 +534,9 @@ def add_profile(sub: Any) -> None:
         help="rows per request in the load test (default: the target's, else 1); a model "
         "with a fixed batch dimension needs its size here and in --batch-sizes",
     )
-    p.add_argument("--target", default=None, help="deployment target: cloud, edge, mobile")
+    p.add_argument(
+        "--target", default=None, help="deployment target: cloud, edge, mobile (cloud-gpu: spec)"
+    )
     p.add_argument("--threads", type=_positive, default=None, help="intra-op threads per model")
     p.add_argument(
         "--data",

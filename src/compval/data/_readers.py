@@ -359,6 +359,10 @@ def load_dataset(ref: DataRef, *, base_dir: Path) -> Dataset:
         )
     path = _resolve_path(ref, base_dir)
     kind = _detect_format(ref, path)
+    if ref.text is not None:
+        from compval.data._text import load_text_dataset
+
+        return load_text_dataset(ref, path, kind, base_dir=base_dir)
     if kind == "npy":
         return NpyDataset(path, ref)
     if kind == "npz":

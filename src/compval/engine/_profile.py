@@ -23,7 +23,7 @@ from compval.engine._provenance import Clock, model_info, run_info
 from compval.errors import SpecValidationError, UsageError
 from compval.profiling import ProfileResult, ProfileSettings, profile_models, synthetic_inputs
 from compval.results import Report
-from compval.spec import DataRef, ModelRef, PerformanceSpec, TrackingSpec
+from compval.spec import BUILTIN_TARGETS, DataRef, ModelRef, PerformanceSpec, TrackingSpec
 from compval.types import Array
 
 __all__ = ["ProfileRequest", "check_profile_memory", "profile_files", "profile_opened"]
@@ -176,6 +176,16 @@ class ProfileRequest:
 
 def profile_files(request: ProfileRequest, settings: ProfileSettings) -> Report:
     """Profile model files (the first is the reference); the budgets become checks."""
+    target = {**BUILTIN_TARGETS, **request.performance.targets}.get(settings.target)
+    if target is not None and target.device == "cuda":
+        # Files given on the command line run on the CPU: their timings would be labelled
+        # with a GPU target they never ran on.
+        raise UsageError(
+            f"Target {settings.target!r} times models on a GPU, but model files given to "
+            "'compval profile' run on the CPU. Write a spec with 'device: cuda' (torch) or "
+            "'providers: [CUDAExecutionProvider]' (ONNX Runtime) on each model and run "
+            "'compval validate', or pick a CPU target."
+        )
     clock = Clock()
     with ExitStack() as stack:
         adapters = [

@@ -48,6 +48,18 @@ def model_info(adapter: ModelAdapter, role: str, kind: str | None) -> dict[str, 
         "size_bytes": info.size_bytes,
         "output_kind": kind,
     }
+    providers = adapter.execution_providers()
+    if providers is not None:
+        # The providers actually active, which may differ from those requested.
+        out["execution_providers"] = list(providers)
+    # Optional adapter attributes (the torch adapter's precision and its GPU's description).
+    dtype = getattr(adapter, "dtype", None)
+    if isinstance(dtype, str):
+        out["dtype"] = dtype
+    device_details = getattr(adapter, "device_details", None)
+    details = device_details() if callable(device_details) else None
+    if details:
+        out["device_details"] = dict(details)
     if adapter.source is not None:
         # The path is a temporary download; the URI, version and run say what was validated.
         out["source"] = dict(adapter.source)

@@ -77,12 +77,16 @@ class RunState:
         #: Model name -> the output compared (None: the model's first), fixed on its first batch.
         self.outputs: dict[str, str | None] = {}
         self.columns = list(dataset.segment_columns)
+        self.columns += self.task.added_segments(self.state, self.columns)
         #: NaN/Inf counts per feature column (kept only with data.allow_nonfinite_features).
         self.nonfinite_features: dict[str, int] = {}
         #: Decisions the run made on the user's behalf (e.g. which output it compared);
         #: they go to ``report.run.notes``. The same list as the task's, so that the task's
         #: decisions (an output kind inferred from one column) are reported too.
         self.notes: list[str] = self.state.notes
+        #: Extra accumulators every candidate gets next to the task's (the robustness runs add
+        #: per-block correctness here, to pair the clean and perturbed passes).
+        self.extra_accumulators: Callable[[TaskState], list[Accumulator]] | None = None
 
     def kind_of(self, adapter: ModelAdapter, raw: Array) -> OutputKind:
         """The output kind of a model, decided on its first chunk (the task may learn from it)."""
@@ -282,6 +286,11 @@ def _run_batches(
             cand_outs.append(out)
         if done == 0:
             run.state.slice_features = _slice_layout(run, batch)
+        reduced = run.task.reduce_batch(
+            run.state, batch, ref_out, cand_outs, models=[ref.name, *(st.name for st in states)]
+        )
+        if reduced is not None:  # e.g. per-token values instead of (rows, seq, vocab) logits
+            batch, ref_out, cand_outs = reduced
         chunk.add(batch, ref_out, cand_outs, keep_features=run.state.slice_features is not None)
         done += n
         if chunk.rows >= CHUNK_ROWS or chunk.nbytes >= CHUNK_BYTES:
@@ -346,5 +355,7 @@ def _flush(run: RunState, ref: ModelAdapter, states: list[CandidateState], chunk
             st.accumulators = task.accumulators(
                 state, reference_kind=ref_kind, candidate_kind=st.kind, width=ref_rows.shape[1]
             )
+            if run.extra_accumulators is not None:
+                st.accumulators += run.extra_accumulators(state)
         for acc in st.accumulators:
             acc.update(nonfinite if isinstance(acc, NonFiniteCounts) else rows)

@@ -18,7 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from compval.adapters import ModelAdapter, as_adapter, default_model_name, load_model
+from compval.adapters import (
+    ModelAdapter,
+    OnnxRuntimeAdapter,
+    as_adapter,
+    default_model_name,
+    derive_model,
+    load_model,
+)
 from compval.checks import CheckSettings, Criterion, evaluate, resolve_criteria
 from compval.data import Dataset, as_dataset, feature_names, load_dataset
 from compval.engine._diagnose import numerics_estimates, run_numerics, sample_rows
@@ -30,8 +37,9 @@ from compval.engine._profile import (
     profile_opened,
 )
 from compval.engine._provenance import Clock, model_info, run_info
+from compval.engine._robustness import prepare_robustness
 from compval.engine._stream import N_BLOCKS, CandidateState, RunState, stream
-from compval.errors import DataError, SpecValidationError
+from compval.errors import DataError, ProfilingError, SpecValidationError
 from compval.metrics import (
     Calibration,
     ContingencyTable,
@@ -52,7 +60,14 @@ from compval.results import (
     SliceResult,
     StatisticsSection,
 )
-from compval.spec import AcceptanceSpec, CriterionSpec, LoadedSpec, ModelRef, load_spec
+from compval.spec import (
+    BUILTIN_TARGETS,
+    AcceptanceSpec,
+    CriterionSpec,
+    LoadedSpec,
+    ModelRef,
+    load_spec,
+)
 from compval.types import ModelLike
 
 __all__ = ["RunOptions", "run_validation"]
@@ -86,6 +101,8 @@ def _open_models(
     ref_name = _model_name(spec.reference, "reference")
     if reference is not None:
         ref_adapter = as_adapter(reference, name=ref_name, threads=spec.reference.threads)
+        if spec.reference.dtype is not None or spec.reference.device is not None:
+            ref_adapter = derive_model(ref_adapter, spec.reference, name=ref_name)
     elif spec.reference.path is not None:
         ref_adapter = load_model(spec.reference, base_dir=loaded.base_dir, tracking=spec.tracking)
     else:
@@ -99,6 +116,11 @@ def _open_models(
         name = _model_name(ref, f"candidate{i}")
         if name in objects:
             adapter = as_adapter(objects.pop(name), name=name, threads=ref.threads)
+            if ref.dtype is not None or ref.device is not None:
+                adapter = derive_model(adapter, ref, name=name)
+        elif ref.from_ == "reference":
+            # The reference module itself in another precision or on another device.
+            adapter = derive_model(ref_adapter, ref, name=name)
         elif ref.path is not None:
             adapter = load_model(ref, base_dir=loaded.base_dir, tracking=spec.tracking)
         else:
@@ -119,6 +141,53 @@ def _open_models(
             path="candidates",
         )
     return ref_adapter, spec.reference.output, out
+
+
+def _adapter_notes(adapters: Sequence[ModelAdapter], *, budgets: bool) -> list[str]:
+    """Notes adapters leave for ``run.notes`` (quantized I/O, provider fallbacks).
+
+    A requested ONNX Runtime provider that is not active means the latency would be measured
+    on another device than the one asked for: a warning note, and an error when performance
+    budgets would gate on that latency.
+    """
+    if budgets:
+        fallen = {
+            a.name: a.missing_providers()
+            for a in adapters
+            if isinstance(a, OnnxRuntimeAdapter) and a.missing_providers()
+        }
+        if fallen:
+            detail = "; ".join(f"{n!r}: {list(p)}" for n, p in fallen.items())
+            raise ProfilingError(
+                f"Execution provider(s) not active ({detail}); ONNX Runtime fell back to "
+                "another provider, so the performance budgets would be checked on the wrong "
+                "device. Install the onnxruntime build for that provider (onnxruntime-gpu) on "
+                "a machine with the device, or remove the provider from 'providers'."
+            )
+    # ``notes`` is an optional adapter attribute (LiteRT, ONNX Runtime, plugins).
+    return [str(n) for a in adapters for n in getattr(a, "notes", ())]
+
+
+#: Devices (``AdapterInfo.device``) that count as a GPU for a target with ``device: cuda``.
+_GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+
+
+def _check_target_device(spec: AcceptanceSpec, adapters: Sequence[ModelAdapter]) -> None:
+    """A GPU target's timings mean nothing for a model that runs on the CPU: refuse the run."""
+    perf = spec.performance
+    if perf is None or perf.target is None:
+        return
+    target = {**BUILTIN_TARGETS, **perf.targets}[perf.target]
+    if target.device != "cuda":
+        return
+    devices = {a.name: a.info().device for a in adapters}
+    off = {n: d for n, d in devices.items() if not (d.startswith("cuda") or d in _GPU_PROVIDERS)}
+    if off:
+        raise ProfilingError(
+            f"Target {perf.target!r} times models on a GPU; got {off} (model: device), expected "
+            "every model on a CUDA device. Set 'device: cuda' on torch models and "
+            "'providers: [CUDAExecutionProvider]' on ONNX Runtime models, or pick a CPU target."
+        )
 
 
 def _check_candidate_names(spec: AcceptanceSpec, names: Sequence[str]) -> None:
@@ -216,14 +285,23 @@ def run_validation(
         resampling=resampling is not None,
         segment_columns=list(dataset.segment_columns),
         allow_nonfinite=s.allow_nonfinite,
+        perturbations=[p.name for p in (s.robustness.perturbations if s.robustness else [])],
     )
     _check_labels_needed(s, dataset.has_labels)
+    robustness = prepare_robustness(s)  # perturbation kinds and parameters: spec errors first
+    if robustness is not None:
+        robustness.attach(run)
 
     with ExitStack() as stack:
         ref_adapter, ref_output, cands = _open_models(loaded, reference, candidates)
         for adapter in [ref_adapter, *(a for _, a, _ in cands)]:
             stack.enter_context(adapter)
         states = [CandidateState(name, adapter, output) for name, adapter, output in cands]
+        if settings is not None:
+            _check_target_device(s, [ref_adapter, *(st.adapter for st in states)])
+        adapter_notes = _adapter_notes(
+            [ref_adapter, *(st.adapter for st in states)], budgets=bool(budgets)
+        )
         _check_candidate_names(s, [st.name for st in states])
         n_rows = stream(run, ref_adapter, ref_output, states, options.progress)
         infos = {
@@ -235,6 +313,13 @@ def run_validation(
         statistics = _statistics(run, states, margin=_discovery_margin(criteria))
         for name, slices in statistics.discovered.items():
             estimates[name] = [*estimates[name], *slice_estimates(slices)]
+        robust_section = None
+        if robustness is not None:
+            extra_estimates, robust_section = robustness.run(
+                run, ref_adapter, ref_output, states, options.progress
+            )
+            for name, extra in extra_estimates.items():
+                estimates[name] = [*estimates[name], *extra]
         profile: ProfileResult | None = None
         if settings is not None:
             profile = profile_opened(
@@ -275,7 +360,8 @@ def run_validation(
         )
         if profile is not None:
             checks = name_unsupported_ops(checks, profile)
-        notes = [*run.notes, *([] if profile is None else profile.notes)]
+        notes = [*run.notes, *adapter_notes, *([] if profile is None else profile.notes)]
+        notes += [] if robustness is None else robustness.notes
         if run.nonfinite_features:
             counts = ", ".join(f"{c!r}: {k:,}" for c, k in run.nonfinite_features.items())
             notes.append(
@@ -312,6 +398,7 @@ def run_validation(
         statistics=statistics,
         profile=None if profile is None else profile.section(),
         numerics=numerics,
+        robustness=robust_section,
     )
 
 

@@ -3,7 +3,8 @@
 Names follow scikit-learn's contract, checked by a test: ``*_score``, ``*_agreement``,
 ``*_similarity``, ``*_db`` and ``*_pvalue`` are higher-is-better (a larger p-value is less
 evidence of a difference); ``*_error``, ``*_loss``, ``*_diff``, ``*_rate``, ``*_divergence``,
-``*_distance`` and ``*_count`` are lower-is-better. Per-class metrics carry the
+``*_distance``, ``*_count`` and ``perplexity`` are lower-is-better; ``*_norm`` has no better
+direction. Per-class metrics carry the
 class in brackets (``recall_score[3]``); performance metrics carry the batch size or client
 count (``latency_p95_ms[batch=1]``); their names are the spec's vocabulary
 (``compval.spec.PERF_METRIC_DIRECTIONS``).
@@ -33,12 +34,24 @@ from compval.metrics.continuous import (
     RegressionErrors,
     kl_divergence_rows,
 )
+from compval.metrics.embedding import (
+    CosineQuantiles,
+    EmbeddingFidelity,
+    EmbeddingRows,
+    NeighbourAgreement,
+    Qrels,
+    RetrievalQuality,
+    nearest_neighbours,
+    retrieval_scores,
+    spearman_correlation,
+)
 from compval.metrics.evidence import (
     SLICE_SAMPLE_ROWS,
     ConfidenceShift,
     WeakSlices,
     slice_sample,
 )
+from compval.metrics.tokens import TokenKLQuantiles, TokenStatistics
 from compval.spec import NUMERICS_METRIC_DIRECTIONS, PERF_METRIC_DIRECTIONS
 
 __all__ = [
@@ -47,6 +60,17 @@ __all__ = [
     "NO_LABEL",
     "SLICE_SAMPLE_ROWS",
     "ConfidenceShift",
+    "CosineQuantiles",
+    "EmbeddingFidelity",
+    "EmbeddingRows",
+    "NeighbourAgreement",
+    "Qrels",
+    "RetrievalQuality",
+    "nearest_neighbours",
+    "retrieval_scores",
+    "spearman_correlation",
+    "TokenKLQuantiles",
+    "TokenStatistics",
     "WeakSlices",
     "kl_divergence_rows",
     "slice_sample",
@@ -99,7 +123,9 @@ class MetricInfo:
 
 
 _C = ("classification",)
-_ALL = ("classification", "regression", "generic")
+_ALL = ("classification", "regression", "generic", "embedding")
+_E = ("embedding",)
+_LM = ("causal_lm",)
 METRICS: dict[str, MetricInfo] = {
     m.name: m
     for m in (
@@ -109,11 +135,11 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("precision_score", True, False, True, _C, qualified=True, needs_labels=True),
         MetricInfo("recall_score", True, False, True, _C, qualified=True, needs_labels=True),
         MetricInfo("f1_score", True, False, True, _C, qualified=True, needs_labels=True),
-        MetricInfo("top1_agreement", True, True, True, _C),
+        MetricInfo("top1_agreement", True, True, True, (*_C, *_LM)),
         MetricInfo("flip_correct_to_wrong_rate", False, True, True, _C, needs_labels=True),
         MetricInfo("flip_wrong_to_correct_rate", None, True, True, _C, needs_labels=True),
-        MetricInfo("mean_kl_divergence", False, True, False, _C),
-        MetricInfo("p99_kl_divergence", False, True, False, _C, interval=False),
+        MetricInfo("mean_kl_divergence", False, True, False, (*_C, *_LM)),
+        MetricInfo("p99_kl_divergence", False, True, False, (*_C, *_LM), interval=False),
         MetricInfo("brier_loss", False, False, False, _C, needs_labels=True),
         # Descriptive only: binned ECE has no valid interval (docs/statistics.md).
         MetricInfo(
@@ -128,9 +154,9 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("mean_abs_diff", False, True, False, _ALL),
         MetricInfo("sqnr_db", True, True, False, _ALL),
         MetricInfo("cosine_similarity", True, True, False, _ALL),
-        MetricInfo("nan_count", False, False, False, _ALL, interval=False),
-        MetricInfo("inf_count", False, False, False, _ALL, interval=False),
-        MetricInfo("nonfinite_count", False, False, False, _ALL, interval=False),
+        MetricInfo("nan_count", False, False, False, (*_ALL, *_LM), interval=False),
+        MetricInfo("inf_count", False, False, False, (*_ALL, *_LM), interval=False),
+        MetricInfo("nonfinite_count", False, False, False, (*_ALL, *_LM), interval=False),
         # Paired and distribution tests (ContingencyTable.paired_tests, ConfidenceShift): no
         # bootstrap interval.
         MetricInfo("mcnemar_pvalue", True, True, True, _C, interval=False, needs_labels=True),
@@ -139,6 +165,20 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("prediction_psi_distance", False, True, False, _C, interval=False),
         MetricInfo("confidence_ks_distance", False, True, True, _C, interval=False),
         MetricInfo("confidence_wasserstein_distance", False, True, True, _C, interval=False),
+        # task: causal_lm (compval.metrics.tokens): per predicted token, intervals over sequences.
+        MetricInfo("median_kl_divergence", False, True, False, _LM, interval=False),
+        MetricInfo("max_kl_divergence", False, True, False, _LM, interval=False),
+        MetricInfo("perplexity", False, False, False, _LM),
+        # task: embedding (compval.metrics.embedding); [k=K] is the neighbour / cutoff count.
+        MetricInfo("embedding_norm", None, False, False, _E),
+        MetricInfo("min_cosine_similarity", True, True, False, _E, interval=False),
+        MetricInfo("p1_cosine_similarity", True, True, False, _E),
+        MetricInfo("neighbour_agreement", True, True, True, _E, qualified=True),
+        MetricInfo("neighbour_set_agreement", True, True, True, _E, qualified=True),
+        MetricInfo("similarity_spearman_score", True, True, False, _E, interval=False),
+        MetricInfo("retrieval_recall_score", True, False, True, _E, qualified=True),
+        MetricInfo("ndcg_score", True, False, True, _E, qualified=True),
+        MetricInfo("mrr_score", True, False, True, _E, qualified=True),
     )
 }
 
@@ -173,6 +213,20 @@ def _all_metrics() -> dict[str, MetricInfo]:
                 interval=name.startswith("speedup"),
             ),
         )
+    # The robustness runs' metrics (docs/robustness.md): the gap per perturbation scope, with
+    # an interval paired across passes; the search's share of seeds without disagreement.
+    out.setdefault(
+        "robustness_gap",
+        MetricInfo(
+            "robustness_gap", False, paired=True, fraction=True, tasks=_C, needs_labels=True
+        ),
+    )
+    out.setdefault(
+        "robust_agreement",
+        MetricInfo(
+            "robust_agreement", True, paired=True, fraction=True, tasks=_ALL, qualified=True
+        ),
+    )
     return out
 
 

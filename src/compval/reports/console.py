@@ -43,6 +43,7 @@ from compval.reports._format import (
     visible,
 )
 from compval.reports._numerics import LAYER_HEADERS, TOP_LAYERS, layer_cells, numerics_summary
+from compval.reports._robustness import ROBUSTNESS_HEADERS, robustness_rows, search_lines
 from compval.results import POINT_ONLY_NOTE, CheckResult, MetricValue, NumericsSection, Report
 
 if TYPE_CHECKING:
@@ -106,6 +107,8 @@ def render_console(
         _print_profile(report, console, table=verbose or report.run.task == "profile")
     if report.numerics is not None:
         _print_numerics(report.numerics, console)
+    if report.robustness is not None:
+        _print_robustness(report, console)
     if report.statistics is not None and report.statistics.point_only:
         console.print(POINT_ONLY_NOTE, style="yellow")
     if files:
@@ -113,6 +116,21 @@ def render_console(
             Text("reports: " + ", ".join(visible(str(p)) for p in files.values()), style="dim")
         )
     console.print(verdict_line(report))
+
+
+def _print_robustness(report: Report, console: Console) -> None:
+    """The perturbed passes (after the clean results) and the search's outcome."""
+    assert report.robustness is not None
+    rows = robustness_rows(report)
+    if rows:
+        table = Table(title="Robustness (perturbed passes)", title_justify="left")
+        for header in ROBUSTNESS_HEADERS:
+            table.add_column(header)
+        for row in rows:
+            table.add_row(*(visible(cell) for cell in row))
+        console.print(table)
+    for line in search_lines(report.robustness):
+        console.print(Text(visible(line)))
 
 
 def _print_numerics(section: NumericsSection, console: Console) -> None:

@@ -50,6 +50,7 @@ from compval.reports._format import (
     visible,
 )
 from compval.reports._numerics import LAYER_HEADERS, TOP_LAYERS, layer_cells, numerics_summary
+from compval.reports._robustness import ROBUSTNESS_HEADERS, robustness_rows, search_lines
 from compval.results import (
     POINT_ONLY_NOTE,
     CheckResult,
@@ -137,6 +138,7 @@ def render_html(report: Report) -> str:
         *_reliability_section(context),
         *_performance_section(context),
         *_numerics_section(report),
+        *_robustness_section(report),
         *_slices_section(context),
         *_overall_section(report),
         *_passing_section(report),
@@ -654,6 +656,22 @@ def _numerics_section(report: Report) -> list[str]:
         if c.layers:
             rows = [layer_cells(layer) for layer in c.layers[:TOP_LAYERS]]
             out += _table(LAYER_HEADERS, rows, numeric=(2, 3, 4, 5), compact=True)
+    return [*out, "</section>"]
+
+
+def _robustness_section(report: Report) -> list[str]:
+    if report.robustness is None:
+        return []
+    out = [
+        '<section id="robustness">',
+        "<h2>Robustness</h2>",
+        "<p>Accuracy under each perturbation and the robustness gap (how much more the "
+        "candidate loses than the reference), with its paired interval (docs/robustness.md).</p>",
+    ]
+    rows = robustness_rows(report)
+    if rows:
+        out += _table(ROBUSTNESS_HEADERS, rows, numeric=(2, 3, 4), compact=True)
+    out += [f'<p class="facts">{_h(line)}</p>' for line in search_lines(report.robustness)]
     return [*out, "</section>"]
 
 

@@ -40,6 +40,7 @@ from compval.reports._format import (
     sorted_checks,
 )
 from compval.reports._numerics import LAYER_HEADERS, TOP_LAYERS, layer_cells, numerics_summary
+from compval.reports._robustness import ROBUSTNESS_HEADERS, robustness_rows, search_lines
 from compval.results import POINT_ONLY_NOTE, CheckResult, NumericsSection, ProfileSection, Report
 
 __all__ = ["render_markdown"]
@@ -72,6 +73,7 @@ def render_markdown(report: Report) -> str:
     head = _header(report)
     perf = _performance(report.profile) if report.profile is not None else []
     perf += _numerics(report.numerics) if report.numerics is not None else []
+    perf += _robustness(report) if report.robustness is not None else []
     fixed = _size(head) + _size(perf)
 
     failing = sorted_checks(c for c in report.checks if c.verdict != "pass")
@@ -88,6 +90,20 @@ def render_markdown(report: Report) -> str:
 
 
 # --- sections -------------------------------------------------------------------------------
+
+
+def _robustness(report: Report) -> list[str]:
+    """Perturbed accuracy and robustness gap per candidate and perturbation; the search."""
+    assert report.robustness is not None
+    lines = ["### Robustness", ""]
+    rows = robustness_rows(report)
+    if rows:
+        lines.append("| " + " | ".join(ROBUSTNESS_HEADERS) + " |")
+        lines.append("|" + "---|" * len(ROBUSTNESS_HEADERS))
+        lines += ["| " + " | ".join(_escape(x) for x in row) + " |" for row in rows]
+        lines.append("")
+    lines += [f"- {_escape(line)}" for line in search_lines(report.robustness)]
+    return [*lines, ""]
 
 
 def _numerics(section: NumericsSection) -> list[str]:

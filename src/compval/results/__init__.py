@@ -33,6 +33,13 @@ from compval.results._report import (
     RunInfo,
     Verdict,
 )
+from compval.results._robustness import (
+    FoundCase,
+    PerturbationInfo,
+    RobustnessSection,
+    SearchResult,
+    SearchSettings,
+)
 from compval.results._statistics import (
     POINT_ONLY_NOTE,
     CalibrationBins,
@@ -59,6 +66,11 @@ __all__ = [
     "CheckResult",
     "DecisionInfo",
     "FlipMatrix",
+    "FoundCase",
+    "PerturbationInfo",
+    "RobustnessSection",
+    "SearchResult",
+    "SearchSettings",
     "FeatureRangeFinding",
     "InputRangeBin",
     "LatencyStats",

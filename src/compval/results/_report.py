@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from compval.results._numerics import NumericsSection
 from compval.results._profile import ProfileSection
+from compval.results._robustness import RobustnessSection
 from compval.results._statistics import StatisticsSection
 
 __all__ = ["SCHEMA_VERSION", "CheckResult", "MetricValue", "Report", "RunInfo", "Verdict"]
@@ -109,6 +110,7 @@ class Report:
     statistics: StatisticsSection | None = None
     profile: ProfileSection | None = None
     numerics: NumericsSection | None = None
+    robustness: RobustnessSection | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -140,6 +142,8 @@ class Report:
             out["profile"] = _plain(self.profile.to_dict())
         if self.numerics is not None:
             out["numerics"] = _plain(self.numerics.to_dict())
+        if self.robustness is not None:
+            out["robustness"] = _plain(self.robustness.to_dict())
         return out
 
 

@@ -28,6 +28,12 @@ from compval.spec._perf_metrics import (
     parse_perf_metric,
 )
 from compval.spec._performance import BUILTIN_TARGETS, DEFAULT_TARGET, PerformanceSpec, TargetSpec
+from compval.spec._robustness import (
+    ROBUSTNESS_METRIC_DIRECTIONS,
+    PerturbationSpec,
+    RobustnessSpec,
+    SearchSpec,
+)
 from compval.spec._starter import STARTER_SPEC
 from compval.spec._tracking import TrackingSpec
 from compval.spec._types import MAX_BATCH_SIZE, MAX_CLIENTS, echo
@@ -41,6 +47,7 @@ __all__ = [
     "NUMERICS_METRIC_DIRECTIONS",
     "PERF_METRIC_DIRECTIONS",
     "PERF_METRIC_SELECTORS",
+    "ROBUSTNESS_METRIC_DIRECTIONS",
     "STARTER_SPEC",
     "AcceptanceSpec",
     "CriterionSpec",
@@ -49,6 +56,9 @@ __all__ = [
     "ModelRef",
     "NumericsSpec",
     "PerformanceSpec",
+    "PerturbationSpec",
+    "RobustnessSpec",
+    "SearchSpec",
     "StatisticsSpec",
     "TargetSpec",
     "TaskSpec",

@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from compval.spec._criterion import CriterionSpec
 from compval.spec._numerics import NUMERICS_METRIC_DIRECTIONS, NumericsSpec
 from compval.spec._performance import PerformanceSpec
+from compval.spec._robustness import RobustnessSpec
 from compval.spec._tracking import TrackingSpec
 from compval.spec._types import BatchSize, SpecBool, SpecFloat, SpecInt, echo, strict_int
 
@@ -24,6 +25,7 @@ __all__ = [
     "AcceptanceSpec",
     "CriterionSpec",
     "DataRef",
+    "EmbeddingSpec",
     "ModelRef",
     "StatisticsSpec",
     "TaskSpec",
@@ -36,6 +38,9 @@ class _Strict(BaseModel):
 
 class ModelRef(_Strict):
     """A model to load. From the CLI it is a file; from Python it may be an object instead."""
+
+    # ``from`` is a Python keyword: ``ModelRef(from_="reference")`` from Python.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     name: str | None = Field(default=None, description="Name shown in reports; default: file stem.")
     path: str | None = Field(default=None, description="Model file (.onnx, .pt, .pt2, .joblib).")
@@ -52,6 +57,101 @@ class ModelRef(_Strict):
     allow_pickle: SpecBool = Field(
         default=False, description="Allow loading pickle/joblib files (runs code from the file)."
     )
+    # -- deployment runtime (docs/targets.md) ---------------------------------------------
+    device: str | None = Field(
+        default=None,
+        pattern=r"^(cpu|cuda(:[0-9]+)?)$",
+        description="torch models: 'cpu' (default), 'cuda' or 'cuda:N'; the module and each "
+        "batch move there and outputs come back to the host for scoring. ONNX Runtime models "
+        "choose a device with 'providers'.",
+    )
+    dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
+        default=None,
+        description="torch models: cast the module's floating parameters (and floating inputs) "
+        "to this precision; outputs are compared as float32. With 'from: reference' this makes "
+        "a precision candidate from the reference module without a second file.",
+    )
+    from_: Literal["reference"] | None = Field(
+        default=None,
+        alias="from",
+        description="'reference': this candidate is the reference model itself, run with this "
+        "entry's 'dtype' and 'device' (torch references only); 'path' must be unset.",
+    )
+    providers: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None,
+        min_length=1,
+        description="ONNX Runtime execution providers in priority order (e.g. "
+        "[CUDAExecutionProvider, CPUExecutionProvider]); the report records those active, "
+        "and a requested provider that is not active is a warning note (an error under "
+        "performance budgets).",
+    )
+    signature: str | None = Field(
+        default=None,
+        min_length=1,
+        description="LiteRT (.tflite) models: the signature to run; default serving_default, "
+        "or the only one.",
+    )
+    # -- a model behind an inference server (docs/serving.md) ------------------------------
+    endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="A served model's URL instead of a file: http(s)://host:port/v2/models/"
+        "<name> (Open Inference Protocol, KServe v2) or .../v1/models/<name> (KServe v1). "
+        "The same as an http(s) URL in 'path'.",
+    )
+    timeout_s: SpecFloat = Field(
+        default=30.0, gt=0, description="Endpoints: seconds to wait for one request."
+    )
+    max_in_flight: SpecInt = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description="Endpoints: the most requests in flight at once when a batch is split "
+        "(request_rows).",
+    )
+    request_rows: SpecInt | None = Field(
+        default=None,
+        ge=1,
+        description="Endpoints: rows per request; default: each batch is one request. Smaller "
+        "requests are sent max_in_flight at a time and put back in row order.",
+    )
+    retries: SpecInt = Field(
+        default=3,
+        ge=0,
+        le=20,
+        description="Endpoints: retries of a request answered 503/429 (exponential backoff); "
+        "the count is reported under the model's source.",
+    )
+    binary_data: SpecBool = Field(
+        default=False,
+        description="Endpoints (v2): send and receive tensors as raw bytes (the Open Inference "
+        "Protocol's binary tensor extension, served by KServe and Triton) instead of JSON.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _endpoint_is_the_path(cls, data: Any) -> Any:
+        # One place holds the model's location: an endpoint is its path, so the engine, the
+        # CLI and the naming treat both forms alike.
+        if isinstance(data, dict) and data.get("endpoint") is not None:
+            if data.get("path") not in (None, data["endpoint"]):
+                raise ValueError("'endpoint' and 'path' exclude each other: give one")
+            data = {**data, "path": data["endpoint"]}
+        return data
+
+    @model_validator(mode="after")
+    def _derived_has_no_path(self) -> ModelRef:
+        if self.from_ is not None and self.path is not None:
+            raise ValueError(
+                "'from' and 'path' exclude each other: a candidate derived from the reference "
+                "has no file of its own (drop 'path', or drop 'from')"
+            )
+        if self.from_ is not None and self.dtype is None and self.device is None:
+            raise ValueError(
+                "'from: reference' needs 'dtype' or 'device' (otherwise the candidate is the "
+                "reference itself)"
+            )
+        return self
 
 
 class DataRef(_Strict):
@@ -66,6 +166,21 @@ class DataRef(_Strict):
     )
     segments: list[str] = Field(default_factory=list, description="Segment columns.")
     format: Literal["auto", "npy", "npz", "csv", "parquet"] = "auto"
+    text: str | None = Field(
+        default=None,
+        description="Text column (parquet/CSV), tokenized per batch with 'tokenizer' into the "
+        "model's named inputs (input_ids, attention_mask, token_type_ids, position_ids: each "
+        "model gets those it declares). Exclusive with 'features'.",
+    )
+    tokenizer: str | None = Field(
+        default=None,
+        description="A LOCAL tokenizer folder (tokenizer.json, or a transformers tokenizer saved "
+        "with save_pretrained) or a tokenizer.json file; relative to the spec's folder. Never "
+        "downloaded. Required with 'text'.",
+    )
+    max_length: SpecInt = Field(
+        default=512, ge=1, description="Texts are truncated to this many tokens (with 'text')."
+    )
     allow_nonfinite_features: SpecBool = Field(
         default=False,
         description="By default a NaN or Inf in a feature stops the run (one Inf spoils a whole "
@@ -82,6 +197,48 @@ class DataRef(_Strict):
         "no limit.",
     )
 
+    @model_validator(mode="after")
+    def _text_needs_tokenizer(self) -> DataRef:
+        if (self.text is None) != (self.tokenizer is None):
+            raise ValueError(
+                "'text' and 'tokenizer' go together: a text column is tokenized with a local "
+                "tokenizer folder (give both, or neither for numeric/pre-tokenized data)"
+            )
+        return self
+
+
+class EmbeddingSpec(_Strict):
+    """Settings of ``task: embedding`` (docs/tasks.md)."""
+
+    neighbours_k: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [10],
+        min_length=1,
+        description="k values of neighbour agreement (neighbour_agreement[k=K]).",
+    )
+    max_rows: SpecInt = Field(
+        default=100_000,
+        ge=2,
+        description="Neighbour agreement is exact up to this many rows; beyond, it is computed "
+        "among a deterministic sample of this many rows (hash of seed and row id).",
+    )
+    pairs: SpecInt = Field(
+        default=100_000, ge=1, description="Row pairs for the similarity Spearman correlation."
+    )
+    qrels: str | None = Field(
+        default=None,
+        description="Relevance judgements (CSV/TSV with a header): query id, document id and "
+        "optional relevance columns; ids refer to data.labels (else to row numbers). Absolute "
+        "or relative to the working directory.",
+    )
+    query_column: str = "query_id"
+    document_column: str = "doc_id"
+    relevance_column: str = "relevance"
+    retrieval_k: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [10],
+        min_length=1,
+        description="Cutoffs of retrieval_recall_score, ndcg_score and mrr_score.",
+    )
+
 
 class TaskSpec(_Strict):
     """What the models predict."""
@@ -94,6 +251,9 @@ class TaskSpec(_Strict):
     outputs: Literal["auto", "logits", "probabilities", "labels"] = Field(
         default="auto",
         description="Classification output kind; 'auto' detects it from the first batch.",
+    )
+    embedding: EmbeddingSpec = Field(
+        default_factory=EmbeddingSpec, description="Settings of task: embedding."
     )
 
 
@@ -142,6 +302,11 @@ class AcceptanceSpec(_Strict):
         "batch consistency (docs/numerics.md).",
     )
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    robustness: RobustnessSpec | None = Field(
+        default=None,
+        description="Perturbation suites and differential search for disagreement inputs "
+        "(docs/robustness.md).",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -1,7 +1,8 @@
 """The ``performance:`` section of the acceptance spec and the built-in deployment targets.
 
 A deployment target fixes the thread count, batch sizes, concurrency levels, an optional
-operator set and budgets. Three are built in (``cloud``, ``edge``, ``mobile``); a spec may
+operator set and budgets. Four are built in (``cloud``, ``cloud-gpu``, ``edge``, ``mobile``;
+docs/targets.md says which runtime each stands for); a spec may
 define its own under ``targets:`` (a user target named like a built-in one replaces it).
 Explicit fields of the ``performance:`` section override the chosen target's.
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -88,6 +89,12 @@ class TargetSpec(BaseModel):
         "Runtime reduced-build config file (relative to the spec's directory).",
     )
     budgets: _Budgets = Field(default_factory=list)
+    device: Literal["cuda"] | None = Field(
+        default=None,
+        description="'cuda': every model must run on a GPU (torch 'device: cuda', or an ONNX "
+        "Runtime CUDA/TensorRT provider active); a model on the CPU stops the run before "
+        "anything is timed, as its latency would say nothing about the target.",
+    )
 
 
 class PerformanceSpec(BaseModel):
@@ -101,7 +108,8 @@ class PerformanceSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     target: str | None = Field(
-        default=None, description="Deployment target: cloud, edge, mobile or one of 'targets'."
+        default=None,
+        description="Deployment target: cloud, cloud-gpu, edge, mobile or one of 'targets'.",
     )
     targets: dict[Annotated[str, Field(pattern=_TARGET_NAME)], TargetSpec] = Field(
         default_factory=dict, description="User-defined targets by name."
@@ -148,6 +156,15 @@ BUILTIN_TARGETS: Mapping[str, TargetSpec] = MappingProxyType(
             batch_sizes=[1, 8, 32, 128],
             concurrency=[1, 2, 4, 8],
             concurrency_batch_size=1,
+        ),
+        "cloud-gpu": TargetSpec(
+            description="Cloud GPU: every model on a CUDA device, batches up to 1024, up to 4 "
+            "clients; a candidate may not be slower than the reference at batch 256",
+            batch_sizes=[1, 32, 256, 1024],
+            concurrency=[1, 4],
+            concurrency_batch_size=1,
+            device="cuda",
+            budgets=[CriterionSpec(id="not-slower", metric="speedup[batch=256]", min=1.0)],
         ),
         "edge": TargetSpec(
             description="Edge device: 2 intra-op threads, batch 1, up to 2 clients",

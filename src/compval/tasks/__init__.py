@@ -16,13 +16,17 @@ from compval.tasks._base import (
     task_names,
 )
 from compval.tasks._outputs import OutputKind, as_rows, segment_ids, select_output
+from compval.tasks.causal_lm import CausalLMTask
 from compval.tasks.classification import ClassificationTask
+from compval.tasks.embedding import EmbeddingTask
 from compval.tasks.generic import GenericTask
 from compval.tasks.regression import RegressionTask
 
 __all__ = [
+    "CausalLMTask",
     "ChunkContext",
     "ClassificationTask",
+    "EmbeddingTask",
     "GenericTask",
     "OutputKind",
     "RegressionTask",
@@ -41,3 +45,5 @@ __all__ = [
 register_task(ClassificationTask())
 register_task(RegressionTask())
 register_task(GenericTask())
+register_task(CausalLMTask())
+register_task(EmbeddingTask())

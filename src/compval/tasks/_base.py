@@ -13,6 +13,11 @@ asks the task to
    accumulators consume (``pair``);
 4. on the first chunk, build each candidate's accumulators (``accumulators``).
 
+Optional, before 1-4: ``reduce_batch`` turns one batch's raw outputs into small per-row values
+right after the models ran (a causal LM's (rows, seq, vocab) logits into per-token values), so
+that nothing of the output's full size is buffered; the batch it returns (its rows, row ids
+and segments, including the task's ``added_segments``) is what the chunk steps above see.
+
 ``default_criteria`` are what ``compval compare`` applies without a spec. Adding a task is
 one module with a ``Task`` subclass plus one ``register_task`` line in
 ``compval/tasks/__init__.py`` (see docs/architecture.md).
@@ -25,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from compval.data import Batch
 from compval.errors import SpecValidationError
 from compval.metrics import Accumulator, ClassTable, PairedRows, SegmentTable
 from compval.spec import AcceptanceSpec
@@ -139,6 +145,28 @@ class Task(abc.ABC):
 
         Called once per model, on its first batch. A task that chooses another output than the
         first says so in ``state.notes``.
+        """
+        return None
+
+    def added_segments(self, state: TaskState, columns: Sequence[str]) -> tuple[str, ...]:
+        """Segment columns this task's ``reduce_batch`` adds to the data's ``columns``."""
+        return ()
+
+    def reduce_batch(
+        self,
+        state: TaskState,
+        batch: Batch,
+        reference: Array,
+        candidates: Sequence[Array],
+        *,
+        models: Sequence[str],
+    ) -> tuple[Batch, Array, list[Array]] | None:
+        """Reduce one batch's compared outputs as soon as the models ran; None: keep them.
+
+        ``models`` names the reference then each candidate. The returned batch replaces
+        ``batch`` for scoring (its labels, row ids and segments must match the returned rows,
+        and its segments must hold every column of ``added_segments``); the engine counts the
+        original batch's rows as done.
         """
         return None
 

@@ -1,0 +1,426 @@
+"""The robustness runs: one paired pass per perturbation, then the differential search.
+
+Each perturbation wraps the dataset (:class:`compval.robustness.PerturbedDataset`) and runs the
+same paired stream as the clean pass, so it streams (memory flat in rows) and costs one more
+inference pass per perturbation. Its estimates get the scope ``perturbation=<name>``
+(composing with segments), and the robustness gap pairs it with the clean pass through the
+per-block correctness both passes keep (``RunState.extra_accumulators``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from compval.adapters import ModelAdapter, bind_inputs
+from compval.data import Dataset
+from compval.engine._stream import N_BLOCKS, CandidateState, RunState, stream
+from compval.errors import DataError, SpecValidationError
+from compval.metrics import Accumulator, ContingencyTable, MetricEstimate
+from compval.results import (
+    FoundCase,
+    PerturbationInfo,
+    RobustnessSection,
+    SearchResult,
+    SearchSettings,
+)
+from compval.robustness import (
+    BlockCorrectness,
+    FeatureStats,
+    Perturbation,
+    PerturbedDataset,
+    build_perturbation,
+    differential_search,
+    feature_stats,
+    gap_estimates,
+)
+from compval.spec import AcceptanceSpec
+from compval.stats import clopper_pearson_intervals
+from compval.tasks import TaskState
+from compval.types import Array
+
+__all__ = ["Robustness", "prepare_robustness"]
+
+FEATURE_STATS = (
+    "one pass over every row of the data's inputs before the models run (exact float64 sums: "
+    "mean, population std, min, max per flattened feature)"
+)
+
+
+class Robustness:
+    """The robustness section of one run: the perturbations resolved, then run."""
+
+    def __init__(self, spec: AcceptanceSpec, perturbations: Sequence[Perturbation]) -> None:
+        self.spec = spec
+        self.perturbations = list(perturbations)
+        self.stats: dict[str, FeatureStats] = {}
+        self.notes: list[str] = []
+        self.progress: Callable[[str, int, int], None] | None = None
+
+    def attach(self, run: RunState) -> None:
+        """Give the clean pass the per-block correctness the gap pairs with."""
+        if self.perturbations and run.task.name == "classification" and run.dataset.has_labels:
+            run.extra_accumulators = _block_correctness
+        elif self.perturbations:
+            self.notes.append(
+                "Robustness: robustness_gap needs a classification task with labels; the "
+                "perturbed passes report their usual metrics only."
+            )
+
+    def run(
+        self,
+        run: RunState,
+        ref: ModelAdapter,
+        ref_output: str | None,
+        states: Sequence[CandidateState],
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> tuple[dict[str, list[MetricEstimate]], RobustnessSection]:
+        """Every perturbed pass and the search; estimates per candidate and the section."""
+        self.progress = progress
+        s = self.spec
+        assert s.robustness is not None
+        self.stats = feature_stats(run.dataset, s.batch_size)
+        estimates: dict[str, list[MetricEstimate]] = {st.name: [] for st in states}
+        for p in self.perturbations:
+            for name, ests in self._perturbed(p, run, ref, ref_output, states).items():
+                estimates[name].extend(ests)
+        settings: SearchSettings | None = None
+        results: list[SearchResult] = []
+        if s.robustness.search is not None:
+            settings, results = self._search(run, ref, ref_output, states)
+            for r in results:
+                estimates[r.candidate].append(_agreement_estimate(r, settings.epsilon))
+        section = RobustnessSection(
+            perturbations=tuple(_info(p) for p in self.perturbations),
+            feature_stats=FEATURE_STATS,
+            search=settings,
+            search_results=tuple(results),
+        )
+        return estimates, section
+
+    def _perturbed(
+        self,
+        p: Perturbation,
+        clean: RunState,
+        ref: ModelAdapter,
+        ref_output: str | None,
+        states: Sequence[CandidateState],
+    ) -> dict[str, list[MetricEstimate]]:
+        s = self.spec
+        # The weak-slice search is for the clean data; a perturbed pass reports its metrics.
+        spec = s.model_copy(
+            update={"statistics": s.statistics.model_copy(update={"discovery": False})}
+        )
+        dataset: Dataset = PerturbedDataset(clean.dataset, p, self.stats, seed=s.seed)
+        run = RunState(spec, dataset, clean.resampling)
+        run.extra_accumulators = clean.extra_accumulators
+        pstates = [CandidateState(st.name, st.adapter, st.output) for st in states]
+        report = self.progress
+        stream(
+            run,
+            ref,
+            ref_output,
+            pstates,
+            None
+            if report is None
+            else lambda _stage, done, total: report(f"perturbation={p.name}", done, total),
+        )
+        for note in run.notes:
+            if note not in clean.notes:
+                self.notes.append(f"perturbation={p.name}: {note}")
+        out: dict[str, list[MetricEstimate]] = {}
+        for st, clean_st in zip(pstates, states, strict=True):
+            ests: list[MetricEstimate] = []
+            for acc in st.accumulators:
+                if isinstance(acc, ContingencyTable):
+                    acc.class_names = [
+                        run.state.classes.display(i) for i in range(len(run.state.classes))
+                    ]
+                ests.extend(
+                    replace(e, segment=_scope(p.name, e.segment))
+                    for e in acc.estimates(clean.resampling)
+                    if not (e.segment or "").startswith("slice:")
+                )
+            clean_bc = _find(clean_st.accumulators)
+            pert_bc = _find(st.accumulators)
+            if clean_bc is not None and pert_bc is not None:
+                ests.extend(
+                    gap_estimates(
+                        clean_bc, pert_bc, perturbation=p.name, resampling=clean.resampling
+                    )
+                )
+            out[st.name] = ests
+        return out
+
+    def _search(
+        self,
+        run: RunState,
+        ref: ModelAdapter,
+        ref_output: str | None,
+        states: Sequence[CandidateState],
+    ) -> tuple[SearchSettings, list[SearchResult]]:
+        s = self.spec
+        assert s.robustness is not None and s.robustness.search is not None
+        search = s.robustness.search
+        classification = run.task.name == "classification"
+        if not classification and search.tolerance is None:
+            raise SpecValidationError(
+                f"robustness.search.tolerance: required for task {s.task.type!r}; a disagreement "
+                "is then a max absolute output difference above it. Set e.g. tolerance: 0.1.",
+                path="robustness.search.tolerance",
+            )
+        rows, row_ids = _seed_rows(run.dataset, search.seeds, seed=s.seed, batch_size=s.batch_size)
+        if len(rows) != 1:
+            raise DataError(
+                f"robustness.search: the data has {len(rows)} inputs {sorted(rows)}; the search "
+                "perturbs one float input. Remove robustness.search for multi-input models."
+            )
+        ((data_input, seeds),) = rows.items()
+        if seeds.dtype.kind != "f" or data_input not in self.stats:
+            raise DataError(
+                f"robustness.search: input {data_input!r} is {seeds.dtype}; the search perturbs "
+                "float features only. Remove robustness.search for this data."
+            )
+        model_input = next(iter(ref.input_spec()), data_input)
+        stats = self.stats[data_input]
+        settings = SearchSettings(
+            method=search.method,
+            seeds=int(seeds.shape[0]),
+            epsilon=search.epsilon,
+            budget_per_seed=search.budget,
+            clip=search.clip,
+            tolerance=search.tolerance,
+            input=model_input,
+            seed=s.seed,
+        )
+        confidence = s.statistics.confidence
+        ref_predict = _predictor(run, ref, ref_output, data_input, seeds.dtype, s.batch_size)
+        results: list[SearchResult] = []
+        for st in states:
+            modules = _torch_modules(ref, st.adapter) if search.method == "pgd" else None
+            outcome = differential_search(
+                ref_predict,
+                _predictor(run, st.adapter, st.output, data_input, seeds.dtype, s.batch_size),
+                seeds,
+                stats,
+                epsilon=search.epsilon,
+                budget=search.budget,
+                method=search.method,
+                clip=search.clip,
+                classification=classification,
+                tolerance=search.tolerance or 0.0,
+                seed=s.seed,
+                modules=modules,
+            )
+            ref_pred = _predictions(outcome.reference, classification)
+            cand_pred = _predictions(outcome.candidate, classification)
+            found = np.flatnonzero(outcome.found)
+            order = found[np.argsort(-outcome.divergence[found], kind="stable")]
+            cases = tuple(
+                FoundCase(
+                    seed_row_id=int(row_ids[i]),
+                    size=float(outcome.size[i]),
+                    reference_prediction=ref_pred[i].item(),
+                    candidate_prediction=cand_pred[i].item(),
+                    divergence=float(outcome.divergence[i]),
+                )
+                for i in order[: search.top]
+            )
+            k = int(seeds.shape[0])
+            agree = k - int(found.size)
+            low, high = clopper_pearson_intervals([agree], [k], confidence=confidence)
+            labels: Array = ref_pred[found]
+            classes = ref.classes
+            if classification and classes is not None and outcome.reference.shape[1] > 1:
+                labels = np.asarray([classes[int(j)] for j in ref_pred[found]])
+            edge = (
+                {
+                    model_input: outcome.x[found].astype(seeds.dtype),
+                    "labels": labels,
+                    "seed_row_ids": row_ids[found],
+                    "size": outcome.size[found],
+                    "candidate_predictions": cand_pred[found],
+                }
+                if found.size
+                else {}
+            )
+            if outcome.unconfirmed:
+                self.notes.append(
+                    f"Search ({st.name}): {outcome.unconfirmed} disagreement(s) seen inside a "
+                    "search batch did not replay one row at a time (batch-dependent "
+                    "quantization); they are not counted."
+                )
+            results.append(
+                SearchResult(
+                    candidate=st.name,
+                    seeds=k,
+                    seeds_with_disagreement=int(found.size),
+                    robust_agreement=agree / k,
+                    ci_low=float(low[0]),
+                    ci_high=float(high[0]),
+                    confidence=confidence,
+                    evaluations=int(outcome.evaluations.sum()),
+                    unconfirmed=outcome.unconfirmed,
+                    cases=cases,
+                    edge_cases=edge,
+                )
+            )
+        return settings, results
+
+
+def _check_criteria(spec: AcceptanceSpec) -> None:
+    """A robustness criterion that nothing computes could only ever be inconclusive: refuse it."""
+    search = None if spec.robustness is None else spec.robustness.search
+    for i, c in enumerate(spec.criteria):
+        base = c.metric.split("[", 1)[0]
+        if base not in ("robustness_gap", "robust_agreement"):
+            continue
+        if spec.robustness is None:
+            raise SpecValidationError(
+                f"criteria[{i}].metric: {c.metric!r} needs a robustness: section "
+                "(docs/robustness.md); add one, or remove the criterion.",
+                path=f"criteria[{i}].metric",
+            )
+        if base == "robustness_gap" and not spec.robustness.perturbations:
+            raise SpecValidationError(
+                f"criteria[{i}].metric: 'robustness_gap' needs robustness.perturbations; none "
+                "are declared.",
+                path=f"criteria[{i}].metric",
+            )
+        if base == "robust_agreement":
+            expected = None if search is None else f"robust_agreement[eps={search.epsilon:g}]"
+            if c.metric != expected:
+                raise SpecValidationError(
+                    f"criteria[{i}].metric: got {c.metric!r}, expected "
+                    + (
+                        f"{expected!r} (the search's epsilon)."
+                        if expected
+                        else "a robustness.search section to compute it."
+                    ),
+                    path=f"criteria[{i}].metric",
+                )
+
+
+def prepare_robustness(spec: AcceptanceSpec) -> Robustness | None:
+    """Resolve the spec's perturbations before any model runs (spec errors come first)."""
+    _check_criteria(spec)
+    if spec.robustness is None:
+        return None
+    perturbations = [
+        build_perturbation(p, index=i) for i, p in enumerate(spec.robustness.perturbations)
+    ]
+    return Robustness(spec, perturbations)
+
+
+def _torch_modules(
+    ref: ModelAdapter, cand: ModelAdapter
+) -> tuple[tuple[Any, str | None, str], tuple[Any, str | None, str]]:
+    """Both models' torch modules for the gradient search, or a spec error naming why not."""
+    found: list[tuple[Any, str | None, str]] = []
+    for adapter in (ref, cand):
+        module = getattr(adapter, "module", None) if adapter.model_format != "other" else None
+        if module is None or len(adapter.input_spec()) != 1:
+            raise SpecValidationError(
+                f"robustness.search.method: 'pgd' needs both models as torch modules with one "
+                f"input; model {adapter.name!r} is {adapter.model_format!r} with "
+                f"{len(adapter.input_spec())} input(s). Use method: evolution (any runtime).",
+                path="robustness.search.method",
+            )
+        found.append((module, getattr(adapter, "dtype", None), getattr(adapter, "device", "cpu")))
+    return found[0], found[1]
+
+
+def _block_correctness(state: TaskState) -> list[Accumulator]:
+    return [BlockCorrectness(state.segments, n_blocks=N_BLOCKS)]
+
+
+def _find(accumulators: Sequence[Accumulator]) -> BlockCorrectness | None:
+    return next((a for a in accumulators if isinstance(a, BlockCorrectness)), None)
+
+
+def _scope(name: str, segment: str | None) -> str:
+    return f"perturbation={name}" if segment is None else f"perturbation={name},{segment}"
+
+
+def _info(p: Perturbation) -> PerturbationInfo:
+    return PerturbationInfo(
+        name=p.name,
+        kind=p.kind.name,
+        params=dict(p.params),
+        inputs=p.inputs,
+        layout=None if p.image is None else p.image[0],
+        image_shape=None if p.image is None or not p.image[1] else p.image[1],
+    )
+
+
+def _seed_rows(
+    dataset: Dataset, k: int, *, seed: int, batch_size: int
+) -> tuple[dict[str, Array], Array]:
+    """K rows drawn without replacement with ``seed`` (in data order), and their row ids."""
+    total = len(dataset)
+    chosen = np.sort(np.random.default_rng(seed).choice(total, size=min(k, total), replace=False))
+    parts: dict[str, list[Array]] = {}
+    ids: list[Array] = []
+    start = 0
+    for batch in dataset.batches(batch_size):
+        n = len(batch)
+        lo, hi = np.searchsorted(chosen, [start, start + n])
+        if hi > lo:
+            local = chosen[lo:hi] - start
+            for name, array in batch.inputs.items():
+                parts.setdefault(name, []).append(np.asarray(array)[local])
+            ids.append(np.asarray(batch.row_ids)[local])
+        start += n
+        if start > chosen[-1]:
+            break
+    return {n: np.concatenate(a) for n, a in parts.items()}, np.concatenate(ids)
+
+
+def _predictor(
+    run: RunState,
+    adapter: ModelAdapter,
+    output: str | None,
+    data_input: str,
+    dtype: np.dtype,
+    batch_size: int,
+) -> Callable[[Array], Array]:
+    def predict(x: Array) -> Array:
+        parts = []
+        for start in range(0, x.shape[0], batch_size):
+            feed = bind_inputs(
+                adapter.name,
+                {data_input: x[start : start + batch_size].astype(dtype)},
+                adapter.input_spec(),
+            )
+            out = run.compared(adapter, adapter.predict(feed), output)
+            parts.append(np.asarray(out, dtype=np.float64).reshape(len(out), -1))
+        return np.concatenate(parts)
+
+    return predict
+
+
+def _predictions(outputs: Array, classification: bool) -> Array:
+    if classification and outputs.shape[1] > 1:
+        top: Array = outputs.argmax(axis=1).astype(np.int64)
+        return top
+    first: Array = outputs[:, 0]
+    return first
+
+
+def _agreement_estimate(r: SearchResult, epsilon: float) -> MetricEstimate:
+    return MetricEstimate(
+        metric=f"robust_agreement[eps={epsilon:g}]",
+        segment=None,
+        higher_is_better=True,
+        paired=True,
+        n=r.seeds,
+        reference=None,
+        candidate=r.robust_agreement,
+        delta=None,
+        ci=None if r.ci_low is None or r.ci_high is None else (r.ci_low, r.ci_high),
+        confidence=r.confidence,
+        ci_method="clopper_pearson",
+    )

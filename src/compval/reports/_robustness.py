@@ -1,0 +1,61 @@
+"""Rows and lines of the robustness section, shared by the Markdown and console renderers."""
+
+from __future__ import annotations
+
+from compval.reports._format import fmt_interval, fmt_number
+from compval.results import MetricValue, Report, RobustnessSection
+
+__all__ = ["ROBUSTNESS_HEADERS", "robustness_rows", "search_lines"]
+
+ROBUSTNESS_HEADERS = ("candidate", "perturbation", "accuracy ref", "accuracy cand", "gap", "gap CI")
+
+
+def robustness_rows(report: Report) -> list[list[str]]:
+    """Per candidate and perturbation (overall): perturbed accuracies and the robustness gap."""
+    if report.robustness is None:
+        return []
+    by_key: dict[tuple[str, str, str | None], MetricValue] = {
+        (m.candidate, m.metric, m.segment): m for m in report.metrics
+    }
+    rows = []
+    for name in report.candidates:
+        for p in report.robustness.perturbations:
+            scope = f"perturbation={p.name}"
+            acc = by_key.get((name, "accuracy_score", scope))
+            gap = by_key.get((name, "robustness_gap", scope))
+            if acc is None and gap is None:
+                continue
+            rows.append(
+                [
+                    name,
+                    f"{p.name} ({p.kind})",
+                    fmt_number(None if acc is None else acc.reference_value),
+                    fmt_number(None if acc is None else acc.candidate_value),
+                    fmt_number(None if gap is None else gap.candidate_value),
+                    "" if gap is None else fmt_interval(gap.ci_low, gap.ci_high),
+                ]
+            )
+    return rows
+
+
+def search_lines(section: RobustnessSection) -> list[str]:
+    """One line per candidate for the differential search, then its top found case."""
+    s = section.search
+    if s is None:
+        return []
+    lines = []
+    for r in section.search_results:
+        line = (
+            f"search {r.candidate}: {r.seeds_with_disagreement} of {r.seeds} seed rows with a "
+            f"disagreement within eps={s.epsilon:g} std ({s.method}, {s.budget_per_seed} "
+            f"evaluations per seed, {r.evaluations} used); robust_agreement "
+            f"{fmt_number(r.robust_agreement)} {fmt_interval(r.ci_low, r.ci_high)}"
+        )
+        if r.cases:
+            c = r.cases[0]
+            line += (
+                f"; top case: row {c.seed_row_id}, size {fmt_number(c.size)} std, reference "
+                f"{c.reference_prediction} vs candidate {c.candidate_prediction}"
+            )
+        lines.append(line)
+    return lines

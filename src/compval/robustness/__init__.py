@@ -1,0 +1,56 @@
+"""Robustness: perturbation suites and differential search for disagreement inputs.
+
+* Perturbations (:class:`PerturbationKind`, :func:`register_perturbation`, the entry point
+  group ``compval.perturbations``) change a dataset's float inputs, identically for both models,
+  with per-row randomness from (seed, perturbation, row id); :class:`PerturbedDataset` streams
+  them, so each perturbation is one more paired run whose metrics carry the scope
+  ``perturbation=<name>``.
+* :class:`BlockCorrectness` and :func:`gap_estimates` give the robustness gap with an interval
+  paired across the clean and perturbed passes.
+* :func:`differential_search` looks around seed rows for inputs where the models disagree;
+  :func:`write_edge_cases` saves them as a replayable dataset.
+
+The engine runs all of this (``compval.engine``); docs/robustness.md says what each part does
+and does not show.
+"""
+
+from __future__ import annotations
+
+from compval.robustness._edge import EDGE_CASES_FILE, write_edge_cases
+from compval.robustness._gap import GAP_CI_METHOD, BlockCorrectness, gap_estimates
+from compval.robustness._perturb import (
+    Perturbation,
+    PerturbationContext,
+    PerturbationKind,
+    PerturbedDataset,
+    available_perturbations,
+    build_perturbation,
+    register_perturbation,
+)
+from compval.robustness._search import SearchOutcome, differential_search
+from compval.robustness._stats import FeatureStats, feature_stats
+
+__all__ = [
+    "EDGE_CASES_FILE",
+    "GAP_CI_METHOD",
+    "BlockCorrectness",
+    "FeatureStats",
+    "Perturbation",
+    "PerturbationContext",
+    "PerturbationKind",
+    "PerturbedDataset",
+    "SearchOutcome",
+    "available_perturbations",
+    "build_perturbation",
+    "differential_search",
+    "feature_stats",
+    "gap_estimates",
+    "register_perturbation",
+    "write_edge_cases",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("compval.robustness._"):
+        _obj.__module__ = __name__
+del _name, _obj
