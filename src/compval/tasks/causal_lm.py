@@ -41,8 +41,9 @@ from compval.metrics import (
     TokenKLQuantiles,
     TokenStatistics,
 )
-from compval.tasks._base import ChunkContext, RowsBase, Task, TaskState
+from compval.tasks._base import ChunkContext, RowsBase, TaskState
 from compval.tasks._outputs import OutputKind
+from compval.tasks._values import ValueTask
 from compval.types import Array, Outputs
 
 __all__ = ["CausalLMTask", "TokenValues", "position_bucket", "token_values"]
@@ -188,7 +189,7 @@ def _check_logits(value: Any, ids: Array, model: str) -> None:
         )
 
 
-class CausalLMTask(Task):
+class CausalLMTask(ValueTask):
     """Per-token KL, top-1 agreement and perplexity of a causal LM against its reference."""
 
     name = "causal_lm"
@@ -273,22 +274,6 @@ class CausalLMTask(Task):
         ref_rows = first.nll_ref[:, None]
         cand_rows = [np.stack([v.nll_cand, v.kl, v.same_top], axis=1) for v in per_cand]
         return tokens, ref_rows, cand_rows
-
-    def output_kind(self, state: TaskState, raw: Array, *, model: str) -> OutputKind:
-        """Per-token values."""
-        return "values"
-
-    def prepare_chunk(
-        self,
-        state: TaskState,
-        *,
-        reference: Array,
-        kind: OutputKind,
-        labels: Array | None,
-        model: str,
-    ) -> ChunkContext:
-        """No labels: the text is its own target."""
-        return ChunkContext(labels=None, label_classes=None)
 
     def pair(
         self,
