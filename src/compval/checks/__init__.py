@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from compval.checks._criteria import OPS, Criterion, resolve_criteria, resolve_criterion
+from compval.checks._criteria import (
+    OPS,
+    Criterion,
+    DatasetFacts,
+    resolve_criteria,
+    resolve_criterion,
+)
 from compval.checks._evaluate import CheckSettings, evaluate
 
 __all__ = [
     "OPS",
     "CheckSettings",
     "Criterion",
+    "DatasetFacts",
     "evaluate",
     "resolve_criteria",
     "resolve_criterion",

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from compval.errors import SpecValidationError
-from compval.metrics import METRICS, metric_info, suggest_metric
-from compval.spec import CriterionSpec, echo
+from compval.metrics import METRICS, MetricInfo, metric_info, suggest_metric
+from compval.spec import ROBUSTNESS_METRIC_DIRECTIONS, CriterionSpec, echo
 
-__all__ = ["OPS", "Criterion", "resolve_criteria", "resolve_criterion"]
+__all__ = ["OPS", "Criterion", "DatasetFacts", "resolve_criteria", "resolve_criterion"]
 
 OPS: Mapping[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -58,10 +58,15 @@ class Criterion:
     candidates: tuple[str, ...] | None
     higher_is_better: bool | None
     written_as: str | None = None
+    #: With several datasets: the datasets gated (each check's segment then starts with
+    #: ``dataset=<name>``); None for a single dataset, or a metric measured once per run.
+    datasets: tuple[str, ...] | None = None
+    #: Datasets a default selection left out, with the reason (they go to ``run.notes``).
+    left_out: tuple[tuple[str, str], ...] = ()
 
     def explicit(self) -> dict[str, Any]:
         """The explicit form recorded in the report."""
-        return {
+        out: dict[str, Any] = {
             "metric": self.metric,
             "compare": self.compare,
             "statistic": self.statistic,
@@ -71,6 +76,9 @@ class Criterion:
             "severity": self.severity,
             "written_as": self.written_as,
         }
+        if self.datasets is not None:
+            out["datasets"] = list(self.datasets)
+        return out
 
     @property
     def is_exact(self) -> bool:
@@ -82,6 +90,17 @@ class Criterion:
         """
         base = self.metric.split("[", 1)[0]
         return base in EXACT_METRICS or base not in METRICS
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DatasetFacts:
+    """What resolving criteria needs to know of one named dataset (``data:`` as a list)."""
+
+    name: str
+    has_labels: bool
+    segment_columns: tuple[str, ...] = ()
+    #: True for the dataset the robustness section perturbs and searches.
+    robustness: bool = False
 
 
 #: Names longer than this get no "did you mean" hint: difflib's cost grows with the length.
@@ -105,8 +124,12 @@ def resolve_criterion(
     resampling: bool,
     segment_columns: Sequence[str] = (),
     perturbations: Sequence[str] | None = None,
+    datasets: Sequence[DatasetFacts] | None = None,
 ) -> Criterion:
     """Turn one spec criterion into its explicit form, validating it against the registry.
+
+    With ``datasets`` (a spec whose ``data`` is a list), the criterion is also given the
+    datasets it gates (:func:`_select_datasets`); ``segment_columns`` is then ignored.
 
     Raises:
         SpecValidationError: Unknown metric, a concise form that does not fit the metric's
@@ -236,8 +259,23 @@ def resolve_criterion(
     if scope is None and spec.metric == "robustness_gap":
         # The gap exists only per perturbation: unscoped, it gates every perturbation.
         scope = "perturbation=*"
+    chosen: tuple[str, ...] | None = None
+    left_out: tuple[tuple[str, str], ...] = ()
+    if datasets is None:
+        if scope is not None and scope.startswith("dataset="):
+            raise _fail(
+                index,
+                "segment",
+                f"{echo(scope)} names a dataset, but 'data' is one dataset; make 'data' a list "
+                "of named datasets, or remove the 'dataset=' part.",
+            )
+    else:
+        scope, chosen, left_out = _select_datasets(index, spec, info, scope, datasets)
+        segment_columns = sorted({c for d in datasets for c in d.segment_columns})
     segment = _resolve_scope(index, scope, segment_columns, perturbations)
     return Criterion(
+        datasets=chosen,
+        left_out=left_out,
         id=spec.id,
         metric=spec.metric,
         compare=compare,
@@ -290,6 +328,85 @@ def _check_margin(index: int, form: str, value: float, *, fraction: bool) -> Non
             f"must be a fraction in [0, 1]; got {value:g}.{hint} Thresholds are fractions, "
             "never percents.",
         )
+
+
+def _select_datasets(
+    index: int,
+    spec: CriterionSpec,
+    info: MetricInfo,
+    scope: str | None,
+    datasets: Sequence[DatasetFacts],
+) -> tuple[str | None, tuple[str, ...] | None, tuple[tuple[str, str], ...]]:
+    """The datasets one criterion gates: (scope without its dataset part, names, left out).
+
+    Named (``dataset: ood``, a list, or a ``dataset=ood`` scope) or ``'*'``: exactly those,
+    and each must be able to decide the criterion (a spec error otherwise). Unnamed: every
+    dataset that can, and the others are returned as left out, with the reason, so that the
+    run notes them; none able is a spec error. A metric measured once per run (performance,
+    numerics) takes no dataset.
+    """
+    wanted: list[str] | None = None
+    if spec.dataset is not None:
+        wanted = [spec.dataset] if isinstance(spec.dataset, str) else list(spec.dataset)
+    if scope is not None and scope.startswith("dataset="):
+        head, _, rest = scope.partition(",")
+        if wanted is not None:
+            raise _fail(
+                index,
+                "segment",
+                f"{echo(scope)} names a dataset and so does 'dataset'; give it once.",
+            )
+        wanted, scope = [head.partition("=")[2]], rest or None
+    names = [d.name for d in datasets]
+    if not info.per_dataset:
+        if wanted is not None:
+            raise _fail(
+                index,
+                "dataset",
+                f"{echo(spec.metric)} is measured once per run (on the first dataset's rows, "
+                "not per dataset); remove 'dataset'.",
+            )
+        return scope, None, ()
+    if wanted is not None and "*" not in wanted:
+        unknown = [n for n in wanted if n not in names]
+        if unknown:
+            raise _fail(
+                index, "dataset", f"unknown dataset(s) {unknown}; expected names among {names}."
+            )
+    explicit = wanted is not None
+    pool = [
+        d for d in datasets if not explicit or "*" in (wanted or []) or d.name in (wanted or [])
+    ]
+    chosen: list[str] = []
+    left_out: list[tuple[str, str]] = []
+    for d in pool:
+        why = _cannot_decide(spec.metric, info, scope, d)
+        if why is None:
+            chosen.append(d.name)
+        elif explicit:
+            raise _fail(index, "dataset", f"dataset {echo(d.name)} {why}.")
+        else:
+            left_out.append((d.name, why))
+    if not chosen:
+        reasons = "; ".join(f"{echo(n)} {why}" for n, why in left_out)
+        raise _fail(index, "dataset", f"no dataset can decide {echo(spec.metric)}: {reasons}.")
+    return scope, tuple(chosen), tuple(left_out)
+
+
+def _cannot_decide(metric: str, info: MetricInfo, scope: str | None, d: DatasetFacts) -> str | None:
+    """Why dataset ``d`` cannot decide a criterion (None when it can)."""
+    if metric in ROBUSTNESS_METRIC_DIRECTIONS or (scope or "").startswith("perturbation="):
+        if not d.robustness:
+            return "is not the robustness section's dataset (robustness.dataset)"
+        if scope is not None and scope.startswith("perturbation="):
+            scope = scope.partition(",")[2] or None  # the segment within the perturbed pass
+    needs_labels = info.needs_labels or (scope or "").startswith("label=") or scope == "discovered"
+    if needs_labels and not d.has_labels:
+        return "has no labels (data.labels)"
+    column = (scope or "").split("=", 1)[0] if "=" in (scope or "") else None
+    if column is not None and column != "label" and column not in d.segment_columns:
+        return f"has no segment column {echo(column)}"
+    return None
 
 
 def _resolve_scope(
@@ -352,6 +469,7 @@ def resolve_criteria(
     segment_columns: Sequence[str] = (),
     allow_nonfinite: bool = False,
     perturbations: Sequence[str] | None = None,
+    datasets: Sequence[DatasetFacts] | None = None,
 ) -> tuple[Criterion, ...]:
     """Resolve every criterion, plus the built-in ``nonfinite-outputs`` check.
 
@@ -366,6 +484,7 @@ def resolve_criteria(
             resampling=resampling,
             segment_columns=segment_columns,
             perturbations=perturbations,
+            datasets=datasets,
         )
         for i, s in enumerate(specs)
     ]
@@ -383,6 +502,7 @@ def resolve_criteria(
                 candidates=None,
                 higher_is_better=False,
                 written_as="built-in (allow_nonfinite: false)",
+                datasets=None if datasets is None else tuple(d.name for d in datasets),
             )
         )
     return tuple(out)

@@ -324,17 +324,19 @@ def evaluate(
         for candidate, ests in estimates.items():
             if c.candidates is not None and candidate not in c.candidates:
                 continue
-            by_key = {(e.metric, e.segment): e for e in ests}
-            segments = _segments_in_scope(c, by_key)
             decided: list[tuple[str | None, tuple[_Decision, float | None]]] = []
-            for seg in segments:
-                est = by_key.get((c.metric, seg))
-                if est is None:
-                    decided.append((seg, (_missing(c, seg, by_key), None)))
-                else:
-                    decided.append((seg, _decide_one(c, est, settings)))
-            if not segments:
-                decided.append((c.segment, (_missing(c, c.segment, by_key), None)))
+            for dataset in c.datasets or [None]:
+                by_key = _keyed(ests, dataset)
+                segments = _segments_in_scope(c, by_key)
+                for seg in segments:
+                    est = by_key.get((c.metric, seg))
+                    if est is None:
+                        decided.append((_scoped(dataset, seg), (_missing(c, seg, by_key), None)))
+                    else:
+                        decided.append((_scoped(dataset, seg), _decide_one(c, est, settings)))
+                if not segments:
+                    missing = _missing(c, c.segment, by_key)
+                    decided.append((_scoped(dataset, c.segment), (missing, None)))
             decisions = [d for _, d in decided]
             # Discovered slices are confirmed on rows the search never saw, so their intervals
             # are selection-valid; the correction then guards the fails across the slices.
@@ -363,6 +365,33 @@ def evaluate(
                     )
                 )
     return results
+
+
+def _keyed(
+    ests: Sequence[MetricEstimate], dataset: str | None
+) -> dict[tuple[str, str | None], MetricEstimate]:
+    """Estimates by (metric, segment); for one dataset, its own with the prefix removed.
+
+    A spec with several datasets scopes every per-dataset estimate ``dataset=<name>`` or
+    ``dataset=<name>,<segment>``; gating one dataset is then gating a single-dataset run.
+    """
+    if dataset is None:
+        return {(e.metric, e.segment): e for e in ests}
+    head = f"dataset={dataset}"
+    out: dict[tuple[str, str | None], MetricEstimate] = {}
+    for e in ests:
+        if e.segment == head:
+            out[(e.metric, None)] = e
+        elif e.segment is not None and e.segment.startswith(head + ","):
+            out[(e.metric, e.segment[len(head) + 1 :])] = e
+    return out
+
+
+def _scoped(dataset: str | None, segment: str | None) -> str | None:
+    """A check's segment: ``segment`` within ``dataset`` (its scope prefix added)."""
+    if dataset is None:
+        return segment
+    return f"dataset={dataset}" if segment is None else f"dataset={dataset},{segment}"
 
 
 def _missing(

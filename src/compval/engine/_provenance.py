@@ -92,6 +92,7 @@ def run_info(
     batch_size: int,
     segment_columns: tuple[str, ...] = (),
     notes: tuple[str, ...] = (),
+    datasets: tuple[Mapping[str, Any], ...] = (),
 ) -> RunInfo:
     """The report's ``run`` section, finished now."""
     return RunInfo(
@@ -112,4 +113,5 @@ def run_info(
         models=models,
         segment_columns=segment_columns,
         notes=notes,
+        datasets=datasets,
     )

@@ -8,12 +8,13 @@ so the batch size is part of the evaluation and is recorded).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from compval.adapters import (
     derive_model,
     load_model,
 )
-from compval.checks import CheckSettings, Criterion, evaluate, resolve_criteria
+from compval.checks import CheckSettings, Criterion, DatasetFacts, evaluate, resolve_criteria
 from compval.data import Dataset, as_dataset, feature_names, load_dataset
 from compval.engine._diagnose import numerics_estimates, run_numerics, sample_rows
 from compval.engine._estimates import metric_value, name_unsupported_ops, slice_estimates
@@ -64,6 +65,7 @@ from compval.spec import (
     BUILTIN_TARGETS,
     AcceptanceSpec,
     CriterionSpec,
+    DataRef,
     LoadedSpec,
     ModelRef,
     load_spec,
@@ -242,6 +244,8 @@ def run_validation(
             its path, others are added.
         data: Optional in-memory data (DataFrame, (X, y), array, Dataset) used instead of
             ``spec.data.path``; ``spec.data.labels``/``segments`` still name its columns.
+            For a spec with several datasets: a mapping of dataset name -> data object,
+            replacing those datasets' paths.
         options: Overrides (replicates) and a progress callback.
 
     Returns:
@@ -256,8 +260,6 @@ def run_validation(
     _prefetch("scipy.special")
     loaded = _loaded(spec)
     s = loaded.spec
-    dataset = _dataset(loaded, data)
-    data_hash = _fingerprint_on_the_side(dataset)
     replicates = s.statistics.replicates if options.replicates is None else options.replicates
     resampling = (
         Resampling(
@@ -266,6 +268,10 @@ def run_validation(
         if replicates > 0
         else None
     )
+    # Each dataset gets its own paired-run state (resolving the task first: an unknown one
+    # is a spec error) and is hashed on the side while the models run.
+    parts = _parts(loaded, data, resampling)
+    primary = parts[0]
     settings: ProfileSettings | None = None
     budgets: list[CriterionSpec] = []
     if s.performance is not None and options.profile:
@@ -275,77 +281,100 @@ def run_validation(
         budgets = list(settings.budgets)
         # Before any model runs: a batch size too large for memory failed after the whole run.
         models = 1 + max(len(s.candidates), len(candidates or {}))
-        check_profile_memory(settings, data_row_bytes(dataset), models=models, flags=False)
-    run = RunState(
-        s, dataset, resampling
-    )  # resolves the task first: an unknown one is a spec error
+        check_profile_memory(settings, data_row_bytes(primary.dataset), models=models, flags=False)
+    robustness = prepare_robustness(s)  # perturbation kinds and parameters: spec errors first
+    robust_part = _robustness_part(s, parts) if robustness is not None else None
     criteria = resolve_criteria(
         [*s.criteria, *budgets],
-        task=run.task.metrics_of,
+        task=primary.run.task.metrics_of,
         resampling=resampling is not None,
-        segment_columns=list(dataset.segment_columns),
+        segment_columns=list(primary.dataset.segment_columns),
         allow_nonfinite=s.allow_nonfinite,
         perturbations=[p.name for p in (s.robustness.perturbations if s.robustness else [])],
+        datasets=None
+        if not s.multi_dataset
+        else [
+            DatasetFacts(
+                name=str(part.name),
+                has_labels=part.dataset.has_labels,
+                segment_columns=tuple(part.dataset.segment_columns),
+                robustness=part is robust_part,
+            )
+            for part in parts
+        ],
     )
-    _check_labels_needed(s, dataset.has_labels)
-    robustness = prepare_robustness(s)  # perturbation kinds and parameters: spec errors first
-    if robustness is not None:
-        robustness.attach(run)
+    if not s.multi_dataset:
+        _check_labels_needed(s, primary.dataset.has_labels)
+    if robustness is not None and robust_part is not None:
+        robustness.attach(robust_part.run)
 
     with ExitStack() as stack:
         ref_adapter, ref_output, cands = _open_models(loaded, reference, candidates)
         for adapter in [ref_adapter, *(a for _, a, _ in cands)]:
             stack.enter_context(adapter)
-        states = [CandidateState(name, adapter, output) for name, adapter, output in cands]
         if settings is not None:
-            _check_target_device(s, [ref_adapter, *(st.adapter for st in states)])
+            _check_target_device(s, [ref_adapter, *(a for _, a, _ in cands)])
         adapter_notes = _adapter_notes(
-            [ref_adapter, *(st.adapter for st in states)], budgets=bool(budgets)
+            [ref_adapter, *(a for _, a, _ in cands)], budgets=bool(budgets)
         )
-        _check_candidate_names(s, [st.name for st in states])
-        n_rows = stream(run, ref_adapter, ref_output, states, options.progress)
+        _check_candidate_names(s, [name for name, _, _ in cands])
+        estimates: dict[str, list[MetricEstimate]] = {name: [] for name, _, _ in cands}
+        margin = _discovery_margin(criteria)
+        for part in parts:
+            part.states = [CandidateState(name, adapter, output) for name, adapter, output in cands]
+            part.rows = stream(
+                part.run, ref_adapter, ref_output, part.states, part.progress(options.progress)
+            )
+            for st in part.states:
+                estimates[st.name] += part.scoped(_estimates(part.run, st))
+            part.statistics = _statistics(part.run, part.states, margin=margin)
+            for name, slices in part.statistics.discovered.items():
+                estimates[name] += part.scoped(slice_estimates(slices))
+        states = primary.states
         infos = {
-            ref_adapter.name: model_info(ref_adapter, "reference", run.kinds.get(ref_adapter.name))
+            ref_adapter.name: model_info(
+                ref_adapter, "reference", primary.run.kinds.get(ref_adapter.name)
+            )
         }
         for st in states:
-            infos[st.name] = model_info(st.adapter, "candidate", run.kinds.get(st.name))
-        estimates = {st.name: _estimates(run, st) for st in states}
-        statistics = _statistics(run, states, margin=_discovery_margin(criteria))
-        for name, slices in statistics.discovered.items():
-            estimates[name] = [*estimates[name], *slice_estimates(slices)]
+            infos[st.name] = model_info(st.adapter, "candidate", primary.run.kinds.get(st.name))
+        statistics = _merged_statistics(parts)
         robust_section = None
-        if robustness is not None:
+        if robustness is not None and robust_part is not None:
             extra_estimates, robust_section = robustness.run(
-                run, ref_adapter, ref_output, states, options.progress
+                robust_part.run, ref_adapter, ref_output, robust_part.states, options.progress
             )
+            robust_section = replace(robust_section, dataset=robust_part.name)
             for name, extra in extra_estimates.items():
-                estimates[name] = [*estimates[name], *extra]
+                estimates[name] += robust_part.scoped(extra)
         profile: ProfileResult | None = None
         if settings is not None:
             profile = profile_opened(
                 ref_adapter,
                 {st.name: st.adapter for st in states},
-                first_rows(dataset, max(settings.batch_sizes)),
+                first_rows(primary.dataset, max(settings.batch_sizes)),
                 settings=settings,
                 seed=s.seed,
                 progress=options.progress,
             )
             for st in states:
-                estimates[st.name] = [*estimates[st.name], *profile.metric_estimates(st.name)]
+                estimates[st.name] += profile.metric_estimates(st.name)
         numerics: NumericsSection | None = None
         if s.numerics is not None:
             numerics = run_numerics(
                 s.numerics,
                 ref_adapter,
-                [(st.adapter, run.outputs.get(st.name)) for st in states],
-                sample_rows(dataset, s.numerics.sample, seed=s.seed, batch_size=s.batch_size),
+                [(st.adapter, primary.run.outputs.get(st.name)) for st in states],
+                sample_rows(
+                    primary.dataset, s.numerics.sample, seed=s.seed, batch_size=s.batch_size
+                ),
                 batch_size=s.batch_size,
                 seed=s.seed,
-                reference_output=run.outputs.get(ref_adapter.name),
-                feature_names=feature_names(dataset),
+                reference_output=primary.run.outputs.get(ref_adapter.name),
+                feature_names=feature_names(primary.dataset),
             )
             for name, extra in numerics_estimates(numerics).items():
-                estimates[name] = [*estimates[name], *extra]
+                estimates[name] += extra
         adapters = [ref_adapter, *(st.adapter for st in states)]
 
         checks = evaluate(
@@ -360,13 +389,10 @@ def run_validation(
         )
         if profile is not None:
             checks = name_unsupported_ops(checks, profile)
-        notes = [*run.notes, *adapter_notes, *([] if profile is None else profile.notes)]
+        notes = [*_part_notes(parts), *adapter_notes]
+        notes += [] if profile is None else profile.notes
         notes += [] if robustness is None else robustness.notes
-        if run.nonfinite_features:
-            counts = ", ".join(f"{c!r}: {k:,}" for c, k in run.nonfinite_features.items())
-            notes.append(
-                f"Non-finite feature values kept (data.allow_nonfinite_features): {counts}."
-            )
+        notes += _dataset_notes(s, parts, criteria, robust_part, profiled=profile is not None)
         if resampling is None:
             notes.append(POINT_ONLY_NOTE)
         if not s.criteria and not budgets:
@@ -383,12 +409,15 @@ def run_validation(
             task=s.task.type,
             spec_hash=loaded.hash,
             spec_path=str(loaded.path) if loaded.path else None,
-            data_hash=data_hash(),
-            data_rows=n_rows,
+            data_hash=_data_hash(parts, multi=s.multi_dataset),
+            data_rows=sum(part.rows for part in parts),
             seed=s.seed,
             batch_size=s.batch_size,
-            segment_columns=tuple(dataset.segment_columns),
+            segment_columns=tuple(
+                dict.fromkeys(c for part in parts for c in part.dataset.segment_columns)
+            ),
             notes=tuple(notes),
+            datasets=tuple(part.describe() for part in parts) if s.multi_dataset else (),
         )
     return Report(
         run=info,
@@ -400,6 +429,169 @@ def run_validation(
         numerics=numerics,
         robustness=robust_section,
     )
+
+
+class _Part:
+    """One dataset of a run: its spec entry, its data, and its own paired-run state.
+
+    A spec with ``data:`` as a list runs one paired pass per dataset; every estimate of a
+    named dataset is scoped ``dataset=<name>`` (composing with segments), so the checks can
+    gate each dataset separately. The single-dataset form has one unnamed part, unscoped.
+    """
+
+    def __init__(self, name: str | None, ref: DataRef, dataset: Dataset, run: RunState) -> None:
+        self.name = name
+        self.ref = ref
+        self.dataset = dataset
+        self.run = run
+        self.hash = _fingerprint_on_the_side(dataset)
+        self.states: list[CandidateState] = []
+        self.rows = 0
+        self.statistics: StatisticsSection | None = None
+
+    def scope(self, segment: str | None) -> str | None:
+        """``segment`` within this dataset (unchanged for the single-dataset form)."""
+        if self.name is None:
+            return segment
+        head = f"dataset={self.name}"
+        return head if segment is None else f"{head},{segment}"
+
+    def scoped(self, estimates: Sequence[MetricEstimate]) -> list[MetricEstimate]:
+        """The estimates with their segments scoped to this dataset."""
+        if self.name is None:
+            return list(estimates)
+        return [replace(e, segment=self.scope(e.segment)) for e in estimates]
+
+    def progress(self, progress: Progress | None) -> Progress | None:
+        """The progress callback, its stage named after the dataset when there are several."""
+        if progress is None or self.name is None:
+            return progress
+        stage = f"dataset={self.name}"
+        return lambda _stage, done, total: progress(stage, done, total)
+
+    def describe(self) -> dict[str, object]:
+        """This dataset's entry in ``run.datasets``."""
+        return {
+            "name": self.name,
+            "path": self.ref.path,
+            "rows": self.rows,
+            "data_hash": self.hash(),
+            "labels": self.ref.labels if self.dataset.has_labels else None,
+            "segment_columns": list(self.dataset.segment_columns),
+        }
+
+
+def _parts(loaded: LoadedSpec, data: object | None, resampling: Resampling | None) -> list[_Part]:
+    """One part per dataset of the spec, each loaded, with its paired-run state."""
+    s = loaded.spec
+    if not s.multi_dataset:
+        dataset = _dataset(loaded, s.primary_data, data)
+        return [_Part(None, s.primary_data, dataset, RunState(s, dataset, resampling))]
+    given: Mapping[str, object] = {}
+    if data is not None:
+        names = [d.name for d in s.datasets]
+        if not isinstance(data, Mapping) or not set(data) <= set(names):
+            raise DataError(
+                f"data: the spec lists several datasets {names}; in-memory data for it is a "
+                "mapping of dataset name -> data (DataFrame, (X, y), array or Dataset), got "
+                f"{type(data).__name__}"
+                + (f" with keys {sorted(map(str, data))}" if isinstance(data, Mapping) else "")
+                + ". Key each object by its dataset's name."
+            )
+        given = data
+    parts = []
+    for ref in s.datasets:
+        name = str(ref.name)
+        # The tasks read the dataset's own labels and limits from their spec's ``data``.
+        one = s.model_copy(update={"data": ref})
+        dataset = _dataset(loaded, ref, given.get(name))
+        parts.append(_Part(name, ref, dataset, RunState(one, dataset, resampling)))
+    return parts
+
+
+def _robustness_part(spec: AcceptanceSpec, parts: Sequence[_Part]) -> _Part:
+    """The dataset the robustness section perturbs: ``robustness.dataset``, else the first."""
+    wanted = None if spec.robustness is None else spec.robustness.dataset
+    return next((p for p in parts if p.name == wanted), parts[0])
+
+
+def _merged_statistics(parts: Sequence[_Part]) -> StatisticsSection:
+    """The statistics section, over every dataset.
+
+    Discovered slices of every dataset (each naming its dataset); the flip matrices and
+    reliability diagrams of the first.
+    """
+    first = parts[0].statistics
+    assert first is not None
+    if len(parts) == 1:
+        return first
+    discovered: dict[str, tuple[SliceResult, ...]] = {}
+    for part in parts:
+        assert part.statistics is not None
+        for name, slices in part.statistics.discovered.items():
+            named = tuple(replace(sl, dataset=part.name) for sl in slices)
+            discovered[name] = (*discovered.get(name, ()), *named)
+    return replace(first, discovered=discovered)
+
+
+def _part_notes(parts: Sequence[_Part]) -> list[str]:
+    """Each dataset's run notes; another dataset's repeat of the first's is said once."""
+    first = parts[0]
+    notes = list(first.run.notes)
+    for part in parts[1:]:
+        notes += [f"dataset={part.name}: {n}" for n in part.run.notes if n not in first.run.notes]
+    for part in parts:
+        if part.run.nonfinite_features:
+            counts = ", ".join(f"{c!r}: {k:,}" for c, k in part.run.nonfinite_features.items())
+            where = "" if part.name is None else f"dataset={part.name}: "
+            notes.append(
+                f"{where}Non-finite feature values kept (data.allow_nonfinite_features): {counts}."
+            )
+    return notes
+
+
+def _dataset_notes(
+    spec: AcceptanceSpec,
+    parts: Sequence[_Part],
+    criteria: Sequence[Criterion],
+    robust_part: _Part | None,
+    *,
+    profiled: bool,
+) -> list[str]:
+    """With several datasets: where the once-per-run sections ran, and what was left out.
+
+    A criterion's default dataset selection drops the datasets that cannot decide it; each
+    is named, so the gate never has a silent gap.
+    """
+    if not spec.multi_dataset:
+        return []
+    notes = [
+        f"Criterion {c.id!r} is not gated on dataset {name!r}: it {why}."
+        for c in criteria
+        for name, why in c.left_out
+    ]
+    first = parts[0].name
+    once = [
+        label
+        for label, on in (
+            ("the performance profile", profiled),
+            ("the numerics section", spec.numerics is not None),
+        )
+        if on
+    ]
+    if once:
+        notes.append(f"{' and '.join(once).capitalize()} ran on the first dataset, {first!r}.")
+    if robust_part is not None:
+        notes.append(f"The robustness section ran on dataset {robust_part.name!r}.")
+    return notes
+
+
+def _data_hash(parts: Sequence[_Part], *, multi: bool) -> str:
+    """The data's content hash; with several datasets, a hash of their names and hashes."""
+    if not multi:
+        return parts[0].hash()
+    joined = "\n".join(f"{part.name}:{part.hash()}" for part in parts)
+    return hashlib.sha256(joined.encode()).hexdigest()
 
 
 def _prefetch(module: str) -> None:
@@ -447,27 +639,24 @@ def _loaded(spec: AcceptanceSpec | LoadedSpec | str | Path) -> LoadedSpec:
     return load_spec(spec)
 
 
-def _dataset(loaded: LoadedSpec, data: object | None) -> Dataset:
-    s = loaded.spec
+def _dataset(loaded: LoadedSpec, ref: DataRef, data: object | None) -> Dataset:
     if data is None:
-        return load_dataset(s.data, base_dir=loaded.base_dir)
+        return load_dataset(ref, base_dir=loaded.base_dir)
     if isinstance(data, (tuple, list, np.ndarray, Dataset)):
         # Arrays carry no column names: the spec's data.labels do not apply, and segments the
         # spec names must be there, or the per-segment criteria would silently vanish.
         dataset = as_dataset(data)
-        missing = [c for c in s.data.segments if c not in dataset.segment_columns]
+        missing = [c for c in ref.segments if c not in dataset.segment_columns]
         if missing:
             raise DataError(
                 f"data.segments: segment column(s) {missing} not found in the in-memory data; "
                 f"got {type(data).__name__} data with segment columns "
-                f"{list(dataset.segment_columns)}, expected {list(s.data.segments)} among them. "
+                f"{list(dataset.segment_columns)}, expected {list(ref.segments)} among them. "
                 "Pass a pandas DataFrame with those columns, an ArrayDataset(X, labels=y, "
                 "segments={...}), or remove data.segments from the spec."
             )
         return dataset
-    return as_dataset(
-        data, labels=s.data.labels, segments=s.data.segments, features=s.data.features
-    )
+    return as_dataset(data, labels=ref.labels, segments=ref.segments, features=ref.features)
 
 
 def _estimates(run: RunState, st: CandidateState) -> list[MetricEstimate]:

@@ -110,6 +110,9 @@ class MetricInfo:
         qualified: True when the name takes a ``[...]`` qualifier (class, batch, clients).
         interval: True when the metric comes with a bootstrap interval when resampling is on.
         needs_labels: True when the metric compares predictions with labels.
+        per_dataset: True when the metric is computed on each dataset's rows (a spec with
+            several datasets has it per ``dataset=<name>`` scope); False for what is measured
+            once per run (performance, numerics on a sample).
     """
 
     name: str
@@ -120,6 +123,7 @@ class MetricInfo:
     qualified: bool = False
     interval: bool = True
     needs_labels: bool = False
+    per_dataset: bool = True
 
 
 _C = ("classification",)
@@ -197,6 +201,7 @@ def _all_metrics() -> dict[str, MetricInfo]:
                 fraction=name.endswith("_rate"),
                 tasks=_ALL,
                 interval=False,
+                per_dataset=False,
             ),
         )
     for name, higher in PERF_METRIC_DIRECTIONS.items():
@@ -211,6 +216,7 @@ def _all_metrics() -> dict[str, MetricInfo]:
                 tasks=_ALL,
                 qualified=name.startswith(("latency_", "throughput", "speedup", "concurrent_")),
                 interval=name.startswith("speedup"),
+                per_dataset=False,
             ),
         )
     # The robustness runs' metrics (docs/robustness.md): the gap per perturbation scope, with

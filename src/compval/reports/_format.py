@@ -225,6 +225,23 @@ def fmt_segment(segment: str | None) -> str:
     return "overall" if segment is None else visible(segment)
 
 
+def is_overall(segment: str | None) -> bool:
+    """True for an overall value: unscoped, or one dataset's overall (``dataset=<name>``).
+
+    With several datasets (``data:`` as a list) every per-dataset value is scoped
+    ``dataset=<name>``; the renderers show each dataset's overall values with the overall
+    ones, labelled by :func:`metric_label`.
+    """
+    return segment is None or (segment.startswith("dataset=") and "," not in segment)
+
+
+def metric_label(metric: str, segment: str | None) -> str:
+    """The metric's name, with its dataset for one dataset's overall value (``acc @ ood``)."""
+    if segment is not None and segment.startswith("dataset=") and "," not in segment:
+        return f"{metric} @ {segment.partition('=')[2]}"
+    return metric
+
+
 def _fmt_verdict(check: CheckResult) -> str:
     if check.verdict == "pass":
         return "✅ pass"

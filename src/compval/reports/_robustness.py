@@ -18,9 +18,11 @@ def robustness_rows(report: Report) -> list[list[str]]:
         (m.candidate, m.metric, m.segment): m for m in report.metrics
     }
     rows = []
+    # With several datasets the perturbed dataset's scope comes first.
+    head = "" if report.robustness.dataset is None else f"dataset={report.robustness.dataset},"
     for name in report.candidates:
         for p in report.robustness.perturbations:
-            scope = f"perturbation={p.name}"
+            scope = f"{head}perturbation={p.name}"
             acc = by_key.get((name, "accuracy_score", scope))
             gap = by_key.get((name, "robustness_gap", scope))
             if acc is None and gap is None:

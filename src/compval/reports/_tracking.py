@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeGuard
 
+from compval.reports._format import is_overall
 from compval.results import MetricValue, Report
 
 __all__ = [
@@ -131,9 +132,19 @@ def headline(report: Report, candidate: str) -> list[MetricValue]:
         m
         for m in report.metrics
         if m.candidate == candidate
-        and m.segment is None
+        and is_overall(m.segment)
         and ("[" not in m.metric or m.metric in gated)
     ]
+
+
+def _key(m: MetricValue) -> str:
+    """A headline metric's tracker key: ``<metric>``, or ``<dataset>/<metric>``.
+
+    The second for one dataset's overall value in a spec with several datasets.
+    """
+    if m.segment is None:
+        return metric_key(m.metric)
+    return f"{metric_key(m.segment.partition('=')[2])}/{metric_key(m.metric)}"
 
 
 def model_metrics(report: Report, candidate: str) -> dict[str, float]:
@@ -146,7 +157,7 @@ def model_metrics(report: Report, candidate: str) -> dict[str, float]:
     """
     out: dict[str, float] = {}
     for m in headline(report, candidate):
-        key = metric_key(m.metric)
+        key = _key(m)
         bound = f"{key}_delta" if m.delta is not None else key
         values = {
             key: m.candidate_value,
@@ -163,7 +174,7 @@ def reference_metrics(report: Report) -> dict[str, float]:
     if not report.candidates:
         return {}
     return {
-        metric_key(m.metric): float(m.reference_value)
+        _key(m): float(m.reference_value)
         for m in headline(report, report.candidates[0])
         if _finite(m.reference_value)
     }
@@ -203,7 +214,7 @@ def segment_rows(report: Report) -> list[list[Any]]:
             _cell(m.ci_high),
         ]
         for m in report.metrics
-        if m.segment is not None
+        if not is_overall(m.segment)
     ]
 
 

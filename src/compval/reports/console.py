@@ -35,6 +35,8 @@ from compval.reports._format import (
     fmt_observed,
     fmt_segment,
     fmt_threshold,
+    is_overall,
+    metric_label,
     profile_latency_rows,
     profile_speedup_rows,
     profile_target_line,
@@ -245,7 +247,7 @@ def _headline(report: Report) -> list[MetricValue]:
 
     Without checks: the first few overall metrics of each candidate.
     """
-    overall = [m for m in report.metrics if m.segment is None]
+    overall = [m for m in report.metrics if is_overall(m.segment)]
     gating = [c for c in report.checks if c.severity == "error"] or list(report.checks)
     gated = list(dict.fromkeys(c.metric for c in gating))
     if gated:
@@ -269,7 +271,7 @@ def _print_metrics(report: Report, console: Console, *, verbose: bool) -> None:
     # report.md and report.json. One table per candidate leaves the width to the numbers.
     headline = _headline(report)
     for name in _candidate_names(report):
-        rows = [m for m in report.metrics if m.candidate == name and m.segment is None]
+        rows = [m for m in report.metrics if m.candidate == name and is_overall(m.segment)]
         rows = [m for m in rows if "[" not in m.metric or m in headline]
         if rows:
             title = Text.assemble("Overall metrics: ", (visible(name), "bold"))
@@ -299,7 +301,7 @@ def _metrics_table(
             [] if by_candidate else [Text(visible(m.candidate) if m.candidate != previous else "")]
         )
         cells += [
-            Text(visible(m.metric)),
+            Text(visible(metric_label(m.metric, m.segment))),
             Text(fmt_number(m.reference_value)),
             Text(fmt_number(m.candidate_value)),
             _delta_text(m.delta, m.higher_is_better),

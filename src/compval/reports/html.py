@@ -42,6 +42,8 @@ from compval.reports._format import (
     fmt_observed,
     fmt_segment,
     fmt_threshold,
+    is_overall,
+    metric_label,
     profile_latency_rows,
     profile_speedup_rows,
     profile_target_line,
@@ -360,7 +362,7 @@ def _passing_section(report: Report) -> list[str]:
 
 
 def _overall_section(report: Report) -> list[str]:
-    overall = [m for m in report.metrics if m.segment is None]
+    overall = [m for m in report.metrics if is_overall(m.segment)]
     if not overall:
         return []
     out = [
@@ -374,7 +376,7 @@ def _overall_section(report: Report) -> list[str]:
     for candidate, rows_of in groups.items():
         rows = [
             [
-                m.metric,
+                metric_label(m.metric, m.segment),
                 fmt_number(m.reference_value),
                 fmt_number(m.candidate_value),
                 fmt_delta(m.delta),

@@ -33,6 +33,8 @@ from compval.reports._format import (
     fmt_observed,
     fmt_segment,
     fmt_threshold,
+    is_overall,
+    metric_label,
     profile_latency_rows,
     profile_speedup_rows,
     profile_target_line,
@@ -183,7 +185,7 @@ def _failing_section(failing: Sequence[CheckResult], budget: int) -> list[str]:
 
 
 def _overall_section(report: Report, budget: int) -> list[str]:
-    overall = [m for m in report.metrics if m.segment is None]
+    overall = [m for m in report.metrics if is_overall(m.segment)]
     if not overall:
         return []
     with_ci = any(m.ci_low is not None or m.ci_high is not None for m in overall)
@@ -195,7 +197,11 @@ def _overall_section(report: Report, budget: int) -> list[str]:
         title = [f"#### {_escape(candidate)}", ""]
         rows = [
             _row(
-                [m.metric, fmt_number(m.reference_value), fmt_number(m.candidate_value)]
+                [
+                    metric_label(m.metric, m.segment),
+                    fmt_number(m.reference_value),
+                    fmt_number(m.candidate_value),
+                ]
                 + [fmt_delta(m.delta)]
                 + ([fmt_interval(m.ci_low, m.ci_high)] if with_ci else [])
             )
@@ -211,7 +217,7 @@ def _overall_section(report: Report, budget: int) -> list[str]:
 
 
 def _details_section(report: Report, budget: int) -> list[str]:
-    segmented = [m for m in report.metrics if m.segment is not None]
+    segmented = [m for m in report.metrics if not is_overall(m.segment)]
     passing = [c for c in report.checks if c.verdict == "pass"]
     concurrency = _profile_concurrency_rows(report.profile) if report.profile is not None else []
     if not (segmented or passing or concurrency):

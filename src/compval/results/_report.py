@@ -97,6 +97,10 @@ class RunInfo:
     models: Mapping[str, Mapping[str, Any]]
     segment_columns: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    #: With several datasets (``data:`` as a list): one entry per dataset, in spec order
+    #: (name, path, rows, content hash, labels column, segment columns). ``data_hash`` then
+    #: hashes their names and hashes, ``data_rows`` sums their rows. Empty for one dataset.
+    datasets: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -110,10 +110,14 @@ class RobustnessSection:
     feature_stats: str
     search: SearchSettings | None = None
     search_results: tuple[SearchResult, ...] = ()
+    #: With several datasets: the one perturbed and searched (its scopes start with
+    #: ``dataset=<name>``); None for a single dataset.
+    dataset: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready section (values still need ``_plain``)."""
         return {
+            "dataset": self.dataset,
             "perturbations": list(self.perturbations),
             "feature_stats": self.feature_stats,
             "search": self.search,

@@ -64,6 +64,8 @@ class SliceResult:
             candidate got wrong.
         flip_wrong_to_correct_rate: Share the candidate got right and the reference got wrong.
         slices_searched: How many slices were tested (the Holm family size).
+        dataset: With several datasets: the dataset searched (its checks and metrics are
+            scoped ``dataset=<name>,slice:...``); None for a single dataset.
     """
 
     description: str
@@ -79,6 +81,7 @@ class SliceResult:
     flip_correct_to_wrong_rate: float
     flip_wrong_to_correct_rate: float
     slices_searched: int
+    dataset: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; tuples become lists."""

@@ -56,6 +56,13 @@ class CriterionSpec(BaseModel):
     )
     severity: Literal["error", "warn"] = "error"
     candidates: list[str] | None = Field(default=None, description="Default: every candidate.")
+    dataset: str | list[str] | None = Field(
+        default=None,
+        description="With several datasets: the dataset(s) gated, by name, or '*' (every "
+        "dataset; each must have what the criterion needs). Default: every dataset that can "
+        "decide it (labels for label-based metrics, the segment column for a segment scope); "
+        "the ones left out are named in run.notes.",
+    )
 
     @model_validator(mode="after")
     def _one_form(self) -> CriterionSpec:

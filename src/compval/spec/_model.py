@@ -154,9 +154,19 @@ class ModelRef(_Strict):
         return self
 
 
-class DataRef(_Strict):
-    """The labelled dataset both models run on."""
+#: A dataset name becomes the scope ``dataset=<name>``: no ',' or '=' (scope separators).
+_DATASET_NAME = r"^[A-Za-z0-9_.:\-]+$"
 
+
+class DataRef(_Strict):
+    """One dataset both models run on (``data:`` holds one, or a list of named ones)."""
+
+    name: str | None = Field(
+        default=None,
+        pattern=_DATASET_NAME,
+        description="Required when 'data' is a list: the dataset's metrics and checks are "
+        "scoped 'dataset=<name>' (composing with segments: 'dataset=ood,label=3').",
+    )
     path: str = Field(description="A .npz, .npy, .csv or .parquet file.")
     labels: str | None = Field(default=None, description="Label column (or .npz key).")
     features: list[str] | None = Field(
@@ -285,7 +295,11 @@ class AcceptanceSpec(_Strict):
     task: TaskSpec = Field(default_factory=TaskSpec)
     reference: ModelRef
     candidates: list[ModelRef] = Field(min_length=1)
-    data: DataRef
+    data: DataRef | list[DataRef] = Field(
+        description="One dataset, or a list of named datasets (validation, production_sample, "
+        "ood ...), each with its own path, labels and segments; every metric and check then "
+        "exists per dataset, scoped 'dataset=<name>'."
+    )
     batch_size: BatchSize = 256
     seed: SpecInt = 0
     allow_nonfinite: SpecBool = Field(
@@ -331,6 +345,64 @@ class AcceptanceSpec(_Strict):
                 raise ValueError(f"criterion id {echo(c.id)} is used twice; ids must be unique")
             seen.add(c.id)
         return criteria
+
+    @field_validator("data")
+    @classmethod
+    def _named_datasets(cls, data: DataRef | list[DataRef]) -> DataRef | list[DataRef]:
+        if isinstance(data, DataRef):
+            return data
+        if not data:
+            raise ValueError("'data' is an empty list; give one dataset or a list of named ones")
+        seen: set[str] = set()
+        for i, d in enumerate(data):
+            if d.name is None:
+                raise ValueError(
+                    f"data[{i}].name is missing; each dataset of a list needs a name (its "
+                    "metrics are scoped 'dataset=<name>'), e.g. name: validation"
+                )
+            if d.name in seen:
+                raise ValueError(f"dataset name {echo(d.name)} is used twice; names must be unique")
+            seen.add(d.name)
+        return data
+
+    @model_validator(mode="after")
+    def _dataset_references(self) -> AcceptanceSpec:
+        # A criterion or the robustness section naming an unknown dataset would gate nothing.
+        names = [d.name for d in self.datasets] if self.multi_dataset else []
+        wanted: list[tuple[str, str | list[str]]] = [
+            (f"criterion {echo(c.id)}", c.dataset) for c in self.criteria if c.dataset is not None
+        ]
+        if self.robustness is not None and self.robustness.dataset is not None:
+            wanted.append(("robustness.dataset", self.robustness.dataset))
+        for where, value in wanted:
+            if not self.multi_dataset:
+                raise ValueError(
+                    f"{where} names dataset(s) {value!r}, but 'data' is one dataset; make 'data' "
+                    "a list of named datasets, or remove 'dataset'"
+                )
+            listed = [value] if isinstance(value, str) else value
+            unknown = [n for n in listed if n != "*" and n not in names]
+            if unknown:
+                raise ValueError(
+                    f"{where} names unknown dataset(s) {unknown}; expected names among {names} "
+                    "or '*'"
+                )
+        return self
+
+    @property
+    def datasets(self) -> list[DataRef]:
+        """Every dataset, in spec order (one for the single-dataset form)."""
+        return list(self.data) if isinstance(self.data, list) else [self.data]
+
+    @property
+    def multi_dataset(self) -> bool:
+        """Whether ``data`` is a list of named datasets (metrics then scoped per dataset)."""
+        return isinstance(self.data, list)
+
+    @property
+    def primary_data(self) -> DataRef:
+        """The first dataset: profiling, numerics and (by default) robustness run on it."""
+        return self.datasets[0]
 
     @model_validator(mode="after")
     def _numerics_criteria_need_the_section(self) -> AcceptanceSpec:

@@ -116,6 +116,11 @@ class RobustnessSpec(_Strict):
 
     perturbations: list[PerturbationSpec] = Field(default_factory=list)
     search: SearchSpec | None = None
+    dataset: str | None = Field(
+        default=None,
+        description="With several datasets: the one perturbed and searched (default: the "
+        "first); its scopes read 'dataset=<name>,perturbation=<p>'.",
+    )
 
     @field_validator("perturbations")
     @classmethod

@@ -93,7 +93,7 @@ class TaskState:
 
     def __post_init__(self) -> None:
         # Enforced by segment_ids on every chunk, whatever the data source.
-        self.segments.max_values = self.spec.data.max_segment_values
+        self.segments.max_values = self.spec.primary_data.max_segment_values
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,7 +142,7 @@ class ClassificationTask(Task):
         model: str,
     ) -> ChunkContext:
         """Class indices of the labels, and the reference's predictions and scores."""
-        column = state.spec.data.labels
+        column = state.spec.primary_data.labels
         if labels is not None and None not in state.label_kinds:
             found = value_kind(labels)
             if found is not None:
@@ -194,7 +194,11 @@ class ClassificationTask(Task):
         if kind == "labels":
             against = None if chunk.raw_labels is not None else chunk.reference_model
             check_label_kinds(
-                state.label_kinds, model, raw, against=against, column=state.spec.data.labels
+                state.label_kinds,
+                model,
+                raw,
+                against=against,
+                column=state.spec.primary_data.labels,
             )
         cand = _prepare(
             raw,
@@ -318,7 +322,7 @@ def _check_vocabulary(
     other = state.vocabulary.get(against)
     if not mine or not other:
         return
-    column = state.spec.data.labels
+    column = state.spec.primary_data.labels
     where = f"column {column!r} (data.labels)" if column else "the data"
     if not mine & other:
         if len(other) < 2:
