@@ -1,17 +1,18 @@
-"""Real models for the numerics tests: a scikit-learn MLP on the digits, exported by skl2onnx
-and quantized by onnxruntime (static QDQ, a copy with one activation scale broken, dynamic)."""
+"""Real models for the numerics tests: the shared digits MLP and its static QDQ model
+(``digits_onnx`` in tests/conftest.py), a copy of the QDQ model with one activation scale broken,
+and onnxruntime's dynamic quantization of it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx")
 quantization = pytest.importorskip("onnxruntime.quantization")
-skl2onnx = pytest.importorskip("skl2onnx")
 
 
 @dataclass(frozen=True)
@@ -26,48 +27,13 @@ class Models:
     dynamic: Path
 
 
-class _Reader:
-    def __init__(self, x: np.ndarray) -> None:
-        self._batches = iter([{"input": x[i : i + 50]} for i in range(0, len(x), 50)])
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._batches, None)
-
-
 @pytest.fixture(scope="session")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
+def models(digits_onnx: Any, tmp_path_factory: pytest.TempPathFactory) -> Models:
     from onnx import numpy_helper
-    from skl2onnx.common.data_types import FloatTensorType
-    from sklearn.datasets import load_digits
-    from sklearn.neural_network import MLPClassifier
 
     root = tmp_path_factory.mktemp("numerics")
-    digits = load_digits()
-    x = (digits.data / 16.0).astype(np.float32)
-    y = digits.target.astype(np.int64)
-    clf = MLPClassifier(hidden_layer_sizes=(32, 16), max_iter=300, random_state=0).fit(
-        x[:1000], y[:1000]
-    )
-    fp32 = root / "fp32.onnx"
-    model = skl2onnx.convert_sklearn(
-        clf,
-        initial_types=[("input", FloatTensorType([None, 64]))],
-        options={id(clf): {"zipmap": False}},
-        target_opset=17,
-    )
-    fp32.write_bytes(model.SerializeToString())
-    prepared = root / "prepared.onnx"
-    quantization.quant_pre_process(str(fp32), str(prepared))
-    qdq = root / "qdq.onnx"
-    quantization.quantize_static(
-        str(prepared),
-        str(qdq),
-        _Reader(x[:300]),
-        quant_format=quantization.QuantFormat.QDQ,
-        per_channel=False,
-        weight_type=quantization.QuantType.QInt8,
-        activation_type=quantization.QuantType.QInt8,
-    )
+    x, y = digits_onnx.x, digits_onnx.y
+    prepared, qdq = digits_onnx.prepared, digits_onnx.qdq
     dynamic = root / "dynamic.onnx"
     quantization.quantize_dynamic(
         str(prepared), str(dynamic), weight_type=quantization.QuantType.QInt8
@@ -84,12 +50,12 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
     broken = root / "broken.onnx"
     onnx.save(broken_model, str(broken))
     data = root / "digits.npz"
-    np.savez(data, x=x[1000:], label=y[1000:])
+    np.savez(data, x=x, label=y)
     return Models(
-        x=x[1000:],
-        y=y[1000:],
+        x=x,
+        y=y,
         data=data,
-        fp32=fp32,
+        fp32=digits_onnx.fp32,
         qdq=qdq,
         broken=broken,
         broken_tensor=str(target.input[0]),
