@@ -109,3 +109,11 @@ def test_info() -> None:
 def test_bad_parameters(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidParameterError, match=message):
         CallableAdapter(name="f", **kwargs)
+
+
+def test_default_hooks_leave_no_notes_and_run_one_batch_at_a_time(batch: np.ndarray) -> None:
+    with CallableAdapter(lambda x: x * 2, name="f") as model:
+        model.predict({"input": batch})
+        assert model.run_notes() == []
+        assert model.inactive_devices() == ()
+        assert model.max_concurrent_batches == 1

@@ -75,6 +75,7 @@ def server(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
         f"flaky={small}",
         f"flaky2={small}",
         f"flaky3={small}",
+        f"flaky4={small}",
         f"slow={small}",
         f"short={small}",
         f"broken={small}",
@@ -84,6 +85,8 @@ def server(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
         "flaky2=unavailable:2",
         "--fault",
         "flaky3=unavailable:2",
+        "--fault",
+        "flaky4=unavailable:2",
         "--fault",
         "slow=slow:3",
         "--fault",
@@ -232,6 +235,66 @@ def test_compare_through_kserve_equals_the_local_file(
     source = served["run"]["models"]["small"]["source"]
     assert source["rows_sent"] == source["rows_scored"] == str(N_ROWS)
     assert source["requests"] == str(math.ceil(N_ROWS / 128))
+
+
+def _validate(files: dict[str, Path], candidate: dict[str, Any], **objects: Any) -> Any:
+    from compval.engine import run_validation
+    from compval.spec import AcceptanceSpec
+
+    spec = AcceptanceSpec.model_validate(
+        {
+            "version": 1,
+            "reference": {"name": "fp32", "path": str(files["fp32"])},
+            "candidates": [{"name": "small", **candidate}],
+            "data": {"path": str(files["data"]), "labels": "y"},
+            "batch_size": 64,
+            "statistics": {"replicates": 200},
+            "criteria": [{"id": "accuracy", "metric": "accuracy_score", "max_drop": 0.05}],
+        }
+    )
+    return run_validation(spec, candidates=objects or None)
+
+
+def _metric_rows(report: Any) -> list[str]:
+    return sorted(json.dumps(m, sort_keys=True) for m in report.to_dict()["metrics"])
+
+
+def test_batches_in_flight_through_kserve_equal_one_at_a_time_and_the_file(
+    server: str, files: dict[str, Path]
+) -> None:
+    """max_in_flight batches in flight (cross-batch concurrency) change no number."""
+    url = f"{server}/v2/models/small"
+    local = _validate(files, {"path": str(files["small"])})
+    one = _validate(files, {"endpoint": url, "max_in_flight": 1})
+    four = _validate(files, {"endpoint": url, "max_in_flight": 4})
+    assert _metric_rows(four) == _metric_rows(one) == _metric_rows(local)
+    assert [c.verdict for c in four.checks] == [c.verdict for c in local.checks]
+    for report in (one, four):
+        source = report.run.models["small"]["source"]
+        assert source["rows_sent"] == source["rows_scored"] == str(N_ROWS)
+        assert source["requests"] == str(math.ceil(N_ROWS / 64))
+
+
+def test_injected_503s_under_concurrent_batches_are_retried_and_noted(
+    server: str, files: dict[str, Path]
+) -> None:
+    """flaky4 answers 503 to every second request it receives: N batches need N - 1 retries.
+
+    Whatever order the four batches in flight arrive in, the successes are the server's odd
+    arrivals and the last arrival is a success, so the count is exact (retries=20 makes a
+    request that loses the draw 21 times in a row practically impossible).
+    """
+    url = f"{server}/v2/models/flaky4"
+    adapter = EndpointAdapter(url, name="small", max_in_flight=4, retries=20, backoff_s=0.01)
+    served = _validate(files, {}, small=adapter)
+    local = _validate(files, {"path": str(files["small"])})
+    assert _metric_rows(served) == _metric_rows(local)
+    batches = math.ceil(N_ROWS / 64)
+    assert (adapter.requests, adapter.retried) == (batches, batches - 1)
+    (note,) = adapter.run_notes()
+    assert f"{batches - 1} request(s) answered 503/429 were retried (of {batches} sent)" in note
+    assert f"every row was scored ({N_ROWS:,} of {N_ROWS:,})" in note
+    assert url in note
 
 
 def test_spec_endpoint_key_is_the_path(server: str) -> None:

@@ -105,6 +105,7 @@ def test_onnxruntime_cuda_provider_is_active(onnx_path: Path, x: np.ndarray) -> 
     with OnnxRuntimeAdapter(onnx_path, name="gpu", providers=providers) as adapter:
         out = adapter.predict({"input": x[:, :4]})["logits"]
         assert adapter.execution_providers()[0] == "CUDAExecutionProvider"
-        assert adapter.missing_providers() == ()
+        assert adapter.inactive_devices() == ()
+        assert adapter.run_notes() == []
         assert adapter.info().device == "CUDAExecutionProvider"
     assert out.shape == (256, 3)

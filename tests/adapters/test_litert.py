@@ -114,7 +114,7 @@ class TestFloatModel:
             assert model.model_file == FLOAT
             assert model.load_time_s is not None and model.load_time_s > 0
             assert model.time_reload(threads=1) > 0
-            assert model.notes == ()  # nothing converted for a float model
+            assert model.run_notes() == []  # nothing converted for a float model
 
     def test_with_threads_and_timed_call(self, x: np.ndarray) -> None:
         model = LiteRTAdapter(FLOAT, name="float", threads=1)
@@ -159,14 +159,15 @@ class TestInt8Model:
         emulated, out_scale = _int8_emulation(path, x)
         with LiteRTAdapter(path, name="uint8", threads=1) as model:
             out = model.predict({"input": x})["logits"]
-            assert "input 'input' is uint8" in model.notes[0]
+            assert "input 'input' is uint8" in model.run_notes()[0]
         assert np.abs(out - emulated).max() <= out_scale * 1.001
         bound = np.abs(emulated - _float_mlp(layers, x)).max() + out_scale
         assert np.abs(out - _float_mlp(layers, x)).max() <= bound
 
-    def test_notes_record_the_conversions(self) -> None:
+    def test_notes_record_the_conversions(self, x: np.ndarray) -> None:
         with LiteRTAdapter(INT8, name="int8") as model:
-            notes = model.notes
+            model.predict({"input": x})
+        notes = model.run_notes()  # after close(): the engine asks after the paired run
         assert len(notes) == 2
         assert "input 'input' is int8; quantized from float32" in notes[0]
         assert "output 'logits' is int8; dequantized to float32" in notes[1]

@@ -166,3 +166,36 @@ def test_runtime_failure_becomes_inference_error(tmp_path: Path) -> None:
         assert adapter.predict({"input": np.zeros((3, 4), np.float32)})["out"].shape == (4, 3)
         with pytest.raises(InferenceError, match=r"Model 'r': the runtime failed on a batch"):
             adapter.predict({"input": np.zeros((2, 4), np.float32)})
+
+
+def test_a_provider_that_does_not_start_is_inactive_and_noted(
+    onnx_path: Path, batch: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """onnxruntime-gpu lists CUDA as available on a machine without a GPU, then runs on CPU.
+
+    The CPU build is told that CUDA is available (as onnxruntime-gpu says on a machine without
+    a GPU); the real session then falls back to the CPU with only a Python warning.
+    """
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime build can run CUDA: nothing falls back")
+    listed = [*ort.get_available_providers(), "CUDAExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: listed)
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    model = OnnxRuntimeAdapter(onnx_path, name="gpu", providers=providers)
+    assert model.run_notes() == []  # nothing known before the session exists
+    with pytest.warns(UserWarning, match="not in available provider names"), model:
+        out = model.predict({"input": batch})["logits"]
+        assert model.inactive_devices() == ("CUDAExecutionProvider",)
+        assert model.execution_providers() == ("CPUExecutionProvider",)
+    assert out.shape == (len(batch), 3)
+    (note,) = model.run_notes()  # still answers after close(): the engine asks after the run
+    assert "'gpu'" in note and "['CUDAExecutionProvider']" in note
+    assert "it runs on ['CPUExecutionProvider']" in note
+
+
+def test_active_providers_leave_no_note(adapter: OnnxRuntimeAdapter) -> None:
+    assert adapter.inactive_devices() == ()
+    assert adapter.run_notes() == []
+    assert adapter.max_concurrent_batches == 1

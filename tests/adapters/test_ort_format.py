@@ -51,7 +51,7 @@ def test_ort_file_runs_like_its_onnx_source(
         out = adapter.predict({"input": batch})["logits"]
         np.testing.assert_array_equal(out, source.predict({"input": batch})["logits"])
         assert adapter.execution_providers() == ("CPUExecutionProvider",)
-        assert adapter.missing_providers() == ()
+        assert adapter.inactive_devices() == ()
     expected = batch.astype(np.float64) @ w.astype(np.float64) + b
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
 

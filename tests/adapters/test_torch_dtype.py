@@ -160,11 +160,11 @@ class TestProviderFallback:
         def missing(self: OnnxRuntimeAdapter) -> tuple[str, ...]:
             return ("CUDAExecutionProvider",) if self.name == "gpu" else ()
 
-        monkeypatch.setattr(OnnxRuntimeAdapter, "missing_providers", missing)
+        monkeypatch.setattr(OnnxRuntimeAdapter, "inactive_devices", missing)
         monkeypatch.setattr(
             OnnxRuntimeAdapter,
-            "notes",
-            property(lambda self: ("WARNING: fell back",) if self.name == "gpu" else ()),
+            "run_notes",
+            lambda self: ["WARNING: fell back"] if self.name == "gpu" else [],
         )
 
     def test_a_warning_note_without_budgets(

@@ -15,7 +15,13 @@ knows, so nothing outside ``compval.adapters`` inspects a runtime's objects:
 * ``load_time_s``, ``time_reload(threads)``: how long loading takes;
 * ``execution_providers()``: the runtime's active execution providers;
 * ``timed_call(inputs)``: the cheapest call that runs one batch, for latency timing;
-* ``with_threads(threads)``: the same model opened with another intra-op thread count.
+* ``with_threads(threads)``: the same model opened with another intra-op thread count;
+* ``run_notes()``: what the run should say about the model in ``run.notes`` (a provider
+  fallback, quantized inputs, retried requests), asked after the paired run;
+* ``inactive_devices()``: requested devices or providers that are not active, so that
+  performance budgets are never checked on another device than the one asked for;
+* ``max_concurrent_batches``: how many batches the paired run may have in flight on this model
+  at once (a served model answers several requests at a time; local runtimes: one).
 """
 
 from __future__ import annotations
@@ -200,6 +206,39 @@ class ModelAdapter(abc.ABC):
         cannot be re-created; it is timed as it is).
         """
         return self
+
+    def run_notes(self) -> list[str]:
+        """Sentences for the report's ``run.notes``: what the adapter did on the user's behalf.
+
+        The engine asks after the paired run, so counts kept while predicting (an endpoint's
+        retried requests) are final; an adapter must still answer after ``close()``. Examples:
+        ONNX Runtime's fallback from a requested execution provider, LiteRT's quantized
+        inputs and outputs, an endpoint's retries and split batches. Default: no notes.
+        """
+        return []
+
+    def inactive_devices(self) -> tuple[str, ...]:
+        """Requested devices or execution providers that the runtime did not activate.
+
+        A runtime that silently falls back (ONNX Runtime runs on the CPU when a requested CUDA
+        provider cannot start) would have its latency measured on another device than the one
+        asked for: the engine refuses performance budgets when any model names one here, and
+        ``run_notes()`` should warn about it. Default: ``()``, everything requested is active.
+        """
+        return ()
+
+    @property
+    def max_concurrent_batches(self) -> int:
+        """How many batches the paired run may send to this model at once (default 1).
+
+        Above 1, the engine calls ``predict`` for the next batches from worker threads while
+        it scores earlier ones (at most this many batches in flight), and uses the answers
+        strictly in batch order, so results equal a sequential run. An adapter that returns
+        more than 1 must be safe to call ``predict`` on from several threads at once (a
+        served model: each call is an independent request). Local runtimes keep 1: they use
+        the cores already, and the engine then calls them one batch at a time, in order.
+        """
+        return 1
 
 
 def check_inputs(model: str, inputs: Mapping[str, Array], spec: Mapping[str, TensorSpec]) -> None:

@@ -19,10 +19,19 @@ request is retried with exponential backoff, up to ``retries`` times, and counte
 sent must come back scored; the counts go to the model's ``source`` in report.json.
 
 Concurrency: each batch goes to the server as one request by default (the server then sees
-the spec's batch size, as a local model does). ``request_rows`` splits a batch into requests
-of that many rows, sent with up to ``max_in_flight`` at once; the outputs are put back in row
-order. A model whose output depends on the batch (dynamic quantization computes its scales per
-request) then answers per request, which ``source`` records.
+the spec's batch size, as a local model does). The adapter declares ``max_concurrent_batches``
+= ``max_in_flight``, so the paired run keeps up to that many batches in flight (one request
+each) and uses the answers in batch order: the server works on several requests at once and
+results equal a one-at-a-time run. ``request_rows`` splits a batch into requests of that many
+rows, sent through the adapter's own pool of ``max_in_flight`` workers; the outputs are put
+back in row order. Either way a validation run has at most ``max_in_flight`` inference
+requests in flight (the profiler's load test sets its own number of clients). A model whose
+output depends on the batch (dynamic quantization computes its scales per request) then
+answers per request, which ``source`` records.
+
+The adapter is safe to call from several threads: the httpx client is shared (httpx clients
+are thread-safe; the connection pool keeps ``max_in_flight`` connections alive) and the
+counters are updated under a lock.
 
 httpx is imported when the adapter opens, never when this module is imported.
 """
@@ -98,7 +107,8 @@ class EndpointAdapter(ModelAdapter):
             ``http(s)://host:port/v1/models/<name>[:predict]``.
         name: Name shown in reports.
         timeout_s: Seconds to wait for one request (connect and read).
-        max_in_flight: The most requests sent at once when a batch is split.
+        max_in_flight: The most inference requests in flight at once: batches the paired run
+            sends ahead (``max_concurrent_batches``), or the parts of a split batch.
         request_rows: Rows per request; None sends each batch as one request.
         retries: How many times a 503/429 answer is retried (exponential backoff).
         backoff_s: The first retry's wait; it doubles each time (at most 5 s).
@@ -204,6 +214,11 @@ class EndpointAdapter(ModelAdapter):
         httpx = lazy_import("httpx", extra="serving")
         self._client = httpx.Client(
             timeout=httpx.Timeout(self.timeout_s),
+            # Keep a connection per request in flight: no reconnects under concurrency.
+            limits=httpx.Limits(
+                max_connections=max(100, self.max_in_flight),
+                max_keepalive_connections=max(20, self.max_in_flight),
+            ),
             transport=self._transport,
         )
         try:
@@ -283,18 +298,26 @@ class EndpointAdapter(ModelAdapter):
     def __repr__(self) -> str:
         return f"EndpointAdapter({self.url!r}, name={self.name!r})"
 
+    @property
+    def max_concurrent_batches(self) -> int:
+        """``max_in_flight``: the server answers several requests at once."""
+        return self.max_in_flight
+
     def run_notes(self) -> list[str]:
         """What the run should say about this endpoint in ``run.notes`` (retries, split batches).
 
         The counts are also in ``source``; a note makes a retried or split run visible in the
-        report's text. (The engine does not collect adapter notes yet: see docs/serving.md.)
+        report's text. Asked after the paired run, when the counts are final.
         """
         notes = []
-        if self.retried:
+        with self._lock:
+            retried, requests = self.retried, self.requests
+            sent, scored = self.rows_sent, self.rows_scored
+        if retried:
             notes.append(
-                f"Model {self.name!r} at {self.url}: {self.retried} request(s) answered 503/429 "
-                f"were retried (of {self.requests} sent); every row was scored "
-                f"({self.rows_scored:,} of {self.rows_sent:,})."
+                f"Model {self.name!r} at {self.url}: {retried} request(s) answered 503/429 "
+                f"were retried (of {requests} sent); every row was scored "
+                f"({scored:,} of {sent:,})."
             )
         if self.request_rows is not None:
             notes.append(
@@ -314,10 +337,12 @@ class EndpointAdapter(ModelAdapter):
             lo, hi = span
             return self._request({k: v[lo:hi] for k, v in inputs.items()}, hi - lo)
 
-        if len(parts) == 1 or self._pool is None:
+        if self.request_rows is None or self._pool is None:
             answers = [call(span) for span in parts]
         else:
-            # map() keeps the order of the parts: outputs come back in row order.
+            # map() keeps the order of the parts: outputs come back in row order. Every part
+            # goes through the pool, even a batch's only one, so that the pool's
+            # max_in_flight workers bound the requests of batches the engine sends at once.
             answers = list(self._pool.map(call, parts))
         outputs = {
             name: answers[0][name]
@@ -415,6 +440,7 @@ class EndpointAdapter(ModelAdapter):
         """POST one inference request; return the answer's JSON and any binary tail."""
         with self._lock:
             self.requests += 1
+            self._update_source()
         response = self._send("POST", self._predict_url, body, what="inference", blobs=blobs)
         assert response is not None
         if response.status_code >= 400:
@@ -462,6 +488,7 @@ class EndpointAdapter(ModelAdapter):
                 return response
             with self._lock:
                 self.retried += 1
+                self._update_source()
             time.sleep(min(wait, _MAX_BACKOFF_S))
             wait *= 2
         raise AssertionError("unreachable")  # pragma: no cover
@@ -504,6 +531,7 @@ class EndpointAdapter(ModelAdapter):
         )
 
     def _update_source(self) -> None:
+        """Publish the counters in ``source`` (with ``_lock`` held once threads share it)."""
         self.source = {
             "endpoint": self.url,
             "protocol": self.protocol,

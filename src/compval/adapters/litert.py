@@ -9,8 +9,8 @@ Inputs and outputs are named by the model's signature (``serving_default`` unles
 scale) is presented as float32: inputs are quantized with the tensor's scale and zero point
 (round to nearest, clipped to the integer range), outputs are dequantized. This is what the
 application code around a fully integer model does, so the candidate is compared in the same
-units as a float reference; ``notes`` says which tensors were converted. The batch dimension
-is resized to each batch's row count.
+units as a float reference; ``run_notes()`` says which tensors were converted. The batch
+dimension is resized to each batch's row count.
 """
 
 from __future__ import annotations
@@ -179,8 +179,7 @@ class LiteRTAdapter(ModelAdapter):
         return f"LiteRTAdapter({str(self._path)!r}, name={self.name!r})"
 
     # -- optional hooks ------------------------------------------------------------------
-    @property
-    def notes(self) -> tuple[str, ...]:
+    def run_notes(self) -> list[str]:
         """What the adapter did to the data, for ``run.notes`` (quantized inputs and outputs)."""
         notes: list[str] = []
         for what, quants in (("input", self._in_quant), ("output", self._out_quant)):
@@ -190,7 +189,7 @@ class LiteRTAdapter(ModelAdapter):
                     f"Model {self.name!r} (LiteRT): {what} {name!r} is {q.dtype}; {verb} with "
                     f"the model's scale {_fmt(q.scale)} and zero point {_fmt(q.zero_point)}."
                 )
-        return tuple(notes)
+        return notes
 
     def parameter_stats(self) -> tuple[int, float | None] | None:
         """Elements in the constant tensors (weights, biases) and zeros among float weights.

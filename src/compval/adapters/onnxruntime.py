@@ -12,7 +12,7 @@ its ``model_format`` is ``ort``, so the profiler does not read it as an ONNX gra
 
 Requested execution providers that ONNX Runtime lists as available but does not activate (a
 CUDA provider without a visible GPU or a matching CUDA library) are a silent fallback to CPU in
-ONNX Runtime; here they are named in ``notes`` and by ``missing_providers()``.
+ONNX Runtime; here they are named by ``inactive_devices()`` and in ``run_notes()``.
 """
 
 from __future__ import annotations
@@ -103,6 +103,7 @@ class OnnxRuntimeAdapter(ModelAdapter):
         self._sha256: str | None = None
         self._classes: tuple[object, ...] | None = None
         self._missing: tuple[str, ...] = ()
+        self._active: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -153,8 +154,8 @@ class OnnxRuntimeAdapter(ModelAdapter):
                 f"(onnxruntime: {detail})"
             ) from exc
         self._session = session
-        active = set(session.get_providers())
-        self._missing = tuple(p for p in self._providers if p not in active)
+        self._active = tuple(session.get_providers())
+        self._missing = tuple(p for p in self._providers if p not in self._active)
         self._spec = {
             node.name: TensorSpec(
                 name=node.name, dtype=ONNX_DTYPES.get(node.type), shape=_dims(node.shape)
@@ -218,22 +219,20 @@ class OnnxRuntimeAdapter(ModelAdapter):
         """The ``.onnx`` (or ``.ort``) file."""
         return self._path
 
-    def missing_providers(self) -> tuple[str, ...]:
-        """Requested providers the session did not activate (opens the adapter if needed)."""
+    def inactive_devices(self) -> tuple[str, ...]:
+        """Requested execution providers the session did not activate (opens if needed)."""
         self.open()
         return self._missing
 
-    @property
-    def notes(self) -> tuple[str, ...]:
-        """A warning for ``run.notes`` when a requested provider is not active."""
+    def run_notes(self) -> list[str]:
+        """A warning when a requested execution provider is not active (ONNX Runtime's fallback)."""
         if not self._missing:
-            return ()
-        active = list(self._session.get_providers()) if self._session is not None else []
-        return (
+            return []
+        return [
             f"WARNING: model {self.name!r}: execution provider(s) {list(self._missing)} were "
-            f"requested but ONNX Runtime did not activate them; it runs on {active}. "
-            "Latency and memory were measured there, not on the requested device.",
-        )
+            f"requested but ONNX Runtime did not activate them; it runs on {list(self._active)}. "
+            "Latency and memory were measured there, not on the requested device."
+        ]
 
     def time_reload(self, *, threads: int | None) -> float:
         """Milliseconds to create a fresh session from the file, with this adapter's providers."""

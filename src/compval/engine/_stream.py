@@ -8,13 +8,22 @@ are partition-invariant (``tests/metrics/test_laws.py``), so results are identic
 validator's own per-row cost drops to a small fraction of inference: numpy's per-call overhead
 is paid once per chunk, not once per batch.
 
+A model whose adapter declares ``max_concurrent_batches`` > 1 (a served model: the server
+answers several requests at once) is sent the next batches ahead, from worker threads, while
+the run uses the answers strictly in batch order: at most that many batches are in flight, and
+every decision (the compared output, the output kind, the chunks) is taken in the same order
+as in a sequential run, so results and errors are the same. Local models are called on the
+run's own thread, one batch at a time.
+
 Nothing here knows the task: the run's :class:`~compval.tasks.Task` turns raw outputs into
 paired rows and names the accumulators.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections import deque
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -167,7 +176,7 @@ def _count_nonfinite_features(run: RunState, batch: Batch, rows_before: int) -> 
         for column, count in zip(names, bad.sum(axis=0), strict=True):
             if count:
                 run.nonfinite_features[column] = run.nonfinite_features.get(column, 0) + int(count)
-        if not run.spec.data.allow_nonfinite_features:
+        if not run.spec.primary_data.allow_nonfinite_features:
             first = int(np.flatnonzero(bad.any(axis=1))[0]) + rows_before
             found = ", ".join(f"{c!r}: {k}" for c, k in run.nonfinite_features.items())
             raise DataError(
@@ -257,6 +266,14 @@ def stream(
     return done
 
 
+#: One model's answer to one batch, in the run's model order: called when the run uses it.
+_Answer = Callable[[], Outputs]
+
+
+def _predict(adapter: ModelAdapter, batch: Batch) -> Outputs:
+    return adapter.predict(bind_inputs(adapter.name, batch.inputs, adapter.input_spec()))
+
+
 def _run_batches(
     run: RunState,
     ref: ModelAdapter,
@@ -268,39 +285,99 @@ def _run_batches(
     total = len(run.dataset)
     done = 0
     chunk = _Chunk(len(states))
-    for batch in run.dataset.batches(run.spec.batch_size):
-        n = len(batch)
-        _count_nonfinite_features(run, batch, done)
-        ref_out = run.compared(
-            ref, ref.predict(bind_inputs(ref.name, batch.inputs, ref.input_spec())), ref_output
-        )
-        as_rows(ref_out, n, ref.name)
-        cand_outs = []
-        for st in states:
-            out = run.compared(
-                st.adapter,
-                st.adapter.predict(bind_inputs(st.name, batch.inputs, st.adapter.input_spec())),
-                st.output,
+    models = [ref, *(st.adapter for st in states)]
+    # One pool per model that takes concurrent batches, sized by its own limit.
+    pools = {
+        i: ThreadPoolExecutor(m, thread_name_prefix=f"compval-{a.name}")
+        for i, a in enumerate(models)
+        if (m := a.max_concurrent_batches) > 1
+    }
+    depth = max((a.max_concurrent_batches for a in models), default=1)
+    answers = _answers(run, models, pools, depth)
+    try:
+        for batch, (ref_answer, *cand_answers) in answers:
+            n = len(batch)
+            ref_out = run.compared(ref, ref_answer(), ref_output)
+            as_rows(ref_out, n, ref.name)
+            cand_outs = []
+            for st, answer in zip(states, cand_answers, strict=True):
+                out = run.compared(st.adapter, answer(), st.output)
+                as_rows(out, n, st.name)
+                cand_outs.append(out)
+            if done == 0:
+                run.state.slice_features = _slice_layout(run, batch)
+            reduced = run.task.reduce_batch(
+                run.state, batch, ref_out, cand_outs, models=[ref.name, *(st.name for st in states)]
             )
-            as_rows(out, n, st.name)
-            cand_outs.append(out)
-        if done == 0:
-            run.state.slice_features = _slice_layout(run, batch)
-        reduced = run.task.reduce_batch(
-            run.state, batch, ref_out, cand_outs, models=[ref.name, *(st.name for st in states)]
-        )
-        if reduced is not None:  # e.g. per-token values instead of (rows, seq, vocab) logits
-            batch, ref_out, cand_outs = reduced
-        chunk.add(batch, ref_out, cand_outs, keep_features=run.state.slice_features is not None)
-        done += n
-        if chunk.rows >= CHUNK_ROWS or chunk.nbytes >= CHUNK_BYTES:
-            submit(chunk)
-            chunk = _Chunk(len(states))
-        if progress is not None:
-            progress("validate", done, total)
+            if reduced is not None:  # e.g. per-token values instead of (rows, seq, vocab) logits
+                batch, ref_out, cand_outs = reduced
+            chunk.add(batch, ref_out, cand_outs, keep_features=run.state.slice_features is not None)
+            done += n
+            if chunk.rows >= CHUNK_ROWS or chunk.nbytes >= CHUNK_BYTES:
+                submit(chunk)
+                chunk = _Chunk(len(states))
+            if progress is not None:
+                progress("validate", done, total)
+    finally:
+        answers.close()
+        for pool in pools.values():
+            # Requests already sent finish (each within the adapter's own timeout); the
+            # batches not yet started are dropped.
+            pool.shutdown(wait=True, cancel_futures=True)
     if chunk.rows:
         submit(chunk)
     return done
+
+
+def _answers(
+    run: RunState,
+    models: Sequence[ModelAdapter],
+    pools: dict[int, ThreadPoolExecutor],
+    depth: int,
+) -> Generator[tuple[Batch, list[_Answer]], None, None]:
+    """Each batch, in order, with each model's answer to it (checked for NaN/Inf first).
+
+    Without pools (every model local) an answer is the model's call itself, made when the run
+    asks for it: exactly the sequential run. With pools, the batch is submitted to each
+    concurrent model's pool as soon as it is read, up to ``depth`` batches ahead of the one
+    in use; local models still run when asked, on the caller's thread. A failure while
+    reading or checking batch i (a bad file, NaN features) is raised after batches before i
+    are handed out, where a sequential run would raise it.
+    """
+    batches = iter(run.dataset.batches(run.spec.batch_size))
+    seen = 0
+    if not pools:
+        for batch in batches:
+            _count_nonfinite_features(run, batch, seen)
+            seen += len(batch)
+            yield batch, [functools.partial(_predict, a, batch) for a in models]
+        return
+    ahead: deque[tuple[Batch, list[_Answer]]] = deque()
+    failure: Exception | None = None
+    while True:
+        try:
+            batch = next(batches)
+            _count_nonfinite_features(run, batch, seen)
+        except StopIteration:
+            break
+        except Exception as exc:  # raised in batch order, below
+            failure = exc
+            break
+        seen += len(batch)
+        answers: list[_Answer] = []
+        for i, adapter in enumerate(models):
+            pool = pools.get(i)
+            if pool is None:
+                answers.append(functools.partial(_predict, adapter, batch))
+            else:
+                answers.append(pool.submit(_predict, adapter, batch).result)
+        ahead.append((batch, answers))
+        if len(ahead) >= depth:
+            yield ahead.popleft()
+    while ahead:
+        yield ahead.popleft()
+    if failure is not None:
+        raise failure
 
 
 def _flush(run: RunState, ref: ModelAdapter, states: list[CandidateState], chunk: _Chunk) -> None:

@@ -21,7 +21,6 @@ import numpy as np
 
 from compval.adapters import (
     ModelAdapter,
-    OnnxRuntimeAdapter,
     as_adapter,
     default_model_name,
     derive_model,
@@ -145,29 +144,24 @@ def _open_models(
     return ref_adapter, spec.reference.output, out
 
 
-def _adapter_notes(adapters: Sequence[ModelAdapter], *, budgets: bool) -> list[str]:
-    """Notes adapters leave for ``run.notes`` (quantized I/O, provider fallbacks).
+def _check_active_devices(adapters: Sequence[ModelAdapter], *, budgets: bool) -> None:
+    """Refuse performance budgets measured on another device than the one asked for.
 
-    A requested ONNX Runtime provider that is not active means the latency would be measured
-    on another device than the one asked for: a warning note, and an error when performance
-    budgets would gate on that latency.
+    A requested ONNX Runtime provider that did not start (``ModelAdapter.inactive_devices``)
+    means the latency would be measured where the runtime fell back to: a warning note
+    (``run_notes``) without budgets, an error with them.
     """
-    if budgets:
-        fallen = {
-            a.name: a.missing_providers()
-            for a in adapters
-            if isinstance(a, OnnxRuntimeAdapter) and a.missing_providers()
-        }
-        if fallen:
-            detail = "; ".join(f"{n!r}: {list(p)}" for n, p in fallen.items())
-            raise ProfilingError(
-                f"Execution provider(s) not active ({detail}); ONNX Runtime fell back to "
-                "another provider, so the performance budgets would be checked on the wrong "
-                "device. Install the onnxruntime build for that provider (onnxruntime-gpu) on "
-                "a machine with the device, or remove the provider from 'providers'."
-            )
-    # ``notes`` is an optional adapter attribute (LiteRT, ONNX Runtime, plugins).
-    return [str(n) for a in adapters for n in getattr(a, "notes", ())]
+    if not budgets:
+        return
+    off = {a.name: d for a in adapters if (d := a.inactive_devices())}
+    if off:
+        detail = "; ".join(f"{n!r}: {list(d)}" for n, d in off.items())
+        raise ProfilingError(
+            f"Requested device(s) or execution provider(s) not active ({detail}); the runtime "
+            "fell back to another device, so the performance budgets would be checked on the "
+            "wrong device. Install the runtime build for that device (onnxruntime-gpu) on a "
+            "machine with the device, or remove it from 'providers'."
+        )
 
 
 #: Devices (``AdapterInfo.device``) that count as a GPU for a target with ``device: cuda``.
@@ -314,9 +308,8 @@ def run_validation(
             stack.enter_context(adapter)
         if settings is not None:
             _check_target_device(s, [ref_adapter, *(a for _, a, _ in cands)])
-        adapter_notes = _adapter_notes(
-            [ref_adapter, *(a for _, a, _ in cands)], budgets=bool(budgets)
-        )
+        opened = [ref_adapter, *(a for _, a, _ in cands)]
+        _check_active_devices(opened, budgets=bool(budgets))
         _check_candidate_names(s, [name for name, _, _ in cands])
         estimates: dict[str, list[MetricEstimate]] = {name: [] for name, _, _ in cands}
         margin = _discovery_margin(criteria)
@@ -331,6 +324,8 @@ def run_validation(
             for name, slices in part.statistics.discovered.items():
                 estimates[name] += part.scoped(slice_estimates(slices))
         states = primary.states
+        # Asked now, the counts (an endpoint's retried requests) are those of the paired runs.
+        adapter_notes = [n for a in opened for n in a.run_notes()]
         infos = {
             ref_adapter.name: model_info(
                 ref_adapter, "reference", primary.run.kinds.get(ref_adapter.name)
@@ -486,7 +481,7 @@ def _parts(loaded: LoadedSpec, data: object | None, resampling: Resampling | Non
     s = loaded.spec
     if not s.multi_dataset:
         dataset = _dataset(loaded, s.primary_data, data)
-        return [_Part(None, s.primary_data, dataset, RunState(s, dataset, resampling))]
+        return [_Part(None, s.primary_data, dataset, _run_state(loaded, s, dataset, resampling))]
     given: Mapping[str, object] = {}
     if data is not None:
         names = [d.name for d in s.datasets]
@@ -505,8 +500,17 @@ def _parts(loaded: LoadedSpec, data: object | None, resampling: Resampling | Non
         # The tasks read the dataset's own labels and limits from their spec's ``data``.
         one = s.model_copy(update={"data": ref})
         dataset = _dataset(loaded, ref, given.get(name))
-        parts.append(_Part(name, ref, dataset, RunState(one, dataset, resampling)))
+        parts.append(_Part(name, ref, dataset, _run_state(loaded, one, dataset, resampling)))
     return parts
+
+
+def _run_state(
+    loaded: LoadedSpec, spec: AcceptanceSpec, dataset: Dataset, resampling: Resampling | None
+) -> RunState:
+    run = RunState(spec, dataset, resampling)
+    # Files the task reads itself (relevance judgements) are relative to the spec's folder.
+    run.state.base_dir = loaded.base_dir
+    return run
 
 
 def _robustness_part(spec: AcceptanceSpec, parts: Sequence[_Part]) -> _Part:

@@ -106,7 +106,8 @@ class ModelRef(_Strict):
         default=4,
         ge=1,
         le=256,
-        description="Endpoints: the most requests in flight at once when a batch is split "
+        description="Endpoints: the most inference requests in flight at once: batches the "
+        "accuracy run sends ahead (one request each), or the parts of a split batch "
         "(request_rows).",
     )
     request_rows: SpecInt | None = Field(

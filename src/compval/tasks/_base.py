@@ -28,6 +28,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from compval.data import Batch
@@ -75,6 +76,8 @@ class TaskState:
             values seen.
         vocabulary_notes: Model name -> its note in ``notes`` about predicted labels that
             match no label value (kept up to date, chunk by chunk).
+        base_dir: The folder relative paths of the spec resolve against (the spec file's;
+            None: the working directory), for files a task reads itself (relevance judgements).
     """
 
     spec: AcceptanceSpec
@@ -90,6 +93,7 @@ class TaskState:
     label_kinds: dict[str | None, tuple[str, list[object]]] = field(default_factory=dict)
     vocabulary: dict[str | None, set[int]] = field(default_factory=dict)
     vocabulary_notes: dict[str, str] = field(default_factory=dict)
+    base_dir: Path | None = None
 
     def __post_init__(self) -> None:
         # Enforced by segment_ids on every chunk, whatever the data source.
