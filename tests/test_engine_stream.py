@@ -288,6 +288,8 @@ def test_retries_under_concurrency_are_counted_exactly() -> None:
     (note,) = adapter.run_notes()
     assert f"{N_BATCHES - 1} request(s) answered 503/429 were retried" in note
     assert f"({N_ROWS:,} of {N_ROWS:,})" in note
+    # The engine asks after the paired run: the report says the same.
+    assert note in report.run.notes
 
 
 def test_the_spec_sets_the_look_ahead_through_max_in_flight() -> None:
