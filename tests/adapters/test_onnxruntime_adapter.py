@@ -199,3 +199,59 @@ def test_active_providers_leave_no_note(adapter: OnnxRuntimeAdapter) -> None:
     assert adapter.inactive_devices() == ()
     assert adapter.run_notes() == []
     assert adapter.max_concurrent_batches == 1
+
+
+def test_provider_options_reach_the_session_in_provider_order(
+    onnx_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the spec's provider_options say is what InferenceSession gets, per provider in
+    priority order ({} for a provider without options), for the run and the timed reload."""
+    import onnxruntime as ort
+
+    from compval.adapters import load_model
+    from compval.spec import ModelRef
+
+    seen: list[Any] = []
+    real = ort.InferenceSession
+
+    def spy(path: str, **kwargs: Any) -> Any:
+        seen.append((kwargs["providers"], kwargs.get("provider_options")))
+        return real(path, sess_options=kwargs["sess_options"], providers=["CPUExecutionProvider"])
+
+    monkeypatch.setattr(ort, "InferenceSession", spy)
+    monkeypatch.setattr(
+        ort,
+        "get_available_providers",
+        lambda: ["TensorrtExecutionProvider", "CPUExecutionProvider"],
+    )
+    ref = ModelRef.model_validate(
+        {
+            "name": "trt",
+            "path": str(onnx_path),
+            "providers": ["TensorrtExecutionProvider", "CPUExecutionProvider"],
+            "provider_options": {"TensorrtExecutionProvider": {"trt_fp16_enable": True}},
+        }
+    )
+    adapter = load_model(ref, base_dir=onnx_path.parent)
+    with adapter:
+        adapter.time_reload(threads=None)
+    expected = [{"trt_fp16_enable": True}, {}]
+    assert seen[0] == (["TensorrtExecutionProvider", "CPUExecutionProvider"], expected)
+    # The reload uses the active providers (here the spy's CPU) with their own options.
+    assert seen[1] == (["CPUExecutionProvider"], [{}])
+    assert adapter.with_threads(2)._provider_options == {
+        "TensorrtExecutionProvider": {"trt_fp16_enable": True}
+    }
+
+
+def test_provider_options_must_name_a_requested_provider(onnx_path: Path) -> None:
+    from compval.spec import ModelRef
+
+    with pytest.raises(ValueError, match=r"provider\(s\) \['CUDAExecutionProvider'\] that are"):
+        ModelRef.model_validate(
+            {"path": "m.onnx", "provider_options": {"CUDAExecutionProvider": {"device_id": 1}}}
+        )
+    with pytest.raises(InvalidParameterError, match="not in providers"):
+        OnnxRuntimeAdapter(
+            onnx_path, name="m", provider_options={"CUDAExecutionProvider": {"device_id": 1}}
+        )

@@ -327,6 +327,7 @@ _OPTION_RUNTIMES: Mapping[str, tuple[str, ...]] = {
     "device": ("torchscript", "torch_export"),
     "dtype": ("torchscript", "torch_export"),
     "providers": ("onnxruntime",),
+    "provider_options": ("onnxruntime",),
     "signature": ("litert",),
 }
 
@@ -377,7 +378,9 @@ def _is_torch_module(obj: object) -> bool:
 _SERVING_OPTIONS = frozenset(
     {"timeout_s", "max_in_flight", "request_rows", "retries", "binary_data"}
 )
-_FILE_OPTIONS = frozenset({"threads", "device", "dtype", "providers", "signature"})
+_FILE_OPTIONS = frozenset(
+    {"threads", "device", "dtype", "providers", "provider_options", "signature"}
+)
 
 
 def _check_options(ref: ModelRef, options: frozenset[str], what: str) -> None:
@@ -404,7 +407,11 @@ register_adapter(
         "onnxruntime",
         (*_ONNX, ".ort"),
         lambda p, r: OnnxRuntimeAdapter(
-            p, name=str(r.name), threads=r.threads, providers=r.providers
+            p,
+            name=str(r.name),
+            threads=r.threads,
+            providers=r.providers,
+            provider_options=r.provider_options,
         ),
     )
 )

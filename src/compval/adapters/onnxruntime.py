@@ -67,6 +67,9 @@ class OnnxRuntimeAdapter(ModelAdapter):
         threads: Intra-op thread count; None keeps ONNX Runtime's default (one per physical
             core).
         providers: Execution providers in priority order; default ``CPUExecutionProvider``.
+        provider_options: Provider name -> its options, passed to the session as given (e.g.
+            ``{"TensorrtExecutionProvider": {"trt_fp16_enable": True}}``); each name must be
+            one of ``providers``.
 
     Raises:
         InvalidParameterError: ``threads`` < 1 or ``providers`` is empty.
@@ -86,6 +89,7 @@ class OnnxRuntimeAdapter(ModelAdapter):
         name: str,
         threads: int | None = None,
         providers: Sequence[str] | None = None,
+        provider_options: Mapping[str, Mapping[str, object]] | None = None,
     ) -> None:
         super().__init__(name=name)
         check_threads(name, threads)
@@ -97,6 +101,14 @@ class OnnxRuntimeAdapter(ModelAdapter):
         self._path = Path(path)
         self._threads = threads
         self._providers = tuple(providers) if providers is not None else _DEFAULT_PROVIDERS
+        unknown = [p for p in provider_options or {} if p not in self._providers]
+        if unknown:
+            raise InvalidParameterError(
+                f"Model {name!r}: provider_options names provider(s) {unknown} that are not in "
+                f"providers {list(self._providers)}; add them to providers, or remove their "
+                "options."
+            )
+        self._provider_options = {k: dict(v) for k, v in (provider_options or {}).items()}
         self._session: Any = None
         self._spec: dict[str, TensorSpec] = {}
         self._output_names: list[str] = []
@@ -132,7 +144,10 @@ class OnnxRuntimeAdapter(ModelAdapter):
         options = _session_options(ort, self._threads)
         try:
             session = ort.InferenceSession(
-                str(self._path), sess_options=options, providers=list(self._providers)
+                str(self._path),
+                sess_options=options,
+                providers=list(self._providers),
+                provider_options=self._options_for(self._providers),
             )
         except Exception as exc:  # onnxruntime raises its own pybind11 exception types
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -240,8 +255,17 @@ class OnnxRuntimeAdapter(ModelAdapter):
         options = _session_options(ort, threads)
         providers = list(self.execution_providers() or self._providers)
         start = time.perf_counter_ns()
-        ort.InferenceSession(str(self._path), sess_options=options, providers=providers)
+        ort.InferenceSession(
+            str(self._path),
+            sess_options=options,
+            providers=providers,
+            provider_options=self._options_for(providers),
+        )
         return (time.perf_counter_ns() - start) / 1e6
+
+    def _options_for(self, providers: Sequence[str]) -> list[dict[str, object]]:
+        """One options dict per provider, in order (what InferenceSession takes)."""
+        return [self._provider_options.get(p, {}) for p in providers]
 
     def execution_providers(self) -> tuple[str, ...]:
         """The session's active providers (opens the adapter if needed)."""
@@ -257,7 +281,11 @@ class OnnxRuntimeAdapter(ModelAdapter):
         if threads == self._threads:
             return self
         return OnnxRuntimeAdapter(
-            self._path, name=self.name, threads=threads, providers=self._providers
+            self._path,
+            name=self.name,
+            threads=threads,
+            providers=self._providers,
+            provider_options=self._provider_options,
         )
 
 

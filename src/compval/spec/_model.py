@@ -85,6 +85,12 @@ class ModelRef(_Strict):
         "and a requested provider that is not active is a warning note (an error under "
         "performance budgets).",
     )
+    provider_options: dict[str, dict[str, str | int | float | bool]] | None = Field(
+        default=None,
+        description="ONNX Runtime: options per execution provider, passed to the session as "
+        "written, e.g. {TensorrtExecutionProvider: {trt_fp16_enable: true}} or "
+        "{CUDAExecutionProvider: {device_id: 1}}; each key must be one of 'providers'.",
+    )
     signature: str | None = Field(
         default=None,
         min_length=1,
@@ -139,6 +145,19 @@ class ModelRef(_Strict):
                 raise ValueError("'endpoint' and 'path' exclude each other: give one")
             data = {**data, "path": data["endpoint"]}
         return data
+
+    @model_validator(mode="after")
+    def _options_name_providers(self) -> ModelRef:
+        if self.provider_options:
+            listed = self.providers or ["CPUExecutionProvider"]
+            unknown = [p for p in self.provider_options if p not in listed]
+            if unknown:
+                raise ValueError(
+                    f"provider_options names provider(s) {unknown} that are not in 'providers' "
+                    f"{listed}; add them to 'providers' (in priority order), or remove their "
+                    "options"
+                )
+        return self
 
     @model_validator(mode="after")
     def _derived_has_no_path(self) -> ModelRef:
