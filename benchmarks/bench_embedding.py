@@ -14,6 +14,10 @@ The cost is quadratic in rows: 100k rows is 100x the 10k work. By default the 10
 with ``max_rows: 20000`` (the bounded-buffer approximation: a 20k-row sample, 25x cheaper than
 exact) and the exact 100k cost is extrapolated from 10k and 20k; ``--exact-100k`` runs it.
 
+Memory with relevance judgements (``qrels``): the embeddings kept per candidate, before (a
+NeighbourAgreement and a RetrievalQuality, each with its own copy of the rows) and now (one
+RetrievalQuality that also reports the neighbour metrics), at 20k rows.
+
 Run: ``PYTHONPATH=src python benchmarks/bench_embedding.py``
 """
 
@@ -21,10 +25,17 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import numpy as np
 
-from compval.metrics import NeighbourAgreement, PairedRows, Resampling, SegmentTable
+from compval.metrics import (
+    NeighbourAgreement,
+    PairedRows,
+    Resampling,
+    RetrievalQuality,
+    SegmentTable,
+)
 from compval.stats import row_blocks
 
 DIM = 384
@@ -60,6 +71,46 @@ def run_compval(ref: np.ndarray, cand: np.ndarray, max_rows: int) -> tuple[float
     seconds = time.perf_counter() - start
     value = next(e.candidate for e in est if e.metric == f"neighbour_agreement[k={K}]")
     return seconds, float(value)
+
+
+def _fed(acc: Any, ref: np.ndarray, cand: np.ndarray) -> Any:
+    for lo in range(0, ref.shape[0], CHUNK):
+        ids = np.arange(lo, min(lo + CHUNK, ref.shape[0]), dtype=np.int64)
+        acc.update(
+            PairedRows(
+                reference=ref[ids].astype(np.float64),
+                candidate=cand[ids].astype(np.float64),
+                row_ids=ids,
+                blocks=row_blocks(ids, seed=0, n_blocks=256),
+                segment_ids=np.zeros((1, ids.size), dtype=np.int64),
+                finite=np.ones(ids.size, dtype=bool),
+            )
+        )
+    return acc
+
+
+def _kept_bytes(acc: Any) -> int:
+    """Bytes of the rows an accumulator keeps (embeddings, ids, blocks, segments)."""
+    total = 0
+    for value in acc.state()["rows"].values():
+        total += value.nbytes
+        if value.dtype == object:
+            total += sum(len(str(v)) + 49 for v in value.tolist())  # str objects
+    return total
+
+
+def memory_with_qrels(n: int) -> None:
+    ref, cand = make(n)
+    qrels = tuple((str(q), str(q + 1), 1.0) for q in range(0, 200, 2))
+    nn = {"ks": (K,), "max_rows": 100_000, "pairs": 100_000, "seed": 0}
+    before = _kept_bytes(
+        _fed(NeighbourAgreement(SegmentTable(), ks=(K,), seed=0), ref, cand)
+    ) + _kept_bytes(_fed(RetrievalQuality(SegmentTable(), qrels=qrels), ref, cand))
+    now = _kept_bytes(_fed(RetrievalQuality(SegmentTable(), qrels=qrels, neighbours=nn), ref, cand))
+    print(
+        f"{n:>7,} rows with qrels, kept per candidate: before {before / 1e6:6.1f} MB "
+        f"(two copies), now {now / 1e6:6.1f} MB (one)"
+    )
 
 
 def run_bare(ref: np.ndarray, cand: np.ndarray) -> tuple[float, float]:
@@ -103,6 +154,7 @@ def main() -> None:
         print(f"100,000 rows exact: compval {t_c:6.1f} s; agreement {v_c:.4f}")
     t_s, v_s = run_compval(ref, cand, max_rows=20_000)
     print(f"100,000 rows, max_rows 20,000 (sampled): compval {t_s:6.2f} s; agreement {v_s:.4f}")
+    memory_with_qrels(20_000)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,11 @@ from compval.adapters import TorchAdapter  # noqa: E402
 from compval.engine import run_validation  # noqa: E402
 from compval.errors import AdapterError, DataError, InputMismatchError  # noqa: E402
 from compval.tasks import get_task  # noqa: E402
-from compval.tasks.causal_lm import position_bucket, token_values  # noqa: E402
+from compval.tasks.causal_lm import (  # noqa: E402
+    choice_log_likelihoods,
+    position_bucket,
+    token_values,
+)
 
 SOURCE = inspect.getsource(textwrap)
 TEXTS = [p.strip() for p in SOURCE.split("\n\n") if p.strip()][:48]
@@ -364,3 +368,326 @@ def test_reduce_batch_needs_token_ids_and_notes_a_missing_mask(lm):
     np.testing.assert_array_equal(tokens.row_ids, [7, 7, 9, 9])  # a block per sequence
     assert ref.shape == (4, 1) and cand.shape == (4, 3)
     np.testing.assert_allclose(ref[:, 0], np.log(5))  # uniform logits: NLL = log V
+
+
+# -- multiple choice ---------------------------------------------------------------------------
+N_CHOICES, CHOICE_BATCH = 4, 8  # two questions (eight sequences) per batch
+
+
+def _questions():
+    """Each question: the first half of a line of textwrap; the choices: its true second half
+    (at index q % 4) and three second halves written backwards."""
+    lines = [ln.strip() for ln in SOURCE.splitlines() if len(ln.strip()) >= 24][:40]
+    cut = [len(ln) // 2 + max(ln[len(ln) // 2 :].find(" "), 0) for ln in lines]
+    heads = [ln[:c] for ln, c in zip(lines, cut, strict=True)]
+    tails = [ln[c:] for ln, c in zip(lines, cut, strict=True)]
+    prompts, choices, answers = [], [], []
+    for q in range(24):
+        # Distractors: the true half and two other lines' halves written backwards, text
+        # the model never saw.
+        others = [" " + tails[(q + 7 * j) % len(lines)].strip()[::-1] for j in (0, 1, 2)]
+        answer = q % N_CHOICES
+        options = [*others[:answer], tails[q], *others[answer:]]
+        prompts.append(heads[q])
+        choices.append(options)
+        answers.append(answer)
+    return prompts, choices, answers
+
+
+def _choice_spec(lm, path):
+    from compval.spec import AcceptanceSpec, DataRef
+
+    data = DataRef(
+        path=str(path),
+        text="prompt",
+        tokenizer=str(lm.folder / "tok"),
+        labels="answer",
+        segments=["source"],
+        max_length=MAX_LENGTH,
+        choices="choices",
+    )
+    spec = AcceptanceSpec.model_validate(
+        {
+            "version": 1,
+            "task": "causal_lm",
+            "reference": {"name": "fp32", "path": str(lm.folder / "fp32.onnx")},
+            "candidates": [{"name": "int8", "path": str(lm.folder / "int8.onnx")}],
+            "data": {"path": str(path)},
+            "batch_size": CHOICE_BATCH,
+            "statistics": {"replicates": 400, "seed": 5},
+            "criteria": [
+                {"id": "mc-accuracy", "metric": "choice_accuracy_score", "max_drop": 0.5},
+                {"id": "mc-agreement", "metric": "choice_agreement", "min": 0.5},
+            ],
+        }
+    )
+    return spec.model_copy(update={"data": data})
+
+
+@pytest.fixture(scope="module")
+def choices(lm):
+    prompts, options, answers = _questions()
+    sources = ["even" if q % 2 == 0 else "odd" for q in range(len(prompts))]
+    path = lm.folder / "choices.parquet"
+    table = {"prompt": prompts, "choices": options, "answer": answers, "source": sources}
+    pq.write_table(pa.table(table), path)
+    # "noisy": the fp32 model with its logits disturbed, so that some choices change.
+    modules = {"bf16": lm.bf16, "noisy": _Logits(lm.fp32.model, _disturb).eval()}
+    report = run_validation(
+        _choice_spec(lm, path),
+        candidates={name: _torch_adapter(m, name) for name, m in modules.items()},
+    )
+    # Criteria may name the multiple-choice metrics (one check per candidate, decided).
+    checks = {(c.id, c.candidate): c.verdict for c in report.checks if c.id.startswith("mc-")}
+    assert set(checks) == {
+        (i, n) for i in ("mc-accuracy", "mc-agreement") for n in report.candidates
+    }
+    assert all(v in ("pass", "fail", "inconclusive") for v in checks.values())
+    assert all(c.observed is not None for c in report.checks if c.id.startswith("mc-")), (
+        "a criterion on a multiple-choice metric found no value"
+    )
+    return SimpleNamespace(
+        modules=modules,
+        prompts=prompts,
+        options=options,
+        answers=np.array(answers),
+        report=report,
+        path=path,
+        log_likelihoods={},
+    )
+
+
+def _disturb(logits):
+    return logits + 1.5 * torch.sin(17.0 * logits)
+
+
+def _choice_log_likelihoods(lm, choices, candidate):
+    """Per question and choice, the summed log-probability of the choice's tokens given the
+    prompt, from the model's logits in float64 (the run's batches: int8 quantizes per batch)."""
+    if candidate in choices.log_likelihoods:
+        return choices.log_likelihoods[candidate]
+    module = choices.modules.get(candidate)
+    sess = None if module else ort.InferenceSession(str(lm.folder / f"{candidate}.onnx"))
+    per_question = CHOICE_BATCH // N_CHOICES
+    out = np.zeros((len(choices.prompts), N_CHOICES))
+    for start in range(0, len(choices.prompts), per_question):
+        pieces = []
+        for q in range(start, start + per_question):
+            head = lm.tok.encode(choices.prompts[q]).ids
+            for c in choices.options[q]:
+                tail = lm.tok.encode(c).ids
+                head_kept = head[-(MAX_LENGTH - len(tail)) :]
+                pieces.append((q, len(head_kept), head_kept + tail))
+        ids, mask = _pad([p[2] for p in pieces])
+        if sess is None:
+            with torch.no_grad():
+                logits = module(torch.from_numpy(ids), torch.from_numpy(mask)).double()
+        else:
+            feed = {"input_ids": ids, "attention_mask": mask}
+            logits = torch.from_numpy(sess.run(None, feed)[0]).double()
+        logp = torch.log_softmax(logits, -1).numpy()
+        for i, (q, ctx, seq) in enumerate(pieces):
+            total = sum(logp[i, t - 1, seq[t]] for t in range(ctx, len(seq)))
+            out[q, i % N_CHOICES] = total
+    choices.log_likelihoods[candidate] = out
+    return out
+
+
+@pytest.mark.parametrize("candidate", ["int8", "bf16", "noisy"])
+def test_choice_accuracy_matches_hand_computed_log_likelihoods(lm, choices, candidate):
+    ref = _choice_log_likelihoods(lm, choices, "fp32").argmax(1)
+    cand = _choice_log_likelihoods(lm, choices, candidate).argmax(1)
+    got = _metrics(choices.report, candidate)
+    acc = got[("choice_accuracy_score", None)]
+    assert acc.n == len(choices.prompts)
+    assert acc.reference_value == pytest.approx(np.mean(ref == choices.answers))
+    assert acc.candidate_value == pytest.approx(np.mean(cand == choices.answers))
+    assert acc.delta == pytest.approx(acc.candidate_value - acc.reference_value)
+    assert acc.ci_low <= acc.delta <= acc.ci_high
+    agreement = got[("choice_agreement", None)]
+    assert agreement.candidate_value == pytest.approx(np.mean(ref == cand))
+    even = np.arange(len(choices.prompts)) % 2 == 0
+    by_source = got[("choice_accuracy_score", "source=even")]
+    assert by_source.n == even.sum()
+    assert by_source.reference_value == pytest.approx(np.mean(ref[even] == choices.answers[even]))
+    # The briefly trained model prefers its text to text written backwards more often than
+    # chance (0.25; measured 0.46): the answers line up with the choices.
+    assert np.mean(ref == choices.answers) > 0.35
+    # Question rows: no per-token metrics in this mode.
+    assert ("mean_kl_divergence", None) not in got
+
+
+def test_choice_accuracy_interval_is_a_bootstrap_over_questions(lm, choices):
+    """The delta's interval width matches a Poisson bootstrap over questions computed here."""
+    ref = _choice_log_likelihoods(lm, choices, "fp32").argmax(1) == choices.answers
+    cand = _choice_log_likelihoods(lm, choices, "noisy").argmax(1) == choices.answers
+    assert (ref != cand).sum() >= 3  # the disturbed model changes some answers
+    got = _metrics(choices.report, "noisy")[("choice_accuracy_score", None)]
+    weights = np.random.default_rng(0).poisson(1.0, size=(4000, ref.size))
+    delta = (weights @ (cand.astype(float) - ref)) / weights.sum(1)
+    width = (got.ci_high - got.ci_low) / (2 * 1.96)
+    assert width == pytest.approx(np.std(delta), rel=0.35)
+
+
+def test_choice_log_likelihoods_by_hand():
+    # One row, vocabulary 3: tokens [0, 2, 1], the choice starts at position 1.
+    logits = np.log(
+        np.array([[[0.2, 0.3, 0.5], [0.6, 0.1, 0.3], [0.4, 0.4, 0.2]]], dtype=np.float64)
+    )
+    cand = np.log(np.array([[[1 / 3] * 3] * 3]))
+    ids = np.array([[0, 2, 1]])
+    mask = np.ones_like(ids)
+    ref_ll, (cand_ll,) = choice_log_likelihoods(logits, [cand], ids, mask, np.array([1]))
+    assert ref_ll[0] == pytest.approx(np.log(0.5) + np.log(0.1))
+    assert cand_ll[0] == pytest.approx(2 * np.log(1 / 3))
+    ref_ll, _ = choice_log_likelihoods(logits, [cand], ids, mask, np.array([2]))
+    assert ref_ll[0] == pytest.approx(np.log(0.1))
+    # The torch path gives the same.
+    t_ref, (t_cand,) = choice_log_likelihoods(
+        torch.from_numpy(logits), [torch.from_numpy(cand)], ids, mask, np.array([1])
+    )
+    assert t_ref[0] == pytest.approx(np.log(0.5) + np.log(0.1), abs=1e-6)
+    assert t_cand[0] == pytest.approx(2 * np.log(1 / 3), abs=1e-6)
+
+
+def test_choice_data_csv_and_errors(lm, choices, tmp_path):
+    from compval.data import load_dataset
+    from compval.spec import DataRef
+
+    def ref(path, labels="answer", max_length=512):
+        base = {"path": str(path), "text": "prompt", "tokenizer": str(lm.folder / "tok")}
+        return DataRef(**base, labels=labels, max_length=max_length, choices="choices")
+
+    def load(data):
+        return load_dataset(data, base_dir=tmp_path)
+
+    # CSV: choices as a JSON array per cell, the same sequences as the parquet file.
+    csv = tmp_path / "choices.csv"
+    import csv as csvlib
+    import json
+
+    with csv.open("w", newline="") as handle:
+        writer = csvlib.writer(handle)
+        writer.writerow(["prompt", "choices", "answer"])
+        for p, o, a in zip(choices.prompts, choices.options, choices.answers, strict=True):
+            writer.writerow([p, json.dumps(o), int(a)])
+    a = list(load(ref(csv)).batches(CHOICE_BATCH))
+    b = list(load(ref(choices.path)).batches(CHOICE_BATCH))
+    assert len(a) == len(b) == len(choices.prompts) // 2
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x.inputs["input_ids"], y.inputs["input_ids"])
+        np.testing.assert_array_equal(x.labels, y.labels)
+    first = b[0].labels
+    assert first["question"].tolist() == [0] * 4 + [1] * 4
+    assert first["choice"].tolist() == [0, 1, 2, 3] * 2
+    # The first choice token sits right after the prompt's tokens.
+    head = lm.tok.encode(choices.prompts[0]).ids
+    assert first["context_length"][0] == len(head)
+    np.testing.assert_array_equal(b[0].inputs["input_ids"][0, : len(head)], head)
+
+    bad = tmp_path / "bad.parquet"
+    rows = {"prompt": ["a b", "c d"], "choices": [[" x", " y"], [" x", " y"]], "answer": [0, 2]}
+    pq.write_table(pa.table(rows), bad)
+    with pytest.raises(DataError, match="not an index into their question's choices"):
+        load(ref(bad))
+    pq.write_table(pa.table(rows | {"choices": [[" x"], [" x", " y"]], "answer": [0, 0]}), bad)
+    with pytest.raises(DataError, match="at least two strings"):
+        load(ref(bad))
+    # Without the answers' column the spec itself is refused (the data reader says so too).
+    with pytest.raises(ValueError, match="'choices' makes a multiple-choice set"):
+        ref(bad, labels=None)
+    csv.write_text('prompt,choices,answer\na,"[x, y",0\n')
+    with pytest.raises(DataError, match="not a JSON array"):
+        load(ref(csv))
+    # A choice that fills max_length on its own has nothing to be predicted from.
+    long = {"choices": [[" x", " y"], [" x", " the longest words"]], "answer": [0, 1]}
+    pq.write_table(pa.table(rows | long), bad)
+    with pytest.raises(DataError, match="max_length"):
+        list(load(ref(bad, max_length=4)).batches(8))
+
+
+def test_reduce_batch_refuses_a_question_split_across_batches():
+    from compval.data import Batch
+    from compval.spec import AcceptanceSpec
+    from compval.tasks import TaskState
+
+    spec = AcceptanceSpec.model_validate(
+        {
+            "version": 1,
+            "reference": {"path": "a"},
+            "candidate": {"path": "b"},
+            "data": {"path": "d"},
+        }
+    )
+    fields = [
+        (f, np.int64) for f in ("answer", "question", "choice", "n_choices", "context_length")
+    ]
+    labels = np.zeros(3, dtype=fields)
+    labels["question"] = [0, 0, 1]
+    labels["choice"] = [0, 1, 0]
+    labels["n_choices"] = 2
+    labels["context_length"] = 1
+    batch = Batch(
+        inputs={"input_ids": np.ones((3, 3), np.int64), "attention_mask": np.ones((3, 3))},
+        labels=labels,
+        row_ids=np.arange(3),
+        segments={},
+    )
+    logits = np.zeros((3, 3, 5), np.float32)
+    task = get_task("causal_lm")
+    state = TaskState(spec=spec, has_labels=True)
+    with pytest.raises(DataError, match="question 1 has 2 choices but 1"):
+        task.reduce_batch(state, batch, logits, [logits], models=["r", "c"])
+    # Whole questions: one row per question, ties go to the lower choice index.
+    labels["question"] = [0, 0, 1]
+    labels["n_choices"] = [2, 2, 1]
+    questions, ref, (cand,) = task.reduce_batch(state, batch, logits, [logits], models=["r", "c"])
+    np.testing.assert_array_equal(questions.row_ids, [0, 1])
+    np.testing.assert_array_equal(ref, [[1.0, 0.0], [1.0, 0.0]])
+    np.testing.assert_array_equal(cand, [[1.0, 0.0, 1.0], [1.0, 0.0, 1.0]])
+
+
+def test_choice_accuracy_merges_exactly():
+    from compval.metrics import PairedRows, Resampling, SegmentTable
+    from compval.metrics.tokens import ChoiceAccuracy
+    from compval.stats import row_blocks
+
+    rng = np.random.default_rng(0)
+    n = 300
+    ref_ok = (rng.random(n) < 0.6).astype(float)
+    cand_ok = np.where(rng.random(n) < 0.9, ref_ok, 1 - ref_ok)
+    ref = np.stack([ref_ok, np.zeros(n)], axis=1)
+    cand = np.stack([cand_ok, np.zeros(n), (cand_ok == ref_ok).astype(float)], axis=1)
+    cand[5, 0] = np.nan  # a question without a choice under the candidate: left out
+
+    def fed(part):
+        acc = ChoiceAccuracy(SegmentTable())
+        ids = np.arange(n)[part]
+        acc.update(
+            PairedRows(
+                reference=ref[part],
+                candidate=cand[part],
+                row_ids=ids,
+                blocks=row_blocks(ids, seed=0, n_blocks=256),
+                segment_ids=np.zeros((1, ids.size), dtype=np.int64),
+                finite=np.isfinite(ref[part]).all(1) & np.isfinite(cand[part]).all(1),
+            )
+        )
+        return acc
+
+    resampling = Resampling(replicates=100, confidence=0.9, seed=1)
+
+    def snapshot(acc):
+        return sorted(
+            (e.metric, e.n, e.reference, e.candidate, e.ci) for e in acc.estimates(resampling)
+        )
+
+    whole = fed(slice(None))
+    assert snapshot(fed(slice(0, 120)).merge(fed(slice(120, None)))) == snapshot(whole)
+    assert snapshot(ChoiceAccuracy.from_state(whole.state())) == snapshot(whole)
+    keep = np.arange(n) != 5
+    est = {e.metric: e for e in whole.estimates(resampling)}
+    assert est["choice_accuracy_score"].n == n - 1
+    assert est["choice_accuracy_score"].reference == pytest.approx(ref_ok[keep].mean())
+    assert est["choice_accuracy_score"].candidate == pytest.approx(cand_ok[keep].mean())
+    assert est["choice_agreement"].candidate == pytest.approx((cand_ok == ref_ok)[keep].mean())

@@ -414,3 +414,38 @@ def test_text_column_with_a_local_tokenizer_end_to_end(encoder_files, tmp_path):
     assert _value(report, "int8", "mrr_score[k=10]").reference_value == pytest.approx(
         np.mean(rr), abs=1e-9
     )
+
+
+def test_relative_qrels_are_read_from_the_spec_folder(encoder_files, report, tmp_path, monkeypatch):
+    """A spec file's relative qrels path is the spec's folder's, whatever the working folder."""
+    import shutil
+
+    import yaml
+
+    folder = tmp_path / "suite"
+    folder.mkdir()
+    shutil.copy(encoder_files["qrels"], folder / "judgements.tsv")
+    raw = _spec(encoder_files).model_dump(mode="json", by_alias=True, exclude_none=True)
+    raw["task"]["embedding"]["qrels"] = "judgements.tsv"
+    (folder / "spec.yaml").write_text(yaml.safe_dump(raw))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    relative = run_validation(folder / "spec.yaml")
+    wanted = {
+        (m.candidate, m.metric, m.segment): m.candidate_value
+        for m in report.metrics
+        if m.metric.startswith(("ndcg_score", "mrr_score", "retrieval_recall_score"))
+    }
+    assert wanted
+    got = {
+        (m.candidate, m.metric, m.segment): m.candidate_value
+        for m in relative.metrics
+        if (m.candidate, m.metric, m.segment) in wanted
+    }
+    assert got == wanted
+    # In Python, the base folder is explicit; without it, the working folder.
+    spec = _qrels_spec("judgements.tsv")
+    assert load_qrels(spec, folder) is not None
+    with pytest.raises(SpecValidationError, match="relative paths are read from the spec"):
+        load_qrels(spec)

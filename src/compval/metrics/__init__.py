@@ -173,6 +173,9 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("median_kl_divergence", False, True, False, _LM, interval=False),
         MetricInfo("max_kl_divergence", False, True, False, _LM, interval=False),
         MetricInfo("perplexity", False, False, False, _LM),
+        # task: causal_lm on a multiple-choice set (data.choices): per question.
+        MetricInfo("choice_accuracy_score", True, False, True, _LM, needs_labels=True),
+        MetricInfo("choice_agreement", True, True, True, _LM),
         # task: embedding (compval.metrics.embedding); [k=K] is the neighbour / cutoff count.
         MetricInfo("embedding_norm", None, False, False, _E),
         MetricInfo("min_cosine_similarity", True, True, False, _E, interval=False),

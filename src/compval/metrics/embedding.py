@@ -16,12 +16,18 @@
 
 The last two need every embedding of the run: they keep float32 copies in a buffer and
 compute at ``estimates`` time, in blocks of rows so that memory is rows x block, never
-rows x rows. ``NeighbourAgreement`` is exact up to ``max_rows`` rows; beyond, it keeps the
+rows x rows. With relevance judgements one buffer serves both: ``RetrievalQuality`` given
+``neighbours`` (NeighbourAgreement's configuration) reports the neighbour metrics too, from
+the same rows, so each row's embeddings are kept once. Retrieval is exact, so it keeps every
+row: beyond its ``max_rows`` (``RETRIEVAL_MAX_ROWS`` by default) it stops the run with a
+``DataError`` as soon as the rows are seen, rather than exhaust memory or rank a part of the
+documents. ``NeighbourAgreement`` is exact up to ``max_rows`` rows; beyond, it keeps the
 ``max_rows`` rows with the smallest hash of (seed, row id) (a bottom-k sample: deterministic,
 mergeable, independent of batching). In a sample of m of N rows a row's k nearest neighbours
 lie about as far as its k N / m nearest among all rows, so the agreement at k is estimated by
 the sample's agreement at k m / N, interpolated between integers (its error is measured in
-``tests/metrics/test_embedding_metrics.py`` and documented in docs/tasks.md).
+``tests/metrics/test_embedding_metrics.py`` and documented in docs/tasks.md). Given a
+``notes`` list (the run's notes), either accumulator records there when it sampled.
 
 Ties between similarities are broken by row id (lower first), so results never depend on row
 order or on how the run was split. Intervals of per-row means use the block bootstrap of
@@ -54,6 +60,7 @@ from compval.stats import row_hash
 from compval.types import Array
 
 __all__ = [
+    "RETRIEVAL_MAX_ROWS",
     "CosineQuantiles",
     "EmbeddingFidelity",
     "EmbeddingRows",
@@ -65,6 +72,9 @@ __all__ = [
 
 #: Elements of one block of similarities (rows x block): 16M float32, 64 MiB.
 BLOCK_ELEMENTS = 1 << 24
+#: Default cap on the rows RetrievalQuality keeps: both models' float32 embeddings of each
+#: row, 3 GB at 384 dimensions (6 GB at 768) per candidate.
+RETRIEVAL_MAX_ROWS = 1_000_000
 _SALT_SAMPLE = 0xE3BE_DD16_0000_0001
 
 
@@ -430,9 +440,13 @@ def sample_pairs(n: int, count: int, *, seed: int) -> tuple[Array, Array]:
 class _BufferAccumulator(Accumulator):
     """Shared mechanics of the accumulators that keep embeddings (merge, state, empty)."""
 
-    def __init__(self, segments: SegmentTable, **config: Any) -> None:
+    def __init__(
+        self, segments: SegmentTable, *, notes: list[str] | None = None, **config: Any
+    ) -> None:
         super().__init__(segments)
         self.config = dict(config)
+        #: Where to record an approximation (the run's notes); not part of the state.
+        self.notes = notes
         self._buffer = _Buffer()
         #: Finite rows seen (the buffer may keep fewer).
         self._seen = 0
@@ -452,7 +466,11 @@ class _BufferAccumulator(Accumulator):
 
     def empty(self) -> Self:
         """Same configuration, a fresh segment table, no rows."""
-        return type(self)(SegmentTable(), **self.config)
+        return type(self)(SegmentTable(), notes=self.notes, **self.config)
+
+    def _note(self, text: str) -> None:
+        if self.notes is not None and text not in self.notes:
+            self.notes.append(text)
 
     def state(self) -> dict[str, Any]:
         """The buffered rows, their segment names and the configuration."""
@@ -483,7 +501,7 @@ class _BufferAccumulator(Accumulator):
         mine, theirs = self.state(), other.state()
         table = SegmentTable(mine["segments"])
         lut = table.align(theirs["segments"])
-        out = type(self)(table, **self.config)
+        out = type(self)(table, notes=self.notes, **self.config)
         out._seen = int(mine["seen"]) + int(theirs["seen"])
         if mine["rows"]:
             out._buffer.add(mine["rows"])
@@ -502,7 +520,7 @@ class NeighbourAgreement(_BufferAccumulator):
 
     Config: ``ks`` (k values), ``max_rows`` (exact up to this many rows; beyond, a bottom-k
     sample by hash of (seed, row id)), ``pairs`` (pairs for the Spearman correlation) and
-    ``seed``.
+    ``seed``. ``notes``: where to record that the agreement was estimated on a sample.
     """
 
     family = "neighbours"
@@ -515,9 +533,15 @@ class NeighbourAgreement(_BufferAccumulator):
         max_rows: int = 100_000,
         pairs: int = 100_000,
         seed: int = 0,
+        notes: list[str] | None = None,
     ) -> None:
         super().__init__(
-            segments, ks=tuple(int(k) for k in ks), max_rows=max_rows, pairs=pairs, seed=seed
+            segments,
+            notes=notes,
+            ks=tuple(int(k) for k in ks),
+            max_rows=max_rows,
+            pairs=pairs,
+            seed=seed,
         )
 
     def _compact(self) -> None:
@@ -530,11 +554,7 @@ class NeighbourAgreement(_BufferAccumulator):
         joined = self._buffer.joined()
         if joined is None or joined["row_ids"].size <= limit:
             return
-        h = row_hash(joined["row_ids"], seed=int(self.config["seed"]), salt=_SALT_SAMPLE)
-        keep = np.lexsort((joined["row_ids"], h))[:limit]
-        self._buffer.parts = [
-            {k: (v[:, keep] if k == "segments" else v[keep]) for k, v in joined.items()}
-        ]
+        self._buffer.parts = [_bottom_k(joined, limit, seed=int(self.config["seed"]))]
 
     def estimates(self, resampling: Resampling | None = None) -> list[MetricEstimate]:
         """Agreement per k and segment (BCa over row blocks); Spearman overall."""
@@ -542,56 +562,89 @@ class NeighbourAgreement(_BufferAccumulator):
         data = self._rows()
         if data is None:
             return []
-        n = data["row_ids"].size
-        # In a sample of n of the rows seen, a row's k nearest neighbours lie about as far as
-        # its k * seen / n nearest among all rows; conversely agreement at k among all rows is
-        # estimated by agreement at k * n / seen in the sample, interpolated linearly between
-        # the neighbouring integers (at least 1). Measured error: docs/tasks.md.
-        scale = n / max(self._seen, n)
-        ks = [k for k in self.config["ks"] if k < n]
-        out: list[MetricEstimate] = []
-        if ks:
-            kmax = max(max(1, math.ceil(k * scale)) for k in ks)
-            ref_nn = nearest_neighbours(data["ref"], data["ref"], kmax, exclude_self=True)
-            cand_nn = nearest_neighbours(data["cand"], data["cand"], kmax, exclude_self=True)
-            values = np.empty((n, 2 * len(ks)))
-            metrics = []
-            for j, k in enumerate(ks):
-                share, same = _agreement(ref_nn, cand_nn, k * scale)
-                values[:, 2 * j] = share
-                values[:, 2 * j + 1] = same
-                metrics += [
-                    (f"neighbour_agreement[k={k}]", True, (2 * j,)),
-                    (f"neighbour_set_agreement[k={k}]", True, (2 * j + 1,)),
-                ]
-            out += _row_estimates(
-                self.segments.names,
-                metrics,
-                values,
-                data["blocks"],
-                data["segments"],
-                data["row_ids"],
-                resampling,
+        return _neighbour_estimates(
+            self.segments.names, data, self._seen, self.config, resampling, self._note
+        )
+
+
+def _bottom_k(part: dict[str, Array], limit: int, *, seed: int) -> dict[str, Array]:
+    """The ``limit`` rows with the smallest hash of (seed, row id).
+
+    A deterministic sample that does not depend on batching, order or merging.
+    """
+    if part["row_ids"].size <= limit:
+        return part
+    h = row_hash(part["row_ids"], seed=seed, salt=_SALT_SAMPLE)
+    keep = np.lexsort((part["row_ids"], h))[:limit]
+    return {k: (v[:, keep] if k == "segments" else v[keep]) for k, v in part.items()}
+
+
+def _neighbour_estimates(
+    names: Sequence[Any],
+    data: dict[str, Array],
+    seen: int,
+    config: Mapping[str, Any],
+    resampling: Resampling | None,
+    note: Any,
+) -> list[MetricEstimate]:
+    """NeighbourAgreement's metrics from rows sorted by row id (at most ``max_rows``)."""
+    n = data["row_ids"].size
+    # In a sample of n of the rows seen, a row's k nearest neighbours lie about as far as
+    # its k * seen / n nearest among all rows; conversely agreement at k among all rows is
+    # estimated by agreement at k * n / seen in the sample, interpolated linearly between
+    # the neighbouring integers (at least 1). Measured error: docs/tasks.md.
+    scale = n / max(seen, n)
+    if seen > n:
+        note(
+            f"Neighbour agreement was estimated on a deterministic sample of {n:,} of the "
+            f"{seen:,} rows (task.embedding.max_rows), at k x {n:,} / {seen:,}: an "
+            "approximation whose measured error is in docs/tasks.md (it leans low by about "
+            "0.02); the intervals do not include it."
+        )
+    ks = [k for k in config["ks"] if k < n]
+    out: list[MetricEstimate] = []
+    if ks:
+        kmax = max(max(1, math.ceil(k * scale)) for k in ks)
+        ref_nn = nearest_neighbours(data["ref"], data["ref"], kmax, exclude_self=True)
+        cand_nn = nearest_neighbours(data["cand"], data["cand"], kmax, exclude_self=True)
+        values = np.empty((n, 2 * len(ks)))
+        metrics = []
+        for j, k in enumerate(ks):
+            share, same = _agreement(ref_nn, cand_nn, k * scale)
+            values[:, 2 * j] = share
+            values[:, 2 * j + 1] = same
+            metrics += [
+                (f"neighbour_agreement[k={k}]", True, (2 * j,)),
+                (f"neighbour_set_agreement[k={k}]", True, (2 * j + 1,)),
+            ]
+        out += _row_estimates(
+            names,
+            metrics,
+            values,
+            data["blocks"],
+            data["segments"],
+            data["row_ids"],
+            resampling,
+        )
+    if n >= 3:
+        pi, pj = sample_pairs(n, int(config["pairs"]), seed=int(config["seed"]))
+        ref, cand = _normalized(data["ref"]), _normalized(data["cand"])
+        rho = spearman_correlation(
+            np.einsum("ij,ij->i", ref[pi], ref[pj]), np.einsum("ij,ij->i", cand[pi], cand[pj])
+        )
+        out.append(
+            MetricEstimate(
+                metric="similarity_spearman_score",
+                segment=None,
+                higher_is_better=True,
+                paired=True,
+                n=int(pi.size),
+                reference=None,
+                candidate=None if np.isnan(rho) else rho,
+                delta=None,
             )
-        if n >= 3:
-            pi, pj = sample_pairs(n, int(self.config["pairs"]), seed=int(self.config["seed"]))
-            ref, cand = _normalized(data["ref"]), _normalized(data["cand"])
-            rho = spearman_correlation(
-                np.einsum("ij,ij->i", ref[pi], ref[pj]), np.einsum("ij,ij->i", cand[pi], cand[pj])
-            )
-            out.append(
-                MetricEstimate(
-                    metric="similarity_spearman_score",
-                    segment=None,
-                    higher_is_better=True,
-                    paired=True,
-                    n=int(pi.size),
-                    reference=None,
-                    candidate=None if np.isnan(rho) else rho,
-                    delta=None,
-                )
-            )
-        return out
+        )
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -641,12 +694,18 @@ def retrieval_scores(ranked: Sequence[str], relevance: Mapping[str, float], k: i
 class RetrievalQuality(_BufferAccumulator):
     """recall@k, nDCG@k and MRR@k of both models, queries against documents by cosine.
 
-    Config: ``qrels`` (sorted (query id, document id, relevance) triples) and ``ks``. A row
-    whose id is a query id of the judgements is a query; every other row is a document. Queries
-    without a relevant judged document are left out.
+    Config: ``qrels`` (sorted (query id, document id, relevance) triples), ``ks``,
+    ``max_rows`` (the most rows it keeps; retrieval is exact, so it never samples) and
+    ``neighbours`` (None, or NeighbourAgreement's ``ks``, ``max_rows``, ``pairs`` and ``seed``:
+    then it reports the neighbour metrics too, from the same buffer, exactly as a
+    NeighbourAgreement of that configuration would). A row whose id is a query id of the
+    judgements is a query; every other row is a document. Queries without a relevant judged
+    document are left out.
 
-    Raises (at ``estimates``):
-        DataError: Two rows share an id, or no query id of the judgements is among the rows.
+    Raises:
+        DataError: (at ``update`` or ``merge``) more than ``max_rows`` finite rows; (at
+            ``estimates``) two rows share an id, or no query id of the judgements is among
+            the rows.
     """
 
     family = "retrieval"
@@ -657,15 +716,62 @@ class RetrievalQuality(_BufferAccumulator):
         *,
         qrels: Sequence[tuple[str, str, float]],
         ks: Sequence[int] = (10,),
+        max_rows: int = RETRIEVAL_MAX_ROWS,
+        neighbours: Mapping[str, Any] | None = None,
+        notes: list[str] | None = None,
     ) -> None:
-        super().__init__(segments, qrels=tuple(qrels), ks=tuple(int(k) for k in ks))
+        nn = None
+        if neighbours is not None:
+            nn = {
+                "ks": tuple(int(k) for k in neighbours.get("ks", (10,))),
+                "max_rows": int(neighbours.get("max_rows", 100_000)),
+                "pairs": int(neighbours.get("pairs", 100_000)),
+                "seed": int(neighbours.get("seed", 0)),
+            }
+        super().__init__(
+            segments,
+            notes=notes,
+            qrels=tuple(qrels),
+            ks=tuple(int(k) for k in ks),
+            max_rows=int(max_rows),
+            neighbours=nn,
+        )
         self._qrels = Qrels.from_triples(self.config["qrels"])
 
+    def _compact(self) -> None:
+        """Stop at ``max_rows``: retrieval ranks every document, so it cannot sample."""
+        limit = int(self.config["max_rows"])
+        if self._seen <= limit:
+            return
+        dim = self._buffer.parts[0]["ref"].shape[1] if self._buffer.parts else 0
+        raise DataError(
+            f"Retrieval (task.embedding.qrels) ranks every document exactly, so it keeps both "
+            f"models' embeddings of every row: {self._seen:,} rows exceed its limit of "
+            f"{limit:,} (task.embedding.max_retrieval_rows; {limit * dim * 8 / 1e9:.1f} GB "
+            f"per candidate at {dim} dimensions). Evaluate retrieval on a smaller corpus, "
+            "or raise the limit on a machine with the memory."
+        )
+
     def estimates(self, resampling: Resampling | None = None) -> list[MetricEstimate]:
-        """Per-query scores per k, then means per segment with paired bootstrap intervals."""
+        """Per-query scores per k, means per segment with paired bootstrap intervals.
+
+        With ``neighbours``, the neighbour metrics too.
+        """
         data = self._rows()
         if data is None:
             return []
+        out = self._retrieval_estimates(data, resampling)
+        nn = self.config["neighbours"]
+        if nn is not None:
+            sample = _sorted(_bottom_k(data, nn["max_rows"], seed=nn["seed"]))
+            out += _neighbour_estimates(
+                self.segments.names, sample, self._seen, nn, resampling, self._note
+            )
+        return out
+
+    def _retrieval_estimates(
+        self, data: dict[str, Array], resampling: Resampling | None
+    ) -> list[MetricEstimate]:
         ids = data["ids"].astype(str)
         unique, counts = np.unique(ids, return_counts=True)
         if (counts > 1).any():

@@ -12,6 +12,13 @@ block is the sequence's: intervals resample whole sequences.
 come with it); ``mean_kl_divergence`` and ``top1_agreement`` are means over tokens;
 ``median_kl_divergence`` and ``p99_kl_divergence`` read a log-spaced histogram (64 bins per
 decade: relative error below a factor 10**(1/64), 3.7%); ``max_kl_divergence`` is exact.
+
+Multiple-choice prompt sets (``ChoiceAccuracy``): one row is one question. ``reference`` holds
+(correct, choice) of the reference, ``candidate`` (correct, choice, agreement) of the
+candidate, where correct is 1 when the model's choice (the largest summed log-likelihood) is
+the answer and agreement is 1 when both models chose the same. ``choice_accuracy_score`` of
+both models comes with the paired delta and its block-bootstrap (BCa) interval, resampling
+questions; ``choice_agreement`` is the share of questions where both chose the same.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from compval.metrics._base import BlockSumsAccumulator, Derived, PairedRows
 from compval.metrics.continuous import KLQuantiles, histogram_quantile
 from compval.types import Array
 
-__all__ = ["TokenKLQuantiles", "TokenStatistics"]
+__all__ = ["ChoiceAccuracy", "TokenKLQuantiles", "TokenStatistics"]
 
 
 class TokenStatistics(BlockSumsAccumulator):
@@ -94,4 +101,34 @@ class TokenKLQuantiles(KLQuantiles):
                 bootstrap=False,
             ),
             Derived("p99_kl_divergence", False, True, self._p99, bootstrap=False),
+        )
+
+
+class ChoiceAccuracy(BlockSumsAccumulator):
+    """Multiple-choice accuracy of both models and the agreement of their choices."""
+
+    family = "choices"
+
+    def columns(self) -> Sequence[str]:
+        """Questions, correct answers per model, same choice."""
+        return ("rows", "correct_ref", "correct_cand", "agree")
+
+    def _row_values(self, rows: PairedRows) -> tuple[Any, Array | None, Array]:
+        ref, cand = rows.reference, rows.candidate
+        mask = rows.finite
+        values = np.stack([np.ones(ref.shape[0]), ref[:, 0], cand[:, 0], cand[:, 2]], axis=1)
+        if not mask.all():
+            values = np.where(mask[:, None], values, 0.0)
+        return values, None, mask
+
+    def derived(self) -> Sequence[Derived]:
+        """choice_accuracy_score (both models, delta) and choice_agreement."""
+        return (
+            Derived(
+                "choice_accuracy_score",
+                True,
+                False,
+                lambda s: (s[..., 1] / s[..., 0], s[..., 2] / s[..., 0]),
+            ),
+            Derived("choice_agreement", True, True, lambda s: s[..., 3] / s[..., 0]),
         )

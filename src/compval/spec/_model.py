@@ -211,6 +211,13 @@ class DataRef(_Strict):
     max_length: SpecInt = Field(
         default=512, ge=1, description="Texts are truncated to this many tokens (with 'text')."
     )
+    choices: str | None = Field(
+        default=None,
+        description="Column of each question's choices (a parquet list of strings, or a JSON "
+        "array per CSV cell); with 'text' (the prompt), 'tokenizer' and 'labels' (the 0-based "
+        "answer) the data is a multiple-choice set for task causal_lm, scored by each choice's "
+        "summed log-likelihood under both models (docs/tasks.md).",
+    )
     allow_nonfinite_features: SpecBool = Field(
         default=False,
         description="By default a NaN or Inf in a feature stops the run (one Inf spoils a whole "
@@ -233,6 +240,11 @@ class DataRef(_Strict):
             raise ValueError(
                 "'text' and 'tokenizer' go together: a text column is tokenized with a local "
                 "tokenizer folder (give both, or neither for numeric/pre-tokenized data)"
+            )
+        if self.choices is not None and (self.text is None or self.labels is None):
+            raise ValueError(
+                "'choices' makes a multiple-choice set: it needs 'text' (the prompt column), "
+                "'tokenizer' and 'labels' (the column of 0-based answer indices)"
             )
         return self
 
@@ -258,11 +270,17 @@ class EmbeddingSpec(_Strict):
         default=None,
         description="Relevance judgements (CSV/TSV with a header): query id, document id and "
         "optional relevance columns; ids refer to data.labels (else to row numbers). Absolute "
-        "or relative to the working directory.",
+        "or relative to the spec's folder.",
     )
     query_column: str = "query_id"
     document_column: str = "doc_id"
     relevance_column: str = "relevance"
+    max_retrieval_rows: SpecInt = Field(
+        default=1_000_000,
+        ge=1,
+        description="With qrels: the most rows retrieval keeps (exact, never sampled; about "
+        "4 x dimensions bytes per row and candidate); more rows stop the run.",
+    )
     retrieval_k: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: [10],
         min_length=1,

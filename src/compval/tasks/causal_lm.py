@@ -16,6 +16,18 @@ t from tokens < t with the logits at t - 1. Segments: the data's segment columns
 sequence), ``sequence_length`` (tokens in the sequence after truncation, bucketed) and
 ``token_position`` (the predicted token's position, bucketed), from ``added_segments``.
 
+Multiple-choice prompt sets (a batch whose labels are records with the fields of
+``CHOICE_FIELDS``, as ``compval.data.load_text_dataset`` makes when ``data`` names a ``choices``
+column): each row of the batch is a prompt followed by one choice; ``reduce_batch`` sums the
+log-likelihood of the choice's tokens under each model (from the logits at the positions
+before them), picks each model's choice per question (the largest sum; ties go to the lower
+choice index) and turns the batch into one row per question: ``choice_accuracy_score`` of
+both models (delta with a bootstrap interval over questions) and ``choice_agreement`` (both
+models pick the same choice). A question whose sums are not all finite under a model has no
+choice under it: its row is counted in ``nan_count`` and left out of the means. In this mode
+``sequence_length`` is the bucket of the question's longest prompt + choice and
+``token_position`` the bucket of the position of its choices' first token.
+
 Two implementations of the per-token math give the same numbers (float64 numpy; torch in
 float32 on the tensors' device, tested within 1e-5): :func:`token_values` picks torch when it
 is given torch tensors. Built-in adapters hand the engine numpy arrays (the torch adapter runs
@@ -41,12 +53,20 @@ from compval.metrics import (
     TokenKLQuantiles,
     TokenStatistics,
 )
+from compval.metrics.tokens import ChoiceAccuracy
 from compval.tasks._base import ChunkContext, RowsBase, TaskState
 from compval.tasks._outputs import OutputKind
 from compval.tasks._values import ValueTask
 from compval.types import Array, Outputs
 
-__all__ = ["CausalLMTask", "TokenValues", "position_bucket", "token_values"]
+__all__ = [
+    "CHOICE_FIELDS",
+    "CausalLMTask",
+    "TokenValues",
+    "choice_log_likelihoods",
+    "position_bucket",
+    "token_values",
+]
 
 #: Upper ends (exclusive) of the position / length buckets; the last bucket is open.
 BUCKET_EDGES = (16, 64, 256, 1024)
@@ -54,6 +74,12 @@ BUCKET_EDGES = (16, 64, 256, 1024)
 _STEP_ELEMENTS = 1 << 22
 LENGTH_SEGMENT = "sequence_length"
 POSITION_SEGMENT = "token_position"
+#: Fields of a multiple-choice batch's label records (compval.data.ChoiceDataset writes them):
+#: the question's answer index, the question's row id, the choice's index, how many choices
+#: the question has, and the position of the choice's first token.
+CHOICE_FIELDS = ("answer", "question", "choice", "n_choices", "context_length")
+#: Widths of the reference's reduced rows: one NLL per token, or (correct, choice) per question.
+_TOKEN_WIDTH, _CHOICE_WIDTH = 1, 2
 
 
 def position_bucket(values: Array) -> Array:
@@ -173,6 +199,65 @@ def token_values(
     )
 
 
+def choice_log_likelihoods(
+    reference: Any,
+    candidates: Sequence[Any],
+    input_ids: Array,
+    attention_mask: Array,
+    context_length: Array,
+) -> tuple[Array, list[Array]]:
+    """Per row, the summed log-likelihood of its tokens from ``context_length`` on.
+
+    Token t of a row (t >= ``context_length`` of the row, ``attention_mask`` 1) is scored
+    with the log-softmax of the logits at t - 1, as in ``token_values`` (numpy float64, or
+    torch float32 on the tensors' device).
+
+    Returns:
+        The reference's sums (rows,) and each candidate's; NaN where a logit was not finite.
+    """
+    ids = np.asarray(input_ids)
+    mask = np.asarray(attention_mask)
+    ctx = np.asarray(context_length, dtype=np.int64)
+    rows, prev = _predicted(mask)
+    keep = prev + 1 >= ctx[rows]
+    rows, prev = rows[keep], prev[keep]
+    targets = ids[rows, prev + 1].astype(np.int64)
+    n = ids.shape[0]
+
+    def sums(ref: Any, cand: Any) -> Array:
+        if _is_torch(ref) or _is_torch(cand):
+            if not _is_torch(ref):
+                import torch
+
+                ref = torch.as_tensor(np.asarray(ref))
+            values = _torch_values(ref, cand, targets, rows, prev)
+        else:
+            values = _numpy_values(np.asarray(ref), np.asarray(cand), targets, rows, prev)
+        return values
+
+    first = sums(reference, candidates[0] if candidates else reference)
+    ref_ll = -np.bincount(rows, weights=first[:, 0], minlength=n)
+    out = [-np.bincount(rows, weights=first[:, 1], minlength=n)] if candidates else []
+    for cand in candidates[1:]:
+        out.append(-np.bincount(rows, weights=sums(reference, cand)[:, 1], minlength=n))
+    return ref_ll, out
+
+
+def _is_choice_batch(batch: Batch) -> bool:
+    names = getattr(getattr(batch.labels, "dtype", None), "names", None)
+    return names is not None and set(CHOICE_FIELDS) <= set(names)
+
+
+def _chosen(group: Array, choice: Array, ll: Array, groups: int) -> Array:
+    """Per group, the choice with the largest sum (ties: the lower index); -1 if any is NaN."""
+    order = np.lexsort((choice, -np.nan_to_num(ll, nan=-np.inf), group))
+    first = np.r_[0, np.flatnonzero(np.diff(group[order])) + 1]
+    out = choice[order][first].astype(np.float64)
+    undefined = np.bincount(group, weights=~np.isfinite(ll), minlength=groups) > 0
+    out[undefined] = -1
+    return out
+
+
 def _check_logits(value: Any, ids: Array, model: str) -> None:
     shape = tuple(value.shape)
     if len(shape) != 3 or shape[:2] != ids.shape:
@@ -227,8 +312,11 @@ class CausalLMTask(ValueTask):
     ) -> tuple[Batch, Array, list[Array]]:
         """Logits -> one row per predicted token (see ``compval.metrics.tokens``).
 
+        A multiple-choice batch becomes one row per question instead (module docstring).
+
         Raises:
-            DataError: The batch has no ``input_ids``.
+            DataError: The batch has no ``input_ids``, or (multiple choice) a question's
+                choices are not all in the batch.
             AdapterError: An output is not (rows, positions, vocabulary) float logits, or the
                 candidate's vocabulary differs from the reference's.
         """
@@ -249,17 +337,10 @@ class CausalLMTask(ValueTask):
             if note not in state.notes:
                 state.notes.append(note)
         mask = np.asarray(mask)
-        _check_logits(reference, ids, models[0])
-        per_cand: list[TokenValues] = []
-        for name, cand in zip(models[1:], candidates, strict=True):
-            _check_logits(cand, ids, name)
-            if cand.shape[-1] != reference.shape[-1]:
-                raise AdapterError(
-                    f"Candidate {name!r} has a vocabulary of {cand.shape[-1]} logits but the "
-                    f"reference {models[0]!r} has {reference.shape[-1]}; expected the same "
-                    "tokenizer and vocabulary."
-                )
-            per_cand.append(token_values(reference, cand, ids, mask))
+        _check_all_logits(reference, candidates, ids, models)
+        if _is_choice_batch(batch):
+            return _reduce_choices(batch, reference, candidates, ids, mask)
+        per_cand = [token_values(reference, cand, ids, mask) for cand in candidates]
         first = per_cand[0] if per_cand else token_values(reference, reference, ids, mask)
         lengths = position_bucket(mask.sum(axis=1))
         segments = {c: np.asarray(v)[first.row] for c, v in batch.segments.items()}
@@ -285,7 +366,11 @@ class CausalLMTask(ValueTask):
         kind: OutputKind,
         model: str,
     ) -> tuple[PairedRows, PairedRows]:
-        """Token rows: reference NLL; candidate NLL, KL, same top."""
+        """Token rows, or question rows (multiple choice).
+
+        Token rows: the reference's NLL; the candidate's NLL, KL and same top. Question rows:
+        the reference's (correct, choice); the candidate's (correct, choice, agreement).
+        """
         ref, cand = base.reference, base.candidate
         finite = np.asarray(np.isfinite(ref).all(axis=1) & np.isfinite(cand).all(axis=1))
         rows = PairedRows(
@@ -295,7 +380,7 @@ class CausalLMTask(ValueTask):
             blocks=base.blocks,
             segment_ids=base.segment_ids,
             finite=finite,
-            kl=np.where(finite, cand[:, 1], 0.0),
+            kl=np.where(finite, cand[:, 1], 0.0) if ref.shape[1] == _TOKEN_WIDTH else None,
         )
         return rows, rows
 
@@ -307,8 +392,10 @@ class CausalLMTask(ValueTask):
         candidate_kind: OutputKind,
         width: int,
     ) -> list[Accumulator]:
-        """Non-finite counts, token statistics, KL quantiles."""
+        """Non-finite counts, then token statistics and KL quantiles, or choice accuracy."""
         seg = state.segments
+        if width == _CHOICE_WIDTH:
+            return [NonFiniteCounts(seg), ChoiceAccuracy(seg)]
         return [NonFiniteCounts(seg), TokenStatistics(seg), TokenKLQuantiles(seg)]
 
     def default_criteria(self, *, has_labels: bool) -> list[dict[str, Any]]:
@@ -318,3 +405,71 @@ class CausalLMTask(ValueTask):
             {"id": "same-top", "metric": "top1_agreement", "min": 0.9},
             {"id": "perplexity", "metric": "perplexity", "max_relative_increase": 0.05},
         ]
+
+
+def _check_all_logits(
+    reference: Any, candidates: Sequence[Any], ids: Array, models: Sequence[str]
+) -> None:
+    """Every output is (rows, positions, V) float logits, with the reference's V."""
+    _check_logits(reference, ids, models[0])
+    for name, cand in zip(models[1:], candidates, strict=True):
+        _check_logits(cand, ids, name)
+        if cand.shape[-1] != reference.shape[-1]:
+            raise AdapterError(
+                f"Candidate {name!r} has a vocabulary of {cand.shape[-1]} logits but the "
+                f"reference {models[0]!r} has {reference.shape[-1]}; expected the same "
+                "tokenizer and vocabulary."
+            )
+
+
+def _reduce_choices(
+    batch: Batch, reference: Any, candidates: Sequence[Any], ids: Array, mask: Array
+) -> tuple[Batch, Array, list[Array]]:
+    """(question, choice) rows -> one row per question: each model's choice and correctness.
+
+    Raises:
+        DataError: A question's choices are not all in this batch.
+    """
+    labels = np.asarray(batch.labels)
+    question = labels["question"].astype(np.int64)
+    choice = labels["choice"].astype(np.int64)
+    qids, first, group, count = np.unique(
+        question, return_index=True, return_inverse=True, return_counts=True
+    )
+    group = group.reshape(-1)
+    expected = labels["n_choices"][first]
+    if (count != expected).any():
+        q = int(np.flatnonzero(count != expected)[0])
+        raise DataError(
+            f"Data: question {int(qids[q])} has {int(expected[q])} choices but {int(count[q])} "
+            "of them are in this batch; expected every choice of a question in one batch "
+            "(compval.data's ChoiceDataset batches whole questions)."
+        )
+    ref_ll, cand_lls = choice_log_likelihoods(
+        reference, candidates, ids, mask, labels["context_length"]
+    )
+    m = qids.size
+    answer = labels["answer"][first].astype(np.float64)
+    ref_choice = _chosen(group, choice, ref_ll, m)
+    ref_ok = np.where(ref_choice >= 0, (ref_choice == answer).astype(np.float64), np.nan)
+    ref_rows = np.stack([ref_ok, ref_choice], axis=1)
+    cand_rows = []
+    for ll in cand_lls:
+        picked = _chosen(group, choice, ll, m)
+        ok = np.where(picked >= 0, (picked == answer).astype(np.float64), np.nan)
+        agree = ((picked == ref_choice) & (picked >= 0)).astype(np.float64)
+        cand_rows.append(np.stack([ok, picked, agree], axis=1))
+    longest = np.zeros(m, dtype=np.int64)
+    np.maximum.at(longest, group, mask.sum(axis=1).astype(np.int64))
+    start = np.full(m, np.iinfo(np.int64).max)
+    np.minimum.at(start, group, labels["context_length"].astype(np.int64))
+    segments = {c: np.asarray(v)[first] for c, v in batch.segments.items()}
+    segments[LENGTH_SEGMENT] = position_bucket(longest)
+    segments[POSITION_SEGMENT] = position_bucket(start)
+    questions = Batch(
+        inputs={},
+        labels=labels["answer"][first].astype(np.int64),
+        row_ids=qids,
+        segments=segments,
+    )
+    return questions, ref_rows, cand_rows

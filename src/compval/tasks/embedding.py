@@ -43,8 +43,11 @@ __all__ = ["EmbeddingTask", "load_qrels"]
 _POOLED_NAMES = ("sentence_embedding", "embeddings", "embedding", "pooler_output")
 
 
-def load_qrels(spec: AcceptanceSpec) -> Qrels | None:
+def load_qrels(spec: AcceptanceSpec, base_dir: Path | None = None) -> Qrels | None:
     """The relevance judgements named by ``task.embedding.qrels`` (CSV or TSV), or None.
+
+    A relative path is read from ``base_dir`` (the spec file's folder), else from the working
+    directory.
 
     Raises:
         SpecValidationError: The file is missing or lacks the named columns, or a relevance is
@@ -53,12 +56,13 @@ def load_qrels(spec: AcceptanceSpec) -> Qrels | None:
     cfg = spec.task.embedding
     if cfg.qrels is None:
         return None
-    path = Path(cfg.qrels)
+    folder = Path.cwd() if base_dir is None else base_dir
+    path = folder / cfg.qrels
     where = "task.embedding.qrels"
     if not path.is_file():
         raise SpecValidationError(
-            f"{where}: no such file {str(path)!r} (relative paths are read from the working "
-            f"directory {str(Path.cwd())!r}).",
+            f"{where}: no such file {str(path)!r} (relative paths are read from the spec's "
+            f"folder, {str(folder)!r}).",
             path=where,
         )
     with path.open(newline="", encoding="utf-8") as handle:
@@ -167,24 +171,44 @@ class EmbeddingTask(ValueTask):
         candidate_kind: OutputKind,
         width: int,
     ) -> list[Accumulator]:
-        """Non-finite counts, fidelity, cosine tail, neighbours, and retrieval with qrels."""
+        """Non-finite counts, fidelity, cosine tail, then neighbours or, with qrels, retrieval.
+
+        With qrels, RetrievalQuality reports the neighbour metrics too, from its own buffer:
+        each row's embeddings are kept once, not once per metric family.
+        """
         seg, cfg = state.segments, state.spec.task.embedding
         accs: list[Accumulator] = [
             NonFiniteCounts(seg),
             OutputFidelity(seg),
             EmbeddingFidelity(seg),
             CosineQuantiles(seg),
-            NeighbourAgreement(
-                seg,
-                ks=cfg.neighbours_k,
-                max_rows=cfg.max_rows,
-                pairs=cfg.pairs,
-                seed=state.spec.statistics_seed,
-            ),
         ]
-        qrels = load_qrels(state.spec)
-        if qrels is not None:
-            accs.append(RetrievalQuality(seg, qrels=qrels.triples(), ks=cfg.retrieval_k))
+        seed = state.spec.statistics_seed
+        neighbours = {"ks": cfg.neighbours_k, "max_rows": cfg.max_rows, "pairs": cfg.pairs}
+        qrels = load_qrels(state.spec, state.base_dir)
+        if qrels is None:
+            accs.append(
+                NeighbourAgreement(
+                    seg,
+                    ks=cfg.neighbours_k,
+                    max_rows=cfg.max_rows,
+                    pairs=cfg.pairs,
+                    seed=seed,
+                    notes=state.notes,
+                )
+            )
+        else:
+            accs.append(
+                RetrievalQuality(
+                    seg,
+                    qrels=qrels.triples(),
+                    ks=cfg.retrieval_k,
+                    # Spec field task.embedding.max_retrieval_rows, once the spec has it.
+                    max_rows=cfg.max_retrieval_rows,
+                    neighbours={**neighbours, "seed": seed},
+                    notes=state.notes,
+                )
+            )
         return accs
 
     def default_criteria(self, *, has_labels: bool) -> list[dict[str, Any]]:
