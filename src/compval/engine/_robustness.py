@@ -9,7 +9,7 @@ per-block correctness both passes keep (``RunState.extra_accumulators``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -173,22 +173,26 @@ class Robustness:
                 path="robustness.search.tolerance",
             )
         rows, row_ids = _seed_rows(run.dataset, search.seeds, seed=s.seed, batch_size=s.batch_size)
-        if len(rows) != 1:
+        # Float inputs with statistics are searched (one ball over all their features); the
+        # others (token ids, masks, categories) stay at each seed row's values.
+        searched = [n for n, a in rows.items() if a.dtype.kind == "f" and n in self.stats]
+        if not searched:
             raise DataError(
-                f"robustness.search: the data has {len(rows)} inputs {sorted(rows)}; the search "
-                "perturbs one float input. Remove robustness.search for multi-input models."
+                f"robustness.search: the data's inputs {sorted(rows)} hold no float features "
+                f"({', '.join(f'{n}: {a.dtype}' for n, a in rows.items())}); the search "
+                "perturbs float features only. Remove robustness.search for this data."
             )
-        ((data_input, seeds),) = rows.items()
-        if seeds.dtype.kind != "f" or data_input not in self.stats:
-            raise DataError(
-                f"robustness.search: input {data_input!r} is {seeds.dtype}; the search perturbs "
-                "float features only. Remove robustness.search for this data."
-            )
-        model_input = next(iter(ref.input_spec()), data_input)
-        stats = self.stats[data_input]
+        several = len(rows) > 1
+        data_input = searched[0]
+        seeds: Array | dict[str, Array] = rows if several else rows[data_input]
+        stats: FeatureStats | dict[str, FeatureStats] = (
+            {n: self.stats[n] for n in searched} if several else self.stats[data_input]
+        )
+        model_input = ",".join(searched) if several else next(iter(ref.input_spec()), data_input)
+        k = int(row_ids.shape[0])
         settings = SearchSettings(
             method=search.method,
-            seeds=int(seeds.shape[0]),
+            seeds=k,
             epsilon=search.epsilon,
             budget_per_seed=search.budget,
             clip=search.clip,
@@ -197,13 +201,14 @@ class Robustness:
             seed=s.seed,
         )
         confidence = s.statistics.confidence
-        ref_predict = _predictor(run, ref, ref_output, data_input, seeds.dtype, s.batch_size)
+        dtypes = {n: a.dtype for n, a in rows.items()}
+        ref_predict = _predictor(run, ref, ref_output, data_input, dtypes, s.batch_size)
         results: list[SearchResult] = []
         for st in states:
             modules = _torch_modules(ref, st.adapter) if search.method == "pgd" else None
             outcome = differential_search(
                 ref_predict,
-                _predictor(run, st.adapter, st.output, data_input, seeds.dtype, s.batch_size),
+                _predictor(run, st.adapter, st.output, data_input, dtypes, s.batch_size),
                 seeds,
                 stats,
                 epsilon=search.epsilon,
@@ -213,6 +218,7 @@ class Robustness:
                 classification=classification,
                 tolerance=search.tolerance or 0.0,
                 seed=s.seed,
+                row_ids=row_ids,
                 modules=modules,
             )
             ref_pred = _predictions(outcome.reference, classification)
@@ -229,16 +235,20 @@ class Robustness:
                 )
                 for i in order[: search.top]
             )
-            k = int(seeds.shape[0])
             agree = k - int(found.size)
             low, high = clopper_pearson_intervals([agree], [k], confidence=confidence)
             labels: Array = ref_pred[found]
             classes = ref.classes
             if classification and classes is not None and outcome.reference.shape[1] > 1:
                 labels = np.asarray([classes[int(j)] for j in ref_pred[found]])
+            found_inputs = (
+                {n: np.asarray(a)[found] for n, a in outcome.inputs.items()}
+                if outcome.inputs
+                else {model_input: outcome.x[found].astype(dtypes[data_input])}
+            )
             edge = (
                 {
-                    model_input: outcome.x[found].astype(seeds.dtype),
+                    **found_inputs,
                     "labels": labels,
                     "seed_row_ids": row_ids[found],
                     "size": outcome.size[found],
@@ -384,15 +394,25 @@ def _predictor(
     adapter: ModelAdapter,
     output: str | None,
     data_input: str,
-    dtype: np.dtype,
+    dtypes: Mapping[str, np.dtype],
     batch_size: int,
-) -> Callable[[Array], Array]:
-    def predict(x: Array) -> Array:
+) -> Callable[[Array | Mapping[str, Array]], Array]:
+    """The search's predict function, run at the spec's batch size.
+
+    It takes rows (one input's array, or every input by name) and returns the compared output.
+    """
+
+    def predict(x: Array | Mapping[str, Array]) -> Array:
+        inputs = dict(x) if isinstance(x, Mapping) else {data_input: x}
+        n = next(iter(inputs.values())).shape[0]
         parts = []
-        for start in range(0, x.shape[0], batch_size):
+        for start in range(0, n, batch_size):
             feed = bind_inputs(
                 adapter.name,
-                {data_input: x[start : start + batch_size].astype(dtype)},
+                {
+                    name: np.asarray(a[start : start + batch_size]).astype(dtypes[name])
+                    for name, a in inputs.items()
+                },
                 adapter.input_spec(),
             )
             out = run.compared(adapter, adapter.predict(feed), output)

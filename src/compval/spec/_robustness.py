@@ -93,8 +93,9 @@ class SearchSpec(_Strict):
     )
     method: Literal["evolution", "random", "pgd"] = Field(
         default="evolution",
-        description="evolution: black-box (1+lambda) search over the ball's corners with random "
-        "restarts, for any runtime; random: uniform sampling in the ball (the baseline); pgd: "
+        description="evolution: black-box search (a random corner probe, hierarchical sign "
+        "search on the disagreement margin, bisection of decision-boundary crossings), for any "
+        "runtime; random: uniform sampling in the ball (the baseline); pgd: "
         "projected gradient ascent on the disagreement margin, when both models are torch "
         "modules.",
     )
