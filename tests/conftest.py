@@ -15,6 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# This file holds no doctests. Collected as a doctest module it would be imported under the
+# name 'conftest', which the subfolders' conftest.py files hold by then (tests/ is not a
+# package): an "import file mismatch" error.
+collect_ignore = ["conftest.py"]
+
 
 @dataclass(frozen=True)
 class DigitsOnnx:
