@@ -50,6 +50,33 @@ def test_cuda_module_matches_cpu(x: np.ndarray) -> None:
     assert details["peak_memory_bytes"] > 0
 
 
+def test_predict_on_device_keeps_the_outputs_on_the_gpu(x: np.ndarray) -> None:
+    """The causal LM task's path: outputs stay device tensors, in the model's own dtype."""
+    with TorchAdapter(_mlp(), name="gpu", device="cuda", dtype="bfloat16") as gpu:
+        kept = gpu.predict_on_device({"input": x})["output"]
+        host = gpu.predict({"input": x})["output"]
+    assert isinstance(kept, torch.Tensor) and kept.device.type == "cuda"
+    assert kept.dtype == torch.bfloat16
+    np.testing.assert_array_equal(kept.float().cpu().numpy(), host)
+
+
+def test_causal_lm_per_token_values_on_the_gpu() -> None:
+    """token_values on device tensors equals the numpy path within 1e-5 (float32 on the GPU)."""
+    from compval.tasks.causal_lm import token_values
+
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(4, 12, 300)).astype(np.float32)
+    cand = ref + rng.normal(scale=0.05, size=ref.shape).astype(np.float32)
+    ids = rng.integers(0, 300, size=(4, 12))
+    mask = np.ones((4, 12), dtype=np.int64)
+    mask[1, 8:] = 0
+    host = token_values(ref, cand, ids, mask)
+    # The reference as numpy (another runtime), the candidate on the GPU.
+    device = token_values(ref, torch.from_numpy(cand).cuda(), ids, mask)
+    for field in ("nll_ref", "nll_cand", "kl", "same_top"):
+        np.testing.assert_allclose(getattr(device, field), getattr(host, field), atol=1e-5)
+
+
 def test_bf16_candidate_on_the_gpu(x: np.ndarray) -> None:
     fp32 = TorchAdapter(_mlp(), name="fp32")
     bf16 = fp32.derived(name="bf16", dtype="bfloat16", device="cuda")

@@ -691,3 +691,47 @@ def test_choice_accuracy_merges_exactly():
     assert est["choice_accuracy_score"].reference == pytest.approx(ref_ok[keep].mean())
     assert est["choice_accuracy_score"].candidate == pytest.approx(cand_ok[keep].mean())
     assert est["choice_agreement"].candidate == pytest.approx((cand_ok == ref_ok)[keep].mean())
+
+
+class _OnDevice(TorchAdapter):
+    """A torch adapter whose logits stay torch tensors, as on a GPU (here on the CPU).
+
+    It takes the engine's device path (``Task.device_outputs`` -> ``predict_on_device``) on a
+    machine without a GPU, and counts which path the engine used.
+    """
+
+    def __init__(self, module, name):
+        super().__init__(
+            module, name=name, input_names=("input_ids", "attention_mask"), input_dtype=np.int64
+        )
+        self.host_calls = 0
+        self.device_calls = 0
+
+    def predict(self, inputs):
+        self.host_calls += 1
+        return super().predict(inputs)
+
+    def _predict_on_device(self, inputs):
+        self.device_calls += 1
+        return {k: torch.from_numpy(np.asarray(v)) for k, v in self._predict(inputs).items()}
+
+
+def test_the_device_path_gives_the_host_paths_numbers(lm, report):
+    """Logits handed over as torch tensors are reduced with torch (float32) and give the numpy
+    (float64) run's numbers within 1e-5; the engine never asks for host copies."""
+    on_device = _OnDevice(lm.bf16, "bf16")
+    device_report = run_validation(_spec(lm), candidates={"bf16": on_device})
+    assert on_device.host_calls == 0
+    assert on_device.device_calls == -(-len(TEXTS) // BATCH)
+    host = _metrics(report, "bf16")
+    device = _metrics(device_report, "bf16")
+    assert set(device) == set(host)
+    for key, m in host.items():
+        d = device[key]
+        assert d.n == m.n, key
+        for field in ("candidate_value", "reference_value", "delta"):
+            a, b = getattr(m, field), getattr(d, field)
+            if a is None:
+                assert b is None, (key, field)
+            else:
+                assert b == pytest.approx(a, rel=1e-5, abs=1e-5), (key, field)

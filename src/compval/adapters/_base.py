@@ -31,12 +31,15 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 from typing_extensions import Self
 
 from compval.errors import AdapterError, InferenceError, InputMismatchError
 from compval.types import Array, Outputs, TensorSpec
+
+T = TypeVar("T")
 
 __all__ = ["AdapterInfo", "ModelAdapter", "bind_inputs"]
 
@@ -117,18 +120,37 @@ class ModelAdapter(abc.ABC):
             InputMismatchError: An input's name, dtype or shape does not match the model.
             InferenceError: The runtime failed on this batch.
         """
+        return self._checked(inputs, self._predict)
+
+    def predict_on_device(self, inputs: Mapping[str, Array]) -> Mapping[str, Any]:
+        """Like ``predict``, but the outputs may stay where the model computed them.
+
+        For a task that reduces outputs on the device (``Task.device_outputs``: the causal LM
+        task turns (rows, seq, vocab) logits into per-token values there). The torch adapter
+        on a GPU returns its output tensors on the device; every other adapter (and torch on
+        the CPU) returns what ``predict`` returns.
+
+        Raises:
+            The same errors as ``predict``.
+        """
+        return self._checked(inputs, self._predict_on_device)
+
+    def _checked(self, inputs: Mapping[str, Array], run: Callable[[Mapping[str, Array]], T]) -> T:
         if not self._is_open:
             raise AdapterError(f"Model {self.name!r}: predict() called before open().")
         check_inputs(self.name, inputs, self._input_spec())
         try:
-            outputs = self._predict(inputs)
+            return run(inputs)
         except AdapterError:
             raise
         except Exception as exc:  # foreign runtime errors become compval errors here, once
             raise InferenceError(
                 f"Model {self.name!r}: the runtime failed on a batch: {type(exc).__name__}: {exc}"
             ) from exc
-        return outputs
+
+    def _predict_on_device(self, inputs: Mapping[str, Array]) -> Mapping[str, Any]:
+        """Run one batch, leaving outputs on the device when the runtime has one (optional)."""
+        return self._predict(inputs)
 
     # -- hooks ---------------------------------------------------------------------------
     @abc.abstractmethod

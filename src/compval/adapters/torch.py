@@ -318,6 +318,21 @@ class TorchAdapter(ModelAdapter):
         return [t.to(self._device, dtype=dtype if t.is_floating_point() else None) for t in tensors]
 
     def _predict(self, inputs: Mapping[str, Array]) -> Outputs:
+        # Scored in float32 whatever precision ran: the difference is what is validated.
+        to_array = _to_numpy if self._dtype is None else _to_float32
+        return structure_outputs(
+            self.name, self._forward(inputs), output_names=None, to_array=to_array
+        )
+
+    def _predict_on_device(self, inputs: Mapping[str, Array]) -> Mapping[str, Any]:
+        """On a GPU: the output tensors where they are (no copy to the host); else ``_predict``."""
+        if self._device == "cpu":
+            return self._predict(inputs)
+        return structure_outputs(
+            self.name, self._forward(inputs), output_names=None, to_array=_detached
+        )
+
+    def _forward(self, inputs: Mapping[str, Array]) -> Any:
         torch: Any = self._torch
         tensors = self._tensors(inputs)
         try:
@@ -334,9 +349,7 @@ class TorchAdapter(ModelAdapter):
             raise InferenceError(
                 f"Model {self.name!r}: torch failed on a batch: {type(exc).__name__}: {exc}.{hint}"
             ) from exc
-        # Scored in float32 whatever precision ran: the difference is what is validated.
-        to_array = _to_numpy if self._dtype is None else _to_float32
-        return structure_outputs(self.name, result, output_names=None, to_array=to_array)
+        return result
 
     def _info(self) -> AdapterInfo:
         torch: Any = self._torch
@@ -669,6 +682,11 @@ def _as_tensor_ready(array: Array) -> Array:
     if not array.flags.writeable or not array.flags.c_contiguous:
         return np.array(array, order="C", copy=True)
     return array
+
+
+def _detached(value: Any) -> Any:
+    """A tensor as it is (on its device, in its dtype), detached; anything else as an array."""
+    return value.detach() if hasattr(value, "detach") else np.asarray(value)
 
 
 def _to_float32(value: Any) -> Array:

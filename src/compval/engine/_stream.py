@@ -270,8 +270,13 @@ def stream(
 _Answer = Callable[[], Outputs]
 
 
-def _predict(adapter: ModelAdapter, batch: Batch) -> Outputs:
-    return adapter.predict(bind_inputs(adapter.name, batch.inputs, adapter.input_spec()))
+def _predict(adapter: ModelAdapter, batch: Batch, on_device: bool = False) -> Outputs:
+    feed = bind_inputs(adapter.name, batch.inputs, adapter.input_spec())
+    if on_device:
+        # The task reduces the outputs where they are (torch tensors on a GPU) and brings back
+        # only its rows: no (rows, seq, vocab) copy to the host.
+        return adapter.predict_on_device(feed)
+    return adapter.predict(feed)
 
 
 def _run_batches(
@@ -346,11 +351,12 @@ def _answers(
     """
     batches = iter(run.dataset.batches(run.spec.batch_size))
     seen = 0
+    on_device = run.task.device_outputs
     if not pools:
         for batch in batches:
             _count_nonfinite_features(run, batch, seen)
             seen += len(batch)
-            yield batch, [functools.partial(_predict, a, batch) for a in models]
+            yield batch, [functools.partial(_predict, a, batch, on_device) for a in models]
         return
     ahead: deque[tuple[Batch, list[_Answer]]] = deque()
     failure: Exception | None = None
@@ -368,9 +374,9 @@ def _answers(
         for i, adapter in enumerate(models):
             pool = pools.get(i)
             if pool is None:
-                answers.append(functools.partial(_predict, adapter, batch))
+                answers.append(functools.partial(_predict, adapter, batch, on_device))
             else:
-                answers.append(pool.submit(_predict, adapter, batch).result)
+                answers.append(pool.submit(_predict, adapter, batch, on_device).result)
         ahead.append((batch, answers))
         if len(ahead) >= depth:
             yield ahead.popleft()

@@ -143,6 +143,10 @@ class Task(abc.ABC):
     metrics_of: ClassVar[str]
     #: Whether the weak-slice search applies (labelled tabular data).
     searches_slices: ClassVar[bool] = False
+    #: Whether ``reduce_batch`` takes outputs where the model computed them (torch tensors on
+    #: a GPU, from ``ModelAdapter.predict_on_device``) and brings back only its reduced rows:
+    #: the engine then skips the copy of every full output to the host.
+    device_outputs: ClassVar[bool] = False
 
     def default_output(self, state: TaskState, outputs: Outputs, *, model: str) -> str | None:
         """The output compared when the model's spec entry names none; None: the first.
@@ -167,10 +171,11 @@ class Task(abc.ABC):
     ) -> tuple[Batch, Array, list[Array]] | None:
         """Reduce one batch's compared outputs as soon as the models ran; None: keep them.
 
-        ``models`` names the reference then each candidate. The returned batch replaces
-        ``batch`` for scoring (its labels, row ids and segments must match the returned rows,
-        and its segments must hold every column of ``added_segments``); the engine counts the
-        original batch's rows as done.
+        With ``device_outputs`` the outputs may be torch tensors on a device; the returned
+        rows must be numpy. ``models`` names the reference then each candidate. The returned
+        batch replaces ``batch`` for scoring (its labels, row ids and segments must match the
+        returned rows, and its segments must hold every column of ``added_segments``); the
+        engine counts the original batch's rows as done.
         """
         return None
 

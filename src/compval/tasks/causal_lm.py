@@ -30,10 +30,11 @@ choice under it: its row is counted in ``nan_count`` and left out of the means. 
 
 Two implementations of the per-token math give the same numbers (float64 numpy; torch in
 float32 on the tensors' device, tested within 1e-5): :func:`token_values` picks torch when it
-is given torch tensors. Built-in adapters hand the engine numpy arrays (the torch adapter runs
-on the CPU and returns ``tensor.numpy()``, which shares memory, so no copy is made there);
-the torch path is what a device-resident caller (e.g. a future CUDA adapter returning device
-tensors) uses, bringing back only per-token values.
+is given torch tensors. The task declares ``device_outputs``, so the engine asks each model
+for ``predict_on_device``: a torch model on a GPU hands over its logits where they are, the
+per-token values are computed there and only they come back to the host (a numpy output of
+another runtime is moved to that device first). On the CPU every adapter returns numpy
+(``tensor.numpy()`` shares memory: no copy) and the numpy path runs.
 """
 
 from __future__ import annotations
@@ -165,6 +166,25 @@ def _is_torch(value: Any) -> bool:
     return type(value).__module__.startswith("torch") and hasattr(value, "device")
 
 
+def _on_one_device(ref: Any, cand: Any) -> tuple[Any, Any]:
+    """Both logits as torch tensors on one device: a GPU one's if either is on a GPU.
+
+    A numpy output (another runtime) or a CPU tensor moves to the other's GPU, so that the
+    per-token math runs there and only per-token values come back.
+    """
+    import torch  # only reached with torch tensors in hand
+
+    devices = [v.device for v in (ref, cand) if _is_torch(v)]
+    device = next((d for d in devices if d.type != "cpu"), devices[0])
+
+    def move(value: Any) -> Any:
+        if _is_torch(value):
+            return value if value.device == device else value.to(device)
+        return torch.as_tensor(np.asarray(value), device=device)
+
+    return move(ref), move(cand)
+
+
 def token_values(
     reference: Any, candidate: Any, input_ids: Array, attention_mask: Array
 ) -> TokenValues:
@@ -182,11 +202,7 @@ def token_values(
     rows, prev = _predicted(mask)
     targets = ids[rows, prev + 1].astype(np.int64)
     if _is_torch(reference) or _is_torch(candidate):
-        if not _is_torch(reference):
-            import torch
-
-            reference = torch.as_tensor(np.asarray(reference))
-        values = _torch_values(reference, candidate, targets, rows, prev)
+        values = _torch_values(*_on_one_device(reference, candidate), targets, rows, prev)
     else:
         values = _numpy_values(np.asarray(reference), np.asarray(candidate), targets, rows, prev)
     return TokenValues(
@@ -226,11 +242,7 @@ def choice_log_likelihoods(
 
     def sums(ref: Any, cand: Any) -> Array:
         if _is_torch(ref) or _is_torch(cand):
-            if not _is_torch(ref):
-                import torch
-
-                ref = torch.as_tensor(np.asarray(ref))
-            values = _torch_values(ref, cand, targets, rows, prev)
+            values = _torch_values(*_on_one_device(ref, cand), targets, rows, prev)
         else:
             values = _numpy_values(np.asarray(ref), np.asarray(cand), targets, rows, prev)
         return values
@@ -279,6 +291,7 @@ class CausalLMTask(ValueTask):
 
     name = "causal_lm"
     metrics_of = "causal_lm"
+    device_outputs = True
 
     def default_output(self, state: TaskState, outputs: Outputs, *, model: str) -> str | None:
         """``logits`` when the model has an output of that name, else the first output."""
