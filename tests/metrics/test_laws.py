@@ -12,6 +12,7 @@ from metrics_helpers import make_rows, synthetic_classification
 from compval.metrics import (
     METRICS,
     Calibration,
+    ChoiceAccuracy,
     ConfidenceShift,
     ContingencyTable,
     CosineQuantiles,
@@ -44,7 +45,7 @@ QRELS = tuple(
     (str(q), str(20 + (7 * q + j) % 580), float(1 + j)) for q in range(20) for j in range(3)
 )
 # task: causal_lm: the probability rows serve as token rows (NLL, KL, same top).
-TOKENS = [TokenStatistics, TokenKLQuantiles]
+TOKENS = [TokenStatistics, TokenKLQuantiles, ChoiceAccuracy]
 ALL = [*CLASSIFICATION, RegressionErrors, *EMBEDDING, *TOKENS]
 DATA = synthetic_classification(n=600, seed=4)
 RNG = np.random.default_rng(9)

@@ -1,5 +1,6 @@
-"""Regression: perturbed passes report the usual metrics (no gap, with a note); the search
-uses the tolerance on the max absolute output difference. Real scikit-learn models."""
+"""Regression: perturbed passes report the usual metrics and the MAE-based robustness gap
+(tests/robustness/test_regression_gap.py checks it in depth); the search uses the tolerance on
+the max absolute output difference. Real scikit-learn models."""
 
 from __future__ import annotations
 
@@ -59,8 +60,14 @@ def test_regression_perturbation_and_search(setup) -> None:
     assert stages == {"validate", "perturbation=noise"}
     segments = {m.segment for m in report.metrics if m.metric == "mean_absolute_error"}
     assert "perturbation=noise" in segments
-    assert not any(m.metric == "robustness_gap" for m in report.metrics)
-    assert any("robustness_gap needs a classification task" in n for n in report.run.notes)
+    # The gap is the perturbed pass's MAE delta less the clean pass's.
+    (gap,) = [m for m in report.metrics if m.metric == "robustness_gap"]
+    assert gap.segment == "perturbation=noise" and gap.n == len(y)
+    mae = {m.segment: m for m in report.metrics if m.metric == "mean_absolute_error"}
+    expected = mae["perturbation=noise"].delta - mae[None].delta
+    assert gap.candidate_value == pytest.approx(expected, abs=1e-12)
+    assert gap.ci_low <= gap.candidate_value <= gap.ci_high
+    assert not any("robustness_gap" in n for n in report.run.notes)
     assert report.robustness is not None
     (result,) = report.robustness.search_results
     assert result.seeds_with_disagreement > 0

@@ -4,7 +4,8 @@ Each perturbation wraps the dataset (:class:`compval.robustness.PerturbedDataset
 same paired stream as the clean pass, so it streams (memory flat in rows) and costs one more
 inference pass per perturbation. Its estimates get the scope ``perturbation=<name>``
 (composing with segments), and the robustness gap pairs it with the clean pass through the
-per-block correctness both passes keep (``RunState.extra_accumulators``).
+per-block sums both passes keep (``RunState.extra_accumulators``): correct rows for
+classification, absolute errors for regression.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from compval.results import (
     SearchSettings,
 )
 from compval.robustness import (
+    BlockAbsErrors,
     BlockCorrectness,
     FeatureStats,
     Perturbation,
@@ -61,12 +63,26 @@ class Robustness:
         self.progress: Callable[[str, int, int], None] | None = None
 
     def attach(self, run: RunState) -> None:
-        """Give the clean pass the per-block correctness the gap pairs with."""
-        if self.perturbations and run.task.name == "classification" and run.dataset.has_labels:
-            run.extra_accumulators = _block_correctness
-        elif self.perturbations:
+        """Give the clean pass the per-block sums the gap pairs with (or say why there are none).
+
+        Classification keeps correct rows (an accuracy gap), regression absolute errors (an
+        MAE gap); both need labels.
+        """
+        if not self.perturbations:
+            return
+        factory = _GAP_SUMS.get(run.task.name)
+        if factory is not None and run.dataset.has_labels:
+            run.extra_accumulators = factory
+        elif factory is not None:
             self.notes.append(
-                "Robustness: robustness_gap needs a classification task with labels; the "
+                f"Robustness: robustness_gap compares each model with the labels, and this "
+                f"{run.task.name} data has none; the perturbed passes report their usual "
+                "metrics only."
+            )
+        else:
+            self.notes.append(
+                "Robustness: robustness_gap needs a classification or regression task with "
+                f"labels (task {run.task.name!r} has no error against labels to lose); the "
                 "perturbed passes report their usual metrics only."
             )
 
@@ -144,16 +160,35 @@ class Robustness:
                     for e in acc.estimates(clean.resampling)
                     if not (e.segment or "").startswith("slice:")
                 )
-            clean_bc = _find(clean_st.accumulators)
-            pert_bc = _find(st.accumulators)
-            if clean_bc is not None and pert_bc is not None:
+            clean_sums = _find(clean_st.accumulators)
+            pert_sums = _find(st.accumulators)
+            if clean_sums is not None and pert_sums is not None:
                 ests.extend(
                     gap_estimates(
-                        clean_bc, pert_bc, perturbation=p.name, resampling=clean.resampling
+                        clean_sums, pert_sums, perturbation=p.name, resampling=clean.resampling
                     )
                 )
+                self._note_left_out(p.name, st.name, clean_sums, pert_sums)
             out[st.name] = ests
         return out
+
+    def _note_left_out(
+        self,
+        perturbation: str,
+        candidate: str,
+        clean: BlockCorrectness | BlockAbsErrors,
+        perturbed: BlockCorrectness | BlockAbsErrors,
+    ) -> None:
+        """Say when the MAE gap's passes left out rows (non-finite outputs or targets)."""
+        if not isinstance(clean, BlockAbsErrors) or not isinstance(perturbed, BlockAbsErrors):
+            return
+        left = (clean.left_out(), perturbed.left_out())
+        if any(left):
+            self.notes.append(
+                f"perturbation={perturbation} ({candidate}): robustness_gap's mean absolute "
+                f"errors leave out the rows with a non-finite output or target: {left[0]} in "
+                f"the clean pass, {left[1]} in the perturbed one (see nonfinite_count)."
+            )
 
     def _search(
         self,
@@ -347,8 +382,21 @@ def _block_correctness(state: TaskState) -> list[Accumulator]:
     return [BlockCorrectness(state.segments, n_blocks=N_BLOCKS)]
 
 
-def _find(accumulators: Sequence[Accumulator]) -> BlockCorrectness | None:
-    return next((a for a in accumulators if isinstance(a, BlockCorrectness)), None)
+def _block_abs_errors(state: TaskState) -> list[Accumulator]:
+    return [BlockAbsErrors(state.segments, n_blocks=N_BLOCKS)]
+
+
+#: Task name -> the per-block sums its robustness gap pairs across passes.
+_GAP_SUMS: dict[str, Callable[[TaskState], list[Accumulator]]] = {
+    "classification": _block_correctness,
+    "regression": _block_abs_errors,
+}
+
+
+def _find(accumulators: Sequence[Accumulator]) -> BlockCorrectness | BlockAbsErrors | None:
+    return next(
+        (a for a in accumulators if isinstance(a, (BlockCorrectness, BlockAbsErrors))), None
+    )
 
 
 def _scope(name: str, segment: str | None) -> str:

@@ -51,7 +51,7 @@ from compval.metrics.evidence import (
     WeakSlices,
     slice_sample,
 )
-from compval.metrics.tokens import TokenKLQuantiles, TokenStatistics
+from compval.metrics.tokens import ChoiceAccuracy, TokenKLQuantiles, TokenStatistics
 from compval.spec import NUMERICS_METRIC_DIRECTIONS, PERF_METRIC_DIRECTIONS
 
 __all__ = [
@@ -59,39 +59,40 @@ __all__ = [
     "METRICS",
     "NO_LABEL",
     "SLICE_SAMPLE_ROWS",
-    "ConfidenceShift",
-    "CosineQuantiles",
-    "EmbeddingFidelity",
-    "EmbeddingRows",
-    "NeighbourAgreement",
-    "Qrels",
-    "RetrievalQuality",
-    "nearest_neighbours",
-    "retrieval_scores",
-    "spearman_correlation",
-    "TokenKLQuantiles",
-    "TokenStatistics",
-    "WeakSlices",
-    "kl_divergence_rows",
-    "slice_sample",
     "Accumulator",
     "BlockSumsAccumulator",
     "Calibration",
+    "ChoiceAccuracy",
     "ClassTable",
+    "ConfidenceShift",
     "ContingencyTable",
+    "CosineQuantiles",
     "Derived",
+    "EmbeddingFidelity",
+    "EmbeddingRows",
     "KLQuantiles",
     "MetricEstimate",
     "MetricInfo",
+    "NeighbourAgreement",
     "NonFiniteCounts",
     "OutputFidelity",
     "PairedRows",
     "ProbabilityDivergence",
+    "Qrels",
     "RegressionErrors",
     "Resampling",
+    "RetrievalQuality",
     "SegmentTable",
+    "TokenKLQuantiles",
+    "TokenStatistics",
+    "WeakSlices",
     "format_value",
+    "kl_divergence_rows",
     "metric_info",
+    "nearest_neighbours",
+    "retrieval_scores",
+    "slice_sample",
+    "spearman_correlation",
     "suggest_metric",
 ]
 
@@ -224,10 +225,17 @@ def _all_metrics() -> dict[str, MetricInfo]:
         )
     # The robustness runs' metrics (docs/robustness.md): the gap per perturbation scope, with
     # an interval paired across passes; the search's share of seeds without disagreement.
+    # The gap is an accuracy difference for classification but a mean-absolute-error
+    # difference, in target units, for regression: not a fraction.
     out.setdefault(
         "robustness_gap",
         MetricInfo(
-            "robustness_gap", False, paired=True, fraction=True, tasks=_C, needs_labels=True
+            "robustness_gap",
+            False,
+            paired=True,
+            fraction=False,
+            tasks=(*_C, "regression"),
+            needs_labels=True,
         ),
     )
     out.setdefault(

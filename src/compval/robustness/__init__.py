@@ -5,7 +5,8 @@
   with per-row randomness from (seed, perturbation, row id); :class:`PerturbedDataset` streams
   them, so each perturbation is one more paired run whose metrics carry the scope
   ``perturbation=<name>``.
-* :class:`BlockCorrectness` and :func:`gap_estimates` give the robustness gap with an interval
+* :class:`BlockCorrectness` (classification: accuracy), :class:`BlockAbsErrors` (regression:
+  mean absolute error) and :func:`gap_estimates` give the robustness gap with an interval
   paired across the clean and perturbed passes.
 * :func:`differential_search` looks around seed rows for inputs where the models disagree;
   :func:`write_edge_cases` saves them as a replayable dataset.
@@ -17,7 +18,12 @@ and does not show.
 from __future__ import annotations
 
 from compval.robustness._edge import EDGE_CASES_FILE, write_edge_cases
-from compval.robustness._gap import GAP_CI_METHOD, BlockCorrectness, gap_estimates
+from compval.robustness._gap import (
+    GAP_CI_METHOD,
+    BlockAbsErrors,
+    BlockCorrectness,
+    gap_estimates,
+)
 from compval.robustness._perturb import (
     Perturbation,
     PerturbationContext,
@@ -33,6 +39,7 @@ from compval.robustness._stats import FeatureStats, feature_stats
 __all__ = [
     "EDGE_CASES_FILE",
     "GAP_CI_METHOD",
+    "BlockAbsErrors",
     "BlockCorrectness",
     "FeatureStats",
     "Perturbation",

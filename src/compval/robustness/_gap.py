@@ -1,18 +1,23 @@
 """The robustness gap: how much more the candidate loses under a perturbation than the reference.
 
-``gap = (candidate clean - candidate perturbed) - (reference clean - reference perturbed)``
-for accuracy, in every segment. The clean and the perturbed pass score the same rows, and a
-row's bootstrap block is a hash of (seed, row id), so both passes put each row in the same
-block: :class:`BlockCorrectness` keeps, per (segment, block), the rows and the correct
-predictions of each model, and one set of Poisson(1) block weights resamples both passes at
-once. The interval is therefore paired across passes (the noise common to both passes
-cancels), and the state is O(segments x blocks), flat in rows.
+Classification (accuracy, :class:`BlockCorrectness`):
+``gap = (candidate clean - candidate perturbed) - (reference clean - reference perturbed)``.
+Regression (mean absolute error, :class:`BlockAbsErrors`):
+``gap = (candidate perturbed - candidate clean) - (reference perturbed - reference clean)``.
+Both are a loss of quality, so positive means the candidate is less robust; lower is better.
+
+The clean and the perturbed pass score the same rows, and a row's bootstrap block is a hash of
+(seed, row id), so both passes put each row in the same block: the accumulators keep per
+(segment, block) sums of each model's correct rows (or absolute errors), and one set of
+Poisson(1) block weights resamples both passes at once. The interval is therefore paired
+across passes (the noise common to both passes cancels), and the state is O(segments x
+blocks), flat in rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from typing_extensions import Self
@@ -21,50 +26,43 @@ from compval.metrics import Accumulator, MetricEstimate, PairedRows, Resampling,
 from compval.stats import block_weights, percentile_interval
 from compval.types import Array
 
-__all__ = ["GAP_CI_METHOD", "BlockCorrectness", "gap_estimates"]
+__all__ = ["GAP_CI_METHOD", "BlockAbsErrors", "BlockCorrectness", "gap_estimates"]
 
 GAP_CI_METHOD = "paired_block_bootstrap_percentile"
 
 
-class BlockCorrectness(Accumulator):
-    """Per (segment, block): labelled rows, reference correct, candidate correct.
+class _BlockSums(Accumulator):
+    """Per (segment, block) sums of a few per-row columns; no estimates of its own."""
 
-    Produces no estimates itself; :func:`gap_estimates` pairs a clean and a perturbed one.
-    """
-
-    family = "block_correctness"
+    family: ClassVar[str]
+    #: Number of columns kept per (segment, block).
+    width: ClassVar[int]
+    dtype: ClassVar[type[np.generic]]
+    #: The column counting the rows a segment's value is computed on.
+    _counted: ClassVar[int] = 0
 
     def __init__(self, segments: SegmentTable, *, n_blocks: int) -> None:
         super().__init__(segments)
         self.n_blocks = n_blocks
-        #: (segments, blocks, 3): rows, reference correct, candidate correct.
-        self.sums = np.zeros((0, n_blocks, 3), dtype=np.int64)
+        self.sums = np.zeros((0, n_blocks, self.width), dtype=self.dtype)
 
     def _grow(self) -> None:
         n = len(self.segments)
         if self.sums.shape[0] < n:
-            grown = np.zeros((n, self.n_blocks, 3), dtype=np.int64)
+            grown = np.zeros((n, self.n_blocks, self.width), dtype=self.dtype)
             grown[: self.sums.shape[0]] = self.sums
             self.sums = grown
 
-    def update(self, rows: PairedRows) -> None:
-        if rows.labels is None or rows.ref_pred is None or rows.cand_pred is None:
-            return
-        labels = np.asarray(rows.labels)
-        if labels.ndim != 1:
-            return
+    def _add(self, rows: PairedRows, values: Array) -> None:
+        """Add per-row ``values`` (rows, width) to every segment of each row."""
         self._grow()
-        known = labels >= 0
-        values = np.stack(
-            [known, known & (rows.ref_pred == labels), known & (rows.cand_pred == labels)], axis=1
-        ).astype(np.int64)
         size = self.sums.shape[0] * self.n_blocks
-        flat = self.sums.reshape(size, 3)
+        flat = self.sums.reshape(size, self.width)
         for ids in np.asarray(rows.segment_ids):
             cells = ids * self.n_blocks + rows.blocks
-            for j in range(3):
+            for j in range(self.width):
                 flat[:, j] += np.bincount(cells, weights=values[:, j], minlength=size).astype(
-                    np.int64
+                    self.dtype
                 )
 
     def merge(self, other: Self) -> Self:
@@ -86,7 +84,7 @@ class BlockCorrectness(Accumulator):
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Self:
         out = cls(SegmentTable(state["segments"]), n_blocks=int(state["n_blocks"]))
-        out.sums = np.asarray(state["sums"], dtype=np.int64).copy()
+        out.sums = np.asarray(state["sums"], dtype=cls.dtype).copy()
         return out
 
     def estimates(self, resampling: Resampling | None = None) -> list[MetricEstimate]:
@@ -96,12 +94,70 @@ class BlockCorrectness(Accumulator):
         return type(self)(self.segments, n_blocks=self.n_blocks)
 
     def by_segment(self) -> dict[str | None, Array]:
-        """Segment name -> (blocks, 3) sums, for segments that saw labelled rows."""
+        """Segment name -> (blocks, width) sums, for segments that counted rows."""
         return {
             name: self.sums[i]
             for i, name in enumerate(self.segments.names[: self.sums.shape[0]])
-            if self.sums[i, :, 0].sum() > 0
+            if self.sums[i, :, self._counted].sum() > 0
         }
+
+
+class BlockCorrectness(_BlockSums):
+    """Per (segment, block): labelled rows, reference correct, candidate correct.
+
+    Produces no estimates itself; :func:`gap_estimates` pairs a clean and a perturbed one.
+    """
+
+    family = "block_correctness"
+    width = 3
+    dtype = np.int64
+
+    def update(self, rows: PairedRows) -> None:
+        if rows.labels is None or rows.ref_pred is None or rows.cand_pred is None:
+            return
+        labels = np.asarray(rows.labels)
+        if labels.ndim != 1:
+            return
+        known = labels >= 0
+        values = np.stack(
+            [known, known & (rows.ref_pred == labels), known & (rows.cand_pred == labels)], axis=1
+        ).astype(np.int64)
+        self._add(rows, values)
+
+
+class BlockAbsErrors(_BlockSums):
+    """Per (segment, block): rows with targets, rows counted, sum |error| of each model.
+
+    A row's absolute error is averaged over the outputs (scikit-learn's
+    ``multioutput="uniform_average"``, as ``mean_absolute_error`` does), so a pass's MAE is
+    sum |error| / rows counted. A row counts when both models' outputs and its targets are
+    finite (the rule of ``mean_absolute_error``); the others are left out of that pass and
+    :meth:`left_out` says how many. Produces no estimates itself; :func:`gap_estimates` pairs
+    a clean and a perturbed one.
+    """
+
+    family = "block_abs_errors"
+    width = 4
+    dtype = np.float64
+    _counted = 1
+
+    def update(self, rows: PairedRows) -> None:
+        if rows.labels is None:
+            return
+        ref, cand = rows.reference, rows.candidate
+        y = np.asarray(rows.labels, dtype=np.float64).reshape(ref.shape[0], -1)
+        mask = np.asarray(rows.finite, dtype=bool) & np.isfinite(y).all(axis=1)
+        e_ref = np.where(mask[:, None], np.abs(ref - y), 0.0).mean(axis=1)
+        e_cand = np.where(mask[:, None], np.abs(cand - y), 0.0).mean(axis=1)
+        values = np.stack([np.ones(len(mask)), mask.astype(np.float64), e_ref, e_cand], axis=1)
+        self._add(rows, values)
+
+    def left_out(self) -> int:
+        """Rows with targets whose outputs or targets were not finite (overall)."""
+        if not self.sums.shape[0]:
+            return 0
+        overall = self.sums[0]  # segment id 0 is overall
+        return round(float(overall[:, 0].sum() - overall[:, 1].sum()))
 
 
 def _scope(perturbation: str, segment: str | None) -> str:
@@ -109,14 +165,48 @@ def _scope(perturbation: str, segment: str | None) -> str:
     return base if segment is None else f"{base},{segment}"
 
 
+def _accuracy_gap(clean: Array, perturbed: Array, weights: Array) -> tuple[Array, Array]:
+    """Per weight row: the accuracy gap, and whether it is defined (rows > 0)."""
+    # Per block: candidate-minus-reference correct rows, clean minus perturbed.
+    diff = ((clean[:, 2] - clean[:, 1]) - (perturbed[:, 2] - perturbed[:, 1])).astype(np.float64)
+    denominators = weights @ clean[:, 0].astype(np.float64)
+    ok = denominators > 0
+    return np.where(ok, weights @ diff / np.where(ok, denominators, 1.0), np.nan), ok
+
+
+def _mae_gap(clean: Array, perturbed: Array, weights: Array) -> tuple[Array, Array]:
+    """Per weight row: the MAE gap, and whether it is defined (rows counted in both passes)."""
+    n_c, n_p = weights @ clean[:, 1], weights @ perturbed[:, 1]
+    ok = (n_c > 0) & (n_p > 0)
+    safe_c, safe_p = np.where(ok, n_c, 1.0), np.where(ok, n_p, 1.0)
+    # Candidate minus reference summed |error|, per pass: the paired MAE difference.
+    delta_c = weights @ (clean[:, 3] - clean[:, 2]) / safe_c
+    delta_p = weights @ (perturbed[:, 3] - perturbed[:, 2]) / safe_p
+    return np.where(ok, delta_p - delta_c, np.nan), ok
+
+
 def gap_estimates(
-    clean: BlockCorrectness,
-    perturbed: BlockCorrectness,
+    clean: BlockCorrectness | BlockAbsErrors,
+    perturbed: BlockCorrectness | BlockAbsErrors,
     *,
     perturbation: str,
     resampling: Resampling | None,
 ) -> list[MetricEstimate]:
-    """``robustness_gap`` for every segment seen in both passes, with a paired interval."""
+    """``robustness_gap`` for every segment seen in both passes, with a paired interval.
+
+    Accuracy-based for :class:`BlockCorrectness`, MAE-based for :class:`BlockAbsErrors`; both
+    passes must hold the same kind.
+
+    Raises:
+        TypeError: The two passes hold different kinds of sums.
+    """
+    if type(clean) is not type(perturbed):
+        raise TypeError(
+            f"gap_estimates: the clean pass holds {type(clean).__name__} and the perturbed "
+            f"pass {type(perturbed).__name__}; both must be the same kind."
+        )
+    regression = isinstance(clean, BlockAbsErrors)
+    statistic = _mae_gap if regression else _accuracy_gap
     clean_by = clean.by_segment()
     weights = (
         None
@@ -130,17 +220,19 @@ def gap_estimates(
         sums_c = clean_by.get(segment)
         if sums_c is None:
             continue
-        # Per block: candidate-minus-reference correct rows, clean minus perturbed.
-        diff = (sums_c[:, 2] - sums_c[:, 1]) - (sums_p[:, 2] - sums_p[:, 1])
-        counts = sums_c[:, 0].astype(np.float64)
-        n = int(counts.sum())
-        gap = float(diff.sum() / n)
+        # One implementation: the estimate is the statistic at unit weights.
+        point, _ = statistic(sums_c, sums_p, np.ones((1, clean.n_blocks)))
+        gap = float(point[0])
+        n = (
+            round(float(min(sums_c[:, 1].sum(), sums_p[:, 1].sum())))
+            if regression
+            else int(sums_c[:, 0].sum())
+        )
         ci: tuple[float, float] | None = None
         se: float | None = None
         if weights is not None and resampling is not None:
-            denominators = weights @ counts
-            ok = denominators > 0
-            replicates = (weights[ok] @ diff.astype(np.float64)) / denominators[ok]
+            values, ok = statistic(sums_c, sums_p, weights)
+            replicates = values[ok]
             low, high = percentile_interval(replicates, confidence=resampling.confidence)
             ci = (float(low), float(high))
             se = float(np.std(replicates, ddof=1)) if replicates.size > 1 else None
