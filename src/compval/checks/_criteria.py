@@ -163,6 +163,9 @@ def resolve_criterion(
             f"{echo(spec.metric + '[3]')}, or use "
             "the segment scope 'label=*' with accuracy_score for per-class recall.",
         )
+    # The robustness gap is a difference of accuracies (a fraction) for classification, of
+    # mean absolute errors (target units) for regression.
+    fraction = info.fraction or (info.name == "robustness_gap" and task == "classification")
     compare: Compare
     written_as: str | None = None
     hib = info.higher_is_better
@@ -178,7 +181,7 @@ def resolve_criterion(
                 "use 'min' or 'max' on it instead.",
             )
         _check_direction(index, form, spec.metric, hib, higher=wanted)
-        _check_margin(index, form, value, fraction=info.fraction)
+        _check_margin(index, form, value, fraction=fraction)
         compare, op, threshold = "delta", (">=" if wanted else "<="), (-value if wanted else value)
         written_as = f"{form}: {value:g}"
     elif spec.max_relative_drop is not None or spec.max_relative_increase is not None:
@@ -212,7 +215,7 @@ def resolve_criterion(
     elif spec.min is not None or spec.max is not None:
         form = "min" if spec.min is not None else "max"
         value = float(spec.min if spec.min is not None else spec.max)  # type: ignore[arg-type]
-        if info.fraction and not 0 <= value <= 1:
+        if fraction and not 0 <= value <= 1:
             raise _fail(
                 index,
                 form,
@@ -233,7 +236,7 @@ def resolve_criterion(
                 f"{echo(spec.metric)} has one value for the pair of models; use compare: "
                 "candidate.",
             )
-        if info.fraction and compare in ("candidate", "reference", "delta") and abs(threshold) > 1:
+        if fraction and compare in ("candidate", "reference", "delta") and abs(threshold) > 1:
             raise _fail(
                 index,
                 "threshold",

@@ -7,11 +7,25 @@ from compval.results import MetricValue, Report, RobustnessSection
 
 __all__ = ["ROBUSTNESS_HEADERS", "robustness_rows", "search_lines"]
 
-ROBUSTNESS_HEADERS = ("candidate", "perturbation", "accuracy ref", "accuracy cand", "gap", "gap CI")
+ROBUSTNESS_HEADERS = (
+    "candidate",
+    "perturbation",
+    "perturbed metric",
+    "ref",
+    "cand",
+    "gap",
+    "gap CI",
+)
+#: The perturbed metric each task's gap is built on (classification, then regression).
+_GAP_METRICS = ("accuracy_score", "mean_absolute_error")
 
 
 def robustness_rows(report: Report) -> list[list[str]]:
-    """Per candidate and perturbation (overall): perturbed accuracies and the robustness gap."""
+    """Per candidate and perturbation (overall): the perturbed metric and the robustness gap.
+
+    The perturbed metric is the one the gap is built on (accuracy, or MAE for regression),
+    for both models.
+    """
     if report.robustness is None:
         return []
     by_key: dict[tuple[str, str, str | None], MetricValue] = {
@@ -23,7 +37,8 @@ def robustness_rows(report: Report) -> list[list[str]]:
     for name in report.candidates:
         for p in report.robustness.perturbations:
             scope = f"{head}perturbation={p.name}"
-            acc = by_key.get((name, "accuracy_score", scope))
+            found = [(m, by_key.get((name, m, scope))) for m in _GAP_METRICS]
+            metric, acc = next(((m, v) for m, v in found if v is not None), (None, None))
             gap = by_key.get((name, "robustness_gap", scope))
             if acc is None and gap is None:
                 continue
@@ -31,6 +46,7 @@ def robustness_rows(report: Report) -> list[list[str]]:
                 [
                     name,
                     f"{p.name} ({p.kind})",
+                    metric or "",
                     fmt_number(None if acc is None else acc.reference_value),
                     fmt_number(None if acc is None else acc.candidate_value),
                     fmt_number(None if gap is None else gap.candidate_value),

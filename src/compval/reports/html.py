@@ -667,12 +667,13 @@ def _robustness_section(report: Report) -> list[str]:
     out = [
         '<section id="robustness">',
         "<h2>Robustness</h2>",
-        "<p>Accuracy under each perturbation and the robustness gap (how much more the "
-        "candidate loses than the reference), with its paired interval (docs/robustness.md).</p>",
+        "<p>Accuracy (MAE for regression) under each perturbation and the robustness gap (how "
+        "much more the candidate loses than the reference), with its paired interval "
+        "(docs/robustness.md).</p>",
     ]
     rows = robustness_rows(report)
     if rows:
-        out += _table(ROBUSTNESS_HEADERS, rows, numeric=(2, 3, 4), compact=True)
+        out += _table(ROBUSTNESS_HEADERS, rows, numeric=(3, 4, 5), compact=True)
     out += [f'<p class="facts">{_h(line)}</p>' for line in search_lines(report.robustness)]
     return [*out, "</section>"]
 
