@@ -223,6 +223,82 @@ def test_validation_of_the_int8_model_against_the_float_one(x: np.ndarray, layer
     assert agreement is not None and agreement >= 0.8
 
 
+def test_runtime_operators_are_the_models_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The interpreter's listing, without its XNNPACK delegate node; TF Select and custom
+    operators are what a stock mobile runtime cannot run."""
+    with LiteRTAdapter(INT8, name="int8") as model:
+        own = model.runtime_operators()
+        assert own is not None
+        assert [op for _, op in own.nodes] == ["FULLY_CONNECTED", "FULLY_CONNECTED"]
+        assert own.unsupported == ()
+        assert own.runtime.startswith("ai-edge-litert ")
+        listed = [
+            {"index": 0, "op_name": "CONV_2D"},
+            {"index": 1, "op_name": "FlexErf"},
+            {"index": 2, "op_name": "TFLite_Detection_PostProcess"},
+            {"index": 3, "op_name": "DELEGATE"},
+        ]
+        monkeypatch.setattr(model._interpreter, "_get_ops_details", lambda: listed)
+        own = model.runtime_operators()
+    assert own is not None
+    assert [label for label, _ in own.nodes] == [
+        "<CONV_2D #0>",
+        "<FlexErf #1>",
+        "<TFLite_Detection_PostProcess #2>",
+    ]
+    assert [label for label, _ in own.unsupported] == [
+        "<FlexErf #1>",
+        "<TFLite_Detection_PostProcess #2>",
+    ]
+    assert "Flex delegate" in own.unsupported[0][1] and "custom op" in own.unsupported[1][1]
+
+
+def test_the_mobile_target_checks_a_litert_models_operators(
+    x: np.ndarray, layers: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mobile target's unsupported-ops budget is decided by LiteRT's own resolution for a
+    .tflite model (not inconclusive), and fails when an operator needs the Flex delegate."""
+    from compval.adapters import RuntimeOperators
+    from compval.engine import run_validation
+    from compval.spec import spec_from_mapping
+
+    spec = spec_from_mapping(
+        {
+            "version": 1,
+            "reference": {"path": str(FLOAT), "name": "float"},
+            "candidates": [{"path": str(INT8), "name": "int8"}],
+            "data": {"path": "in-memory"},
+            "statistics": {"replicates": 0},
+            "performance": {
+                "target": "mobile",
+                "rounds": 2,
+                "min_duration_s": 0.02,
+                "concurrency_duration_s": 0.05,
+            },
+        }
+    )
+    labels = _float_mlp(layers, x).argmax(axis=1)
+    report = run_validation(spec, data=(x, labels))
+    (check,) = [c for c in report.checks if c.id == "target-mobile-unsupported-ops"]
+    assert (check.verdict, check.observed) == ("pass", 0.0)
+    cpu = report.to_dict()["profile"]["models"]["int8"]["execution_providers"][0]
+    assert cpu["nodes"] == 2 and "LiteRT interpreter" in cpu["source"]
+
+    def with_flex(self: LiteRTAdapter) -> RuntimeOperators:
+        nodes = (("<FULLY_CONNECTED #0>", "FULLY_CONNECTED"), ("<FlexErf #1>", "FlexErf"))
+        return RuntimeOperators(
+            runtime="ai-edge-litert test",
+            nodes=nodes,
+            unsupported=(("<FlexErf #1>", "a TF Select op: needs the Flex delegate in the app"),),
+            basis="test",
+        )
+
+    monkeypatch.setattr(LiteRTAdapter, "runtime_operators", with_flex)
+    report = run_validation(spec, data=(x, labels))
+    (check,) = [c for c in report.checks if c.id == "target-mobile-unsupported-ops"]
+    assert (check.verdict, check.observed) == ("fail", 1.0)
+
+
 class TestSignatures:
     @pytest.fixture
     def write(self, make_tflite: ModuleType, layers: Any, tmp_path: Path) -> Any:

@@ -10,7 +10,13 @@ torch, scikit-learn or mlflow: each adapter imports its runtime when it opens.
 
 from __future__ import annotations
 
-from compval.adapters._base import AdapterInfo, ModelAdapter, bind_inputs, check_inputs
+from compval.adapters._base import (
+    AdapterInfo,
+    ModelAdapter,
+    RuntimeOperators,
+    bind_inputs,
+    check_inputs,
+)
 from compval.adapters._files import describe_file
 from compval.adapters._mlflow import mlflow_http_limits, public_uri
 from compval.adapters._registry import (
@@ -34,6 +40,7 @@ from compval.adapters.torch import TorchAdapter
 
 __all__ = [
     "AdapterInfo",
+    "RuntimeOperators",
     "AdapterRegistration",
     "CallableAdapter",
     "EndpointAdapter",

@@ -41,7 +41,25 @@ from compval.types import Array, Outputs, TensorSpec
 
 T = TypeVar("T")
 
-__all__ = ["AdapterInfo", "ModelAdapter", "bind_inputs"]
+__all__ = ["AdapterInfo", "ModelAdapter", "RuntimeOperators", "bind_inputs"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuntimeOperators:
+    """What a runtime says of a loaded model's operators (``ModelAdapter.runtime_operators``).
+
+    Attributes:
+        runtime: The runtime and its version, e.g. ``ai-edge-litert 2.3.0``.
+        nodes: ``(node label, operator name)`` per operator of the model, in graph order.
+        unsupported: The labels of the nodes the stock runtime of the deployment target
+            cannot run (e.g. TF Select or custom operators), each with why.
+        basis: What the decision rests on, in words.
+    """
+
+    runtime: str
+    nodes: tuple[tuple[str, str], ...]
+    unsupported: tuple[tuple[str, str], ...]
+    basis: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -186,6 +204,14 @@ class ModelAdapter(abc.ABC):
     @property
     def model_file(self) -> Path | None:
         """The model file on disk, or None for an in-memory model (default)."""
+        return None
+
+    def runtime_operators(self) -> RuntimeOperators | None:
+        """The operators the loaded runtime resolved for a non-ONNX model (optional hook).
+
+        For a deployment target's operator check on formats whose graph compval does not
+        read itself (LiteRT). None (default): unknown, the check is not made.
+        """
         return None
 
     @property

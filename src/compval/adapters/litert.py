@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from compval._lazy import lazy_import
-from compval.adapters._base import AdapterInfo, ModelAdapter
+from compval.adapters._base import AdapterInfo, ModelAdapter, RuntimeOperators
 from compval.adapters._files import check_threads, describe_file, require_file, sha256_file
 from compval.errors import InvalidParameterError, ModelLoadError
 from compval.types import Array, Outputs, TensorSpec
@@ -215,6 +215,40 @@ class LiteRTAdapter(ModelAdapter):
                 weights += count
                 zeros += count - int(np.count_nonzero(interpreter.get_tensor(index)))
         return params, (zeros / weights if weights else None)
+
+    def runtime_operators(self) -> RuntimeOperators | None:
+        """The model's operators as the interpreter resolved them when it loaded.
+
+        Loading succeeds only when every operator has a kernel in this LiteRT build. Of
+        those, TF Select (``Flex...``) and custom operators run on a phone only if the app
+        links the Flex delegate or registers the custom op: they are listed as unsupported by
+        the stock runtime. Delegate nodes (XNNPACK) are the interpreter's, not the model's,
+        and are left out. None if the interpreter does not list its operators.
+        """
+        try:
+            ops = self._interpreter._get_ops_details()  # no public listing of operators
+        except (AttributeError, RuntimeError, ValueError):
+            return None
+        nodes: list[tuple[str, str]] = []
+        unsupported: list[tuple[str, str]] = []
+        for op in ops:
+            name = str(op.get("op_name", ""))
+            if name == "DELEGATE":
+                continue
+            label = f"<{name} #{int(op['index'])}>"
+            nodes.append((label, name))
+            if name.startswith("Flex"):
+                unsupported.append((label, "a TF Select op: needs the Flex delegate in the app"))
+            elif name in ("CUSTOM", "") or not name.isupper():
+                unsupported.append((label, "a custom op: the app must register its kernel"))
+        return RuntimeOperators(
+            runtime=f"ai-edge-litert {_litert_version()}",
+            nodes=tuple(nodes),
+            unsupported=tuple(unsupported),
+            basis=f"the LiteRT interpreter (ai-edge-litert {_litert_version()}) resolved every "
+            "operator when the model loaded; TF Select and custom operators need an app built "
+            "with them",
+        )
 
     @property
     def model_format(self) -> str:

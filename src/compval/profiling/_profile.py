@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from compval.adapters import bind_inputs
+from compval.adapters import ModelAdapter, RuntimeOperators, bind_inputs
 from compval.errors import AdapterError, InvalidParameterError, ProfilingError
 from compval.profiling._inputs import BatchCutter, check_batch_axes
 from compval.profiling._load import LoadStats, run_load
@@ -37,6 +37,7 @@ from compval.profiling._memory import measure_peak_memory
 from compval.profiling._model_stats import ModelStats, model_stats
 from compval.profiling._operators import (
     ExecutionProviderSupport,
+    NodeFallback,
     OperatorSupport,
     describe_unsupported,
 )
@@ -123,7 +124,9 @@ def profile_models(
     for name in models:
         if settings.operators is not None:
             say(f"{name}: operators and execution providers")
-            support[name] = _provider_support(name, stats[name], settings.operators, notes)
+            support[name] = _provider_support(
+                name, stats[name], settings.operators, notes, models[name]
+            )
 
     latency: dict[str, list[LatencyStats]] = {name: [] for name in models}
     speedups: list[SpeedupResult] = []
@@ -235,14 +238,23 @@ def profile_models(
 
 
 def _provider_support(
-    name: str, info: ModelStats, operators: OperatorSupport, notes: list[str]
+    name: str,
+    info: ModelStats,
+    operators: OperatorSupport,
+    notes: list[str],
+    adapter: ModelAdapter,
 ) -> tuple[ExecutionProviderSupport, ...] | None:
-    """The target runtime's CPU check, then NNAPI and CoreML; None for a non-ONNX model.
+    """The target runtime's CPU check, then NNAPI and CoreML; None when nothing can be said.
 
     The first entry decides ``unsupported_op_count``: nodes the target's runtime cannot run
-    at all. The others are informational unless a budget names their fallback count.
+    at all. The others are informational unless a budget names their fallback count. A
+    non-ONNX model is checked by its own runtime (``ModelAdapter.runtime_operators``: a
+    LiteRT model on a phone runs in LiteRT, whose operator set is not ONNX Runtime's).
     """
     if info.nodes is None or info.path is None:
+        own = adapter.runtime_operators()
+        if own is not None:
+            return (_runtime_support(own),)
         notes.append(f"model {name!r}: operators not checked (not an ONNX model file)")
         return None
     cpu = ExecutionProviderSupport(
@@ -256,6 +268,27 @@ def _provider_support(
     accelerators, ep_notes = mobile_ep_support(Path(info.path), name=name)
     notes.extend(ep_notes)
     return (cpu, *accelerators)
+
+
+def _runtime_support(own: RuntimeOperators) -> ExecutionProviderSupport:
+    """A non-ONNX model's own runtime's operator check as the CPU entry."""
+    return ExecutionProviderSupport(
+        provider=own.runtime,
+        key="cpu",
+        source=own.basis,
+        falls_back_to=None,
+        nodes=len(own.nodes),
+        unsupported=tuple(
+            NodeFallback(
+                node=label,
+                op=dict(own.nodes).get(label, label),
+                opset=None,
+                reasons=("op_type",),
+                detail=why,
+            )
+            for label, why in own.unsupported
+        ),
+    )
 
 
 def _quiet(_: str) -> None:
