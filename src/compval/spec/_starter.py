@@ -28,6 +28,11 @@ data:
   segments: []                        # columns to report and gate per value, e.g. [region, device]
   # features: [f0, f1]                # default: every other column
   # max_segment_values: 1000          # a segment column with more values stops the run
+# Several datasets: make 'data' a list of named ones; every metric and check is then scoped
+# "dataset=<name>" (criteria pick datasets with 'dataset: <name>' or "*"; labels are optional).
+# data:
+#   - {name: validation, path: data/validation.parquet, labels: label}
+#   - {name: production, path: data/production_sample.parquet}
 
 batch_size: 256                       # part of the evaluation: dynamic INT8 models depend on it
                                       # (a model exported with a fixed batch needs its size)
