@@ -22,7 +22,7 @@ from sklearn.metrics import accuracy_score
 from compval.cli.main import main
 from compval.engine import run_validation
 from compval.errors import DataError, SpecValidationError
-from compval.reports import render_markdown
+from compval.reports import render_html, render_markdown
 from compval.spec import AcceptanceSpec
 
 SCHEMA = Path(__file__).parents[2] / "docs" / "report.schema.json"
@@ -192,6 +192,9 @@ def test_the_report_lists_the_datasets(report: Any, models: Any) -> None:
     # Each dataset's overall values sit with the overall metrics, named by dataset.
     assert "| accuracy\\_score @ validation | " in markdown
     assert "| nonfinite\\_count @ ood | " in markdown
+    # The flip matrix and reliability diagrams are the first dataset's, and say so.
+    html = render_html(report)
+    assert html.count("Rows of the first dataset, validation.") == 2
 
 
 @pytest.mark.parametrize(

@@ -490,6 +490,13 @@ def _interval(ctx: _Context, check: CheckResult) -> tuple[float | None, float | 
 # --- flip matrix and reliability --------------------------------------------------------------
 
 
+def _first_dataset(report: Report) -> str:
+    """With several datasets, the sentence saying a plot is of the first one's rows."""
+    if not report.run.datasets:
+        return ""
+    return f" Rows of the first dataset, {_h(str(report.run.datasets[0]['name']))}."
+
+
 def _flip_section(ctx: _Context) -> list[str]:
     stats = ctx.report.statistics
     if stats is None or not stats.flips:
@@ -498,7 +505,7 @@ def _flip_section(ctx: _Context) -> list[str]:
         '<section id="flips">',
         "<h2>Flip matrix</h2>",
         "<p>Rows the reference predicted as one class (row) and the candidate as another "
-        "(column). The grey diagonal is agreement.</p>",
+        f"(column). The grey diagonal is agreement.{_first_dataset(ctx.report)}</p>",
     ]
     for candidate, matrix in stats.flips.items():
         out += _flip_figure(ctx, candidate, matrix)
@@ -581,7 +588,7 @@ def _reliability_section(ctx: _Context) -> list[str]:
         "<h2>Reliability diagrams</h2>",
         "<p>Rows binned by the top-class probability: a calibrated model's accuracy in each "
         "bin equals its mean confidence there (the dashed diagonal). A dot's area grows with "
-        "the rows in its bin.</p>",
+        f"the rows in its bin.{_first_dataset(ctx.report)}</p>",
         *ctx.figure(svg, "; ".join(lines) + "."),
         "</section>",
     ]
