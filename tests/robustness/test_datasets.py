@@ -336,20 +336,42 @@ def test_robustness_runs_on_the_named_dataset(models: Any, files: dict[str, Path
     assert "| qdq | noise (noise) |" in render_markdown(report)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:sqlalchemy.*")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:mlflow.*")
+@pytest.mark.filterwarnings("ignore::FutureWarning:mlflow.*")
 def test_cli_validates_a_multi_dataset_spec(
     models: Any, files: dict[str, Path], tmp_path: Path
 ) -> None:
     import yaml
 
+    pytest.importorskip("mlflow")
+
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(_spec(models, files, CRITERIA[:1])))
     out = tmp_path / "out"
-    code = main(["validate", str(spec_path), "--report-dir", str(out)])
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = main(["validate", str(spec_path), "--report-dir", str(out), f"--mlflow={uri}"])
     assert code == 1  # the narrow candidate fails on the ood dataset
     written = json.loads((out / "report.json").read_text())
     failing = {(c["candidate"], c["segment"]) for c in written["checks"] if c["verdict"] == "fail"}
     assert ("narrow", "dataset=ood") in failing
     assert ("qdq", "dataset=validation") not in failing
+    # A tracker gets each dataset's overall values as <dataset>/<metric>.
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("compval")
+    (child,) = [
+        r for r in client.search_runs([experiment.experiment_id]) if r.info.run_name == "narrow"
+    ]
+    (ood,) = [
+        m
+        for m in written["metrics"]
+        if (m["candidate"], m["metric"], m["segment"])
+        == ("narrow", "accuracy_score", "dataset=ood")
+    ]
+    assert child.data.metrics["ood/accuracy_score"] == ood["candidate_value"]
+    assert child.data.metrics["ood/accuracy_score_delta"] == ood["delta"]
 
 
 def test_discovered_slices_are_per_dataset(models: Any, files: dict[str, Path]) -> None:
