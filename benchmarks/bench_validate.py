@@ -160,14 +160,20 @@ start = time.perf_counter()
 with open(sys.argv[2], "w") as log:
     code = subprocess.call(sys.argv[3:], stdout=log, stderr=subprocess.STDOUT)
 wall = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 with open(sys.argv[1], "w") as out:
-    json.dump({"code": code, "wall": wall, "peak": peak}, out)
+    json.dump({"code": code, "wall": wall, "peak": usage.ru_maxrss,
+               "cpu": usage.ru_utime + usage.ru_stime}, out)
 """
 
 
-def run_child(cmd: list[str], log: Path, ok: tuple[int, ...] = (0,)) -> tuple[float, float, str]:
-    """Run one child process; return (wall seconds, its peak RSS in MB, its output)."""
+def run_child(
+    cmd: list[str], log: Path, ok: tuple[int, ...] = (0,)
+) -> tuple[float, float, str, float]:
+    """Run one child process; return (wall s, its peak RSS in MB, its output, its CPU s).
+
+    CPU seconds (user + system, all threads) drift less than wall time on a shared machine.
+    """
     usage = log.with_suffix(".json")
     # As on a user's machine, where pip compiled the package: bytecode is cached (an
     # environment that forbids it would charge compval ~0.2 s of compiling its own modules
@@ -181,7 +187,7 @@ def run_child(cmd: list[str], log: Path, ok: tuple[int, ...] = (0,)) -> tuple[fl
     if result["code"] not in ok:
         raise SystemExit(f"{' '.join(cmd)} exited {result['code']}:\n{text[-3000:]}")
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    return float(result["wall"]), result["peak"] * scale / 1e6, text
+    return float(result["wall"]), result["peak"] * scale / 1e6, text, float(result["cpu"])
 
 
 def compval_cmd(spec: Path, report_dir: Path) -> list[str]:
@@ -244,15 +250,20 @@ def main() -> None:
             ],
         }
         times: dict[str, list[float]] = {name: [] for name in runs}
+        cpus: dict[str, list[float]] = {name: [] for name in runs}
         for round_ in range(args.repeats + 1):
             for name, cmd in runs.items():
                 # compval exits 1 when a check fails: a run that completed all the same.
                 ok = (0, 1) if name.startswith("compval") else (0,)
-                wall, rss, text = run_child(cmd, tmp / "child.log", ok)
+                wall, rss, text, cpu = run_child(cmd, tmp / "child.log", ok)
                 if round_ == 0:
                     continue  # warms the page cache and checks agreement below
                 times[name].append(wall)
-                print(f"  round {round_}: {name:30s} {wall:6.2f} s  peak RSS {rss:6.0f} MB")
+                cpus[name].append(cpu)
+                print(
+                    f"  round {round_}: {name:30s} {wall:6.2f} s  CPU {cpu:6.2f} s  "
+                    f"peak RSS {rss:6.0f} MB"
+                )
             if round_ == 0:
                 plain_acc = tuple(float(v) for v in text.split()[-2:])
                 ours = compval_accuracy(tmp / "report")
@@ -262,8 +273,13 @@ def main() -> None:
         medians = {name: statistics.median(values) for name, values in times.items()}
         base = medians["plain pandas + onnxruntime"]
         print(f"\nrows={args.rows:,} repeats={args.repeats}")
+        cpu_base = statistics.median(cpus["plain pandas + onnxruntime"])
         for name, med in medians.items():
-            print(f"{name:30s} median {med:6.2f} s   ratio to plain {med / base:5.2f}")
+            cpu = statistics.median(cpus[name])
+            print(
+                f"{name:30s} median {med:6.2f} s   ratio to plain {med / base:5.2f}   "
+                f"CPU {cpu:6.2f} s (ratio {cpu / cpu_base:5.2f})"
+            )
         ratio = medians["compval validate (defaults)"] / base
         verdict = (
             "meets target" if ratio <= 1.3 else "within acceptance" if ratio <= 1.5 else "over"
@@ -277,7 +293,7 @@ def main() -> None:
                 write_parquet(path, rows, weights, args.seed + 2)
                 rss_spec = tmp / f"rss_{rows}.yaml"
                 write_spec(rss_spec, path, fp32, int8)
-                wall, peaks[rows], _ = run_child(
+                wall, peaks[rows], _, _ = run_child(
                     compval_cmd(rss_spec, tmp / f"report_{rows}"), tmp / "child.log", (0, 1)
                 )
                 path.unlink()

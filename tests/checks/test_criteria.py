@@ -381,7 +381,7 @@ def test_the_robustness_gap_is_a_fraction_for_classification_only() -> None:
     """A classification gap is a difference of accuracies (5 means 0.05); a regression gap is a
     difference of mean absolute errors, in the targets' units, so 5 is a valid margin."""
     spec = CriterionSpec(id="gap", metric="robustness_gap", max=5)
-    with pytest.raises(SpecValidationError, match="Did you mean 0.05"):
+    with pytest.raises(SpecValidationError, match=r"Did you mean 0\.05"):
         resolve_criterion(spec, index=0, task="classification", resampling=True)
     resolved = resolve_criterion(spec, index=0, task="regression", resampling=True)
     assert (resolved.op, resolved.threshold, resolved.segment) == ("<=", 5.0, "perturbation=*")

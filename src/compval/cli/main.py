@@ -173,6 +173,12 @@ def run() -> None:
     Everything, the import of the command modules included, runs inside the handler: a
     Ctrl-C while heavy libraries import must still exit 2 with one line.
     """
+    # The run's main thread makes many short calls that release the GIL (a model's batch, a
+    # file read) while the scoring, hashing and reading threads work: with Python's default
+    # 5 ms switch interval it waits up to that long to get the GIL back after each. 0.5 ms
+    # measured 3.10 -> 2.74 s on benchmarks/bench_validate.py (median of 5, report.json
+    # identical). This is the command's own process: the library leaves the setting alone.
+    sys.setswitchinterval(0.0005)
     try:
         code = main()
     except KeyboardInterrupt as exc:

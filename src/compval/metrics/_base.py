@@ -206,6 +206,48 @@ def _compact(cells: Array, n_cells: int) -> tuple[Array, Array]:
     return touched, rank[cells]
 
 
+def _grouping_spans(seg: Array) -> list[tuple[int, int]] | None:
+    """Per grouping, the range ``[lo, hi)`` of its segment ids, or None if two ranges overlap.
+
+    Disjoint ranges mean no segment id occurs in two groupings (the engine's layout: overall,
+    each label, each segment column's values), so per-grouping work touches disjoint state.
+    """
+    if seg.shape[1] == 0:
+        return None
+    lows, highs = seg.min(axis=1), seg.max(axis=1) + 1
+    order = np.argsort(lows, kind="stable")
+    if np.any(lows[order][1:] < highs[order][:-1]):
+        return None
+    return [(int(lo), int(hi)) for lo, hi in zip(lows, highs, strict=True)]
+
+
+def _segment_maxima(
+    maxima: Array, seg: Array, values: Array, spans: list[tuple[int, int]] | None
+) -> None:
+    """``np.maximum.at(maxima, seg[g], values)`` for every grouping g, in place.
+
+    A maximum is exact whatever the order, so a grouping with few segments takes one masked
+    reduction per segment (several times faster than ``ufunc.at``); NaN propagates as there.
+    Only the sign of a zero maximum could depend on the order (0.0 against -0.0): a segment
+    whose maximum is zero takes ``ufunc.at``'s order.
+    """
+    for g in range(seg.shape[0]):
+        ids = seg[g]
+        if spans is None or spans[g][1] - spans[g][0] > 16:
+            np.maximum.at(maxima, ids, values)
+            continue
+        for s in range(*spans[g]):
+            rows = ids == s
+            if not rows.any():
+                continue
+            picked = values[rows]
+            top = picked.max(axis=0)
+            if np.any(top == 0):
+                np.maximum.at(maxima, np.full(picked.shape[0], s), picked)
+            else:
+                maxima[s] = np.maximum(maxima[s], top)
+
+
 class BlockSumsAccumulator(Accumulator):
     """Per-row values summed per (segment, block), plus per-segment maxima.
 
@@ -274,7 +316,7 @@ class BlockSumsAccumulator(Accumulator):
             self._rows = np.concatenate([self._rows, np.zeros(missing, dtype=np.int64)])
 
     def update(self, rows: PairedRows) -> None:
-        """Add one batch: one ``bincount`` over (segment, block, column) for all groupings."""
+        """Add one batch: ``bincount``s over (segment, block, column), rows in row order."""
         self._grow()
         values, maxima, mask = self._row_values(rows)
         every = bool(mask.all())
@@ -289,9 +331,30 @@ class BlockSumsAccumulator(Accumulator):
             cols = np.broadcast_to(np.arange(n_cols), vals.shape)
         blocks = rows.blocks if every else rows.blocks[mask]
         cell = seg * n_blocks + (blocks % n_blocks if n_blocks != N_BLOCKS_MAX else blocks)[None, :]
-        weights = np.broadcast_to(vals[None, :, :], (seg.shape[0], *vals.shape)).reshape(-1)
-        if self._sums.size <= 4 * weights.size:
+        spans = _grouping_spans(seg)
+        if spans is not None and self._sums.size <= 4 * seg.shape[0] * vals.size:
+            # Each grouping's segments are a range of ids that no other grouping touches, so
+            # each (segment, block, column) sum takes its rows in the same order as in one
+            # bincount over all groupings: the same sums, bit for bit, without copying the
+            # values once per grouping. Dense values need no flat index at all: one bincount
+            # per (grouping, column).
+            by_column = None if isinstance(values, tuple) else np.ascontiguousarray(vals.T)
+            for g, (lo, hi) in enumerate(spans):
+                local = cell[g] - lo * n_blocks
+                target = self._sums[lo:hi].reshape(-1, n_cols)
+                if by_column is not None:
+                    for j in range(n_cols):
+                        target[:, j] += np.bincount(
+                            local, weights=by_column[j], minlength=target.shape[0]
+                        )
+                else:
+                    flat = (local[:, None] * n_cols + cols).reshape(-1)
+                    target += np.bincount(
+                        flat, weights=vals.reshape(-1), minlength=target.size
+                    ).reshape(target.shape)
+        elif self._sums.size <= 4 * seg.shape[0] * vals.size:
             # Small state: one dense bincount straight into it.
+            weights = np.broadcast_to(vals[None, :, :], (seg.shape[0], *vals.shape)).reshape(-1)
             flat = (cell[..., None] * n_cols + cols[None, :, :]).reshape(-1)
             self._sums += np.bincount(flat, weights=weights, minlength=self._sums.size).reshape(
                 self._sums.shape
@@ -299,6 +362,7 @@ class BlockSumsAccumulator(Accumulator):
         else:
             # Large state (many segments or columns): compact to the (segment, block) cells the
             # batch touches, so the cost stays proportional to the batch.
+            weights = np.broadcast_to(vals[None, :, :], (seg.shape[0], *vals.shape)).reshape(-1)
             touched, local = _compact(cell.reshape(-1), n_seg * n_blocks)
             flat = (local.reshape(*seg.shape, 1) * n_cols + cols[None, :, :]).reshape(-1)
             added = np.bincount(flat, weights=weights, minlength=touched.size * n_cols)
@@ -306,8 +370,7 @@ class BlockSumsAccumulator(Accumulator):
         self._rows += np.bincount(seg.reshape(-1), minlength=n_seg)
         if maxima is not None and maxima.shape[1]:
             maxima = maxima if every else maxima[mask]
-            for g in range(seg.shape[0]):
-                np.maximum.at(self._maxima, seg[g], maxima)
+            _segment_maxima(self._maxima, seg, maxima, spans)
 
     def empty(self) -> Self:
         """Same configuration, a fresh segment table, no rows."""

@@ -30,6 +30,7 @@ percentile interval accurate here.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Callable
@@ -239,6 +240,26 @@ def block_weights(
     blocks = check_positive_int(n_blocks, subject="block_weights: n_blocks")
     n_rep = check_positive_int(replicates, subject="block_weights: replicates")
     key = (check_seed(seed), check_seed(stream, subject="block_weights: stream"))
+    if n_rep * blocks > _CACHED_WEIGHTS_MAX:
+        return _draw_block_weights(blocks, n_rep, key)
+    # Every block-sum accumulator of a run asks for the same weights (that is the point:
+    # one resample for all): drawn once, a copy for each caller.
+    weights: npt.NDArray[np.float64] = _cached_block_weights(blocks, n_rep, key).copy()
+    return weights
+
+
+#: Weights up to this many values (16 MB) are kept for the next caller; at most two sets.
+_CACHED_WEIGHTS_MAX = 1 << 21
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_block_weights(blocks: int, n_rep: int, key: tuple[int, int]) -> npt.NDArray[np.float64]:
+    out = _draw_block_weights(blocks, n_rep, key)
+    out.setflags(write=False)
+    return out
+
+
+def _draw_block_weights(blocks: int, n_rep: int, key: tuple[int, int]) -> npt.NDArray[np.float64]:
     out = np.empty((n_rep, blocks), dtype=np.float64)
 
     def draw(chunk: int) -> None:

@@ -304,7 +304,9 @@ class SliceSearch:
                 )
         if n == 0:
             return
-        codes = np.zeros((n, len(self._names)), dtype=np.uint16)
+        # Feature-major (rows, features), like ``values``: each column is written and read
+        # contiguously, here, in ``_bin`` and in the search.
+        codes = np.zeros((len(self._names), n), dtype=np.uint16).T
         for j, (unique, inverse) in uniques.items():
             mapping = self._categories[j]
             lut = np.array([mapping.setdefault(str(v), len(mapping)) for v in unique], np.uint16)
@@ -492,9 +494,12 @@ class SliceSearch:
         np.minimum.at(worst, feature_of[tested], score[tested])
         ranked = [j for j in np.argsort(worst, kind="stable") if np.isfinite(worst[j])]
         chosen = sorted(int(j) for j in ranked[:crossed])
+        # Each crossed feature's codes with the outcome folded in (code * 4 + outcome), once
+        # per feature rather than once per pair.
+        with_outcome = {g: _with_outcome(by_feature[g], int(sizes[g]), outcome) for g in chosen[1:]}
         for f, g in itertools.combinations(chosen, 2):
             pair_ids, pair_table = _pair_counts(
-                by_feature[f], by_feature[g], int(sizes[f]), int(sizes[g]), outcome
+                by_feature[f], with_outcome[g], int(sizes[f]), int(sizes[g])
             )
             code_f, code_g = pair_ids // sizes[g], pair_ids % sizes[g]
             pair_n = pair_table.sum(axis=1)
@@ -530,7 +535,7 @@ class SliceSearch:
         # finding a slice whose drop is large enough to matter. Bits 32-63 of the row hash,
         # independent of the subsampling (which keeps the smallest hashes).
         confirm = (hashes >> np.uint64(32)) % np.uint64(3) != 0
-        search_codes, search_outcome = codes[~confirm], outcome[~confirm]
+        search_codes, search_outcome = _select_rows(codes, ~confirm), outcome[~confirm]
         if len(search_outcome) == 0 or confirm.sum() == 0:
             return []
         # A third of the rows: a slice must reach a third of min_rows to be searched.
@@ -573,7 +578,7 @@ class SliceSearch:
             if pick not in chosen:
                 chosen.append(pick)
         picked = slice_ids[chosen]
-        confirmed = _tables_for(picked, codes[confirm], outcome[confirm], sizes)
+        confirmed = _tables_for(picked, _select_rows(codes, confirm), outcome[confirm], sizes)
         keep = confirmed.sum(axis=1) > 0
         results = self._rank(
             picked[keep], confirmed[keep], edges, metric, confidence, top_k, order_given=True
@@ -622,6 +627,11 @@ class SliceSearch:
         values = np.concatenate(pending)[: self._edge_rows]
         probs = np.linspace(0.0, 1.0, self._n_bins + 1)[1:-1]
         edges: list[npt.NDArray[np.float64]] = []
+        if values.size and probs.size and np.isfinite(values).all():
+            # Every column finite: one quantile call over all columns computes each column's
+            # quantiles exactly as a call per column does (partition, then interpolate).
+            table = np.quantile(values, probs, axis=0)
+            return [np.unique(table[:, k]).astype(np.float64) for k in range(values.shape[1])]
         for k in range(values.shape[1]):
             column = values[:, k]
             finite = column[np.isfinite(column)]
@@ -642,9 +652,15 @@ class SliceSearch:
     def _bin(
         self, values: npt.NDArray[np.float64], codes: Codes, edges: list[npt.NDArray[np.float64]]
     ) -> Codes:
-        binned = codes.astype(np.uint16, copy=True)
         if not self._numeric:
-            return _narrow(binned)
+            return _narrow(codes.astype(np.uint16, copy=True))
+        # Numeric codes fit a byte, so the categorical columns alone decide what ``_narrow``
+        # would choose; deciding first saves a pass over every column.
+        widest = max(
+            (int(codes[:, j].max(initial=0)) for j, cat in enumerate(self._categorical) if cat),
+            default=0,
+        )
+        binned = codes.astype(np.uint8 if widest <= np.iinfo(np.uint8).max else np.uint16)
         # All numeric columns at once: a value's bin is the number of edges <= it (what
         # searchsorted(side="right") gives); shorter edge lists are padded with NaN, which no
         # value reaches (+inf padding was reached by +inf values, whose code then fell past
@@ -663,8 +679,14 @@ class SliceSearch:
         if missing.any():
             sizes = np.array([e.size for e in edges], dtype=np.uint8)
             code = np.where(missing, sizes[None, :] + 1, code)
-        binned[:, self._numeric] = code
-        return _narrow(binned)
+        numeric = self._numeric
+        if numeric[-1] - numeric[0] + 1 == len(numeric):
+            # Contiguous numeric columns (the usual layout: features, then segment columns).
+            binned[:, numeric[0] : numeric[-1] + 1] = code
+        else:
+            for k, j in enumerate(numeric):
+                binned[:, j] = code[:, k]
+        return binned
 
     def _store(
         self, codes: Codes, outcome: npt.NDArray[np.uint8], hashes: npt.NDArray[np.uint64]
@@ -848,14 +870,26 @@ def _single_counts(
     return np.concatenate(parts).astype(np.int64, copy=False)
 
 
+def _with_outcome(
+    codes: Codes, size: int, outcome: npt.NDArray[np.uint8]
+) -> npt.NDArray[np.integer[Any]]:
+    """``codes * 4 + outcome``, in the smallest key type that holds it."""
+    keyed = np.multiply(codes, 4, dtype=_key_dtype(size * 4))
+    keyed += outcome
+    return keyed
+
+
 def _pair_counts(
-    first: Codes, second: Codes, first_size: int, second_size: int, outcome: npt.NDArray[np.uint8]
+    first: Codes, second: npt.NDArray[np.integer[Any]], first_size: int, second_size: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Slice ids ``code_first * second_size + code_second`` that occur, and their counts."""
+    """Slice ids ``code_first * second_size + code_second`` that occur, and their counts.
+
+    ``second`` is the second feature's ``_with_outcome`` (code * 4 + outcome), so the key
+    ``(code_first * second_size + code_second) * 4 + outcome`` takes three passes, not four.
+    """
     keys = np.multiply(first, second_size, dtype=_key_dtype(first_size * second_size * 4))
-    keys += second
     keys <<= 2
-    keys += outcome
+    keys += second
     upper = int(keys.max()) + 1 if keys.size else 0
     if upper <= max(_DENSE_PAIR_LIMIT, 8 * len(keys)):
         upper += -upper % 4
@@ -927,6 +961,12 @@ def _remap(codes: Codes, luts: list[npt.NDArray[np.uint16]]) -> Codes:
     return _narrow(out)
 
 
+def _select_rows(codes: Codes, mask: npt.NDArray[np.bool_]) -> Codes:
+    """``codes[mask]``, feature-major like ``codes`` (each feature's column contiguous)."""
+    picked: Codes = np.take(codes.T, np.flatnonzero(mask), axis=1).T
+    return picked
+
+
 def _narrow(codes: npt.NDArray[Any]) -> Codes:
     if codes.size == 0 or int(codes.max()) <= np.iinfo(np.uint8).max:
         return codes.astype(np.uint8, copy=False)
@@ -936,8 +976,9 @@ def _narrow(codes: npt.NDArray[Any]) -> Codes:
 def _concat(
     parts: list[tuple[Codes, npt.NDArray[np.uint8], npt.NDArray[np.uint64]]],
 ) -> tuple[Codes, npt.NDArray[np.uint8], npt.NDArray[np.uint64]]:
+    # Codes stay feature-major (the search reads one feature at a time).
     return (
-        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[0].T for p in parts], axis=1).T,
         np.concatenate([p[1] for p in parts]),
         np.concatenate([p[2] for p in parts]),
     )
