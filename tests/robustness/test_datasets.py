@@ -340,11 +340,13 @@ def test_robustness_runs_on_the_named_dataset(models: Any, files: dict[str, Path
 @pytest.mark.filterwarnings("ignore::DeprecationWarning:mlflow.*")
 @pytest.mark.filterwarnings("ignore::FutureWarning:mlflow.*")
 def test_cli_validates_a_multi_dataset_spec(
-    models: Any, files: dict[str, Path], tmp_path: Path
+    models: Any, files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import yaml
 
     pytest.importorskip("mlflow")
+    # MLflow's sqlite store keeps artifacts in ./mlruns of the working directory.
+    monkeypatch.chdir(tmp_path)
 
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(_spec(models, files, CRITERIA[:1])))
