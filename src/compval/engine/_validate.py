@@ -7,8 +7,6 @@ so the batch size is part of the evaluation and is recorded).
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import importlib
 import sys
 import threading
@@ -16,8 +14,6 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-import numpy as np
 
 from compval.adapters import (
     ModelAdapter,
@@ -27,7 +23,15 @@ from compval.adapters import (
     load_model,
 )
 from compval.checks import CheckSettings, Criterion, DatasetFacts, evaluate, resolve_criteria
-from compval.data import Dataset, as_dataset, feature_names, load_dataset
+from compval.data import feature_names
+from compval.engine._datasets import (
+    data_hash,
+    dataset_notes,
+    load_parts,
+    merged_statistics,
+    part_notes,
+    robustness_part,
+)
 from compval.engine._diagnose import numerics_estimates, run_numerics, sample_rows
 from compval.engine._estimates import metric_value, name_unsupported_ops, slice_estimates
 from compval.engine._profile import (
@@ -39,7 +43,7 @@ from compval.engine._profile import (
 from compval.engine._provenance import Clock, model_info, run_info
 from compval.engine._robustness import prepare_robustness
 from compval.engine._stream import N_BLOCKS, CandidateState, RunState, stream
-from compval.errors import DataError, ProfilingError, SpecValidationError
+from compval.errors import ProfilingError, SpecValidationError
 from compval.metrics import (
     Calibration,
     ContingencyTable,
@@ -64,7 +68,6 @@ from compval.spec import (
     BUILTIN_TARGETS,
     AcceptanceSpec,
     CriterionSpec,
-    DataRef,
     LoadedSpec,
     ModelRef,
     load_spec,
@@ -264,7 +267,7 @@ def run_validation(
     )
     # Each dataset gets its own paired-run state (resolving the task first: an unknown one
     # is a spec error) and is hashed on the side while the models run.
-    parts = _parts(loaded, data, resampling)
+    parts = load_parts(loaded, data, resampling)
     primary = parts[0]
     settings: ProfileSettings | None = None
     budgets: list[CriterionSpec] = []
@@ -277,7 +280,7 @@ def run_validation(
         models = 1 + max(len(s.candidates), len(candidates or {}))
         check_profile_memory(settings, data_row_bytes(primary.dataset), models=models, flags=False)
     robustness = prepare_robustness(s)  # perturbation kinds and parameters: spec errors first
-    robust_part = _robustness_part(s, parts) if robustness is not None else None
+    robust_part = robustness_part(s, parts) if robustness is not None else None
     criteria = resolve_criteria(
         [*s.criteria, *budgets],
         task=primary.run.task.metrics_of,
@@ -333,7 +336,7 @@ def run_validation(
         }
         for st in states:
             infos[st.name] = model_info(st.adapter, "candidate", primary.run.kinds.get(st.name))
-        statistics = _merged_statistics(parts)
+        statistics = merged_statistics(parts)
         robust_section = None
         if robustness is not None and robust_part is not None:
             extra_estimates, robust_section = robustness.run(
@@ -384,10 +387,10 @@ def run_validation(
         )
         if profile is not None:
             checks = name_unsupported_ops(checks, profile)
-        notes = [*_part_notes(parts), *adapter_notes]
+        notes = [*part_notes(parts), *adapter_notes]
         notes += [] if profile is None else profile.notes
         notes += [] if robustness is None else robustness.notes
-        notes += _dataset_notes(s, parts, criteria, robust_part, profiled=profile is not None)
+        notes += dataset_notes(s, parts, criteria, robust_part, profiled=profile is not None)
         if resampling is None:
             notes.append(POINT_ONLY_NOTE)
         if not s.criteria and not budgets:
@@ -404,7 +407,7 @@ def run_validation(
             task=s.task.type,
             spec_hash=loaded.hash,
             spec_path=str(loaded.path) if loaded.path else None,
-            data_hash=_data_hash(parts, multi=s.multi_dataset),
+            data_hash=data_hash(parts, multi=s.multi_dataset),
             data_rows=sum(part.rows for part in parts),
             seed=s.seed,
             batch_size=s.batch_size,
@@ -426,178 +429,6 @@ def run_validation(
     )
 
 
-class _Part:
-    """One dataset of a run: its spec entry, its data, and its own paired-run state.
-
-    A spec with ``data:`` as a list runs one paired pass per dataset; every estimate of a
-    named dataset is scoped ``dataset=<name>`` (composing with segments), so the checks can
-    gate each dataset separately. The single-dataset form has one unnamed part, unscoped.
-    """
-
-    def __init__(self, name: str | None, ref: DataRef, dataset: Dataset, run: RunState) -> None:
-        self.name = name
-        self.ref = ref
-        self.dataset = dataset
-        self.run = run
-        self.hash = _fingerprint_on_the_side(dataset)
-        self.states: list[CandidateState] = []
-        self.rows = 0
-        self.statistics: StatisticsSection | None = None
-
-    def scope(self, segment: str | None) -> str | None:
-        """``segment`` within this dataset (unchanged for the single-dataset form)."""
-        if self.name is None:
-            return segment
-        head = f"dataset={self.name}"
-        return head if segment is None else f"{head},{segment}"
-
-    def scoped(self, estimates: Sequence[MetricEstimate]) -> list[MetricEstimate]:
-        """The estimates with their segments scoped to this dataset."""
-        if self.name is None:
-            return list(estimates)
-        return [replace(e, segment=self.scope(e.segment)) for e in estimates]
-
-    def progress(self, progress: Progress | None) -> Progress | None:
-        """The progress callback, its stage named after the dataset when there are several."""
-        if progress is None or self.name is None:
-            return progress
-        stage = f"dataset={self.name}"
-        return lambda _stage, done, total: progress(stage, done, total)
-
-    def describe(self) -> dict[str, object]:
-        """This dataset's entry in ``run.datasets``."""
-        return {
-            "name": self.name,
-            "path": self.ref.path,
-            "rows": self.rows,
-            "data_hash": self.hash(),
-            "labels": self.ref.labels if self.dataset.has_labels else None,
-            "segment_columns": list(self.dataset.segment_columns),
-        }
-
-
-def _parts(loaded: LoadedSpec, data: object | None, resampling: Resampling | None) -> list[_Part]:
-    """One part per dataset of the spec, each loaded, with its paired-run state."""
-    s = loaded.spec
-    if not s.multi_dataset:
-        dataset = _dataset(loaded, s.primary_data, data)
-        return [_Part(None, s.primary_data, dataset, _run_state(loaded, s, dataset, resampling))]
-    given: Mapping[str, object] = {}
-    if data is not None:
-        names = [d.name for d in s.datasets]
-        if not isinstance(data, Mapping) or not set(data) <= set(names):
-            raise DataError(
-                f"data: the spec lists several datasets {names}; in-memory data for it is a "
-                "mapping of dataset name -> data (DataFrame, (X, y), array or Dataset), got "
-                f"{type(data).__name__}"
-                + (f" with keys {sorted(map(str, data))}" if isinstance(data, Mapping) else "")
-                + ". Key each object by its dataset's name."
-            )
-        given = data
-    parts = []
-    for ref in s.datasets:
-        name = str(ref.name)
-        # The tasks read the dataset's own labels and limits from their spec's ``data``.
-        one = s.model_copy(update={"data": ref})
-        dataset = _dataset(loaded, ref, given.get(name))
-        parts.append(_Part(name, ref, dataset, _run_state(loaded, one, dataset, resampling)))
-    return parts
-
-
-def _run_state(
-    loaded: LoadedSpec, spec: AcceptanceSpec, dataset: Dataset, resampling: Resampling | None
-) -> RunState:
-    run = RunState(spec, dataset, resampling)
-    # Files the task reads itself (relevance judgements) are relative to the spec's folder.
-    run.state.base_dir = loaded.base_dir
-    return run
-
-
-def _robustness_part(spec: AcceptanceSpec, parts: Sequence[_Part]) -> _Part:
-    """The dataset the robustness section perturbs: ``robustness.dataset``, else the first."""
-    wanted = None if spec.robustness is None else spec.robustness.dataset
-    return next((p for p in parts if p.name == wanted), parts[0])
-
-
-def _merged_statistics(parts: Sequence[_Part]) -> StatisticsSection:
-    """The statistics section, over every dataset.
-
-    Discovered slices of every dataset (each naming its dataset); the flip matrices and
-    reliability diagrams of the first.
-    """
-    first = parts[0].statistics
-    assert first is not None
-    if len(parts) == 1:
-        return first
-    discovered: dict[str, tuple[SliceResult, ...]] = {}
-    for part in parts:
-        assert part.statistics is not None
-        for name, slices in part.statistics.discovered.items():
-            named = tuple(replace(sl, dataset=part.name) for sl in slices)
-            discovered[name] = (*discovered.get(name, ()), *named)
-    return replace(first, discovered=discovered)
-
-
-def _part_notes(parts: Sequence[_Part]) -> list[str]:
-    """Each dataset's run notes; another dataset's repeat of the first's is said once."""
-    first = parts[0]
-    notes = list(first.run.notes)
-    for part in parts[1:]:
-        notes += [f"dataset={part.name}: {n}" for n in part.run.notes if n not in first.run.notes]
-    for part in parts:
-        if part.run.nonfinite_features:
-            counts = ", ".join(f"{c!r}: {k:,}" for c, k in part.run.nonfinite_features.items())
-            where = "" if part.name is None else f"dataset={part.name}: "
-            notes.append(
-                f"{where}Non-finite feature values kept (data.allow_nonfinite_features): {counts}."
-            )
-    return notes
-
-
-def _dataset_notes(
-    spec: AcceptanceSpec,
-    parts: Sequence[_Part],
-    criteria: Sequence[Criterion],
-    robust_part: _Part | None,
-    *,
-    profiled: bool,
-) -> list[str]:
-    """With several datasets: where the once-per-run sections ran, and what was left out.
-
-    A criterion's default dataset selection drops the datasets that cannot decide it; each
-    is named, so the gate never has a silent gap.
-    """
-    if not spec.multi_dataset:
-        return []
-    notes = [
-        f"Criterion {c.id!r} is not gated on dataset {name!r}: it {why}."
-        for c in criteria
-        for name, why in c.left_out
-    ]
-    first = parts[0].name
-    once = [
-        label
-        for label, on in (
-            ("the performance profile", profiled),
-            ("the numerics section", spec.numerics is not None),
-        )
-        if on
-    ]
-    if once:
-        notes.append(f"{' and '.join(once).capitalize()} ran on the first dataset, {first!r}.")
-    if robust_part is not None:
-        notes.append(f"The robustness section ran on dataset {robust_part.name!r}.")
-    return notes
-
-
-def _data_hash(parts: Sequence[_Part], *, multi: bool) -> str:
-    """The data's content hash; with several datasets, a hash of their names and hashes."""
-    if not multi:
-        return parts[0].hash()
-    joined = "\n".join(f"{part.name}:{part.hash()}" for part in parts)
-    return hashlib.sha256(joined.encode()).hexdigest()
-
-
 def _prefetch(module: str) -> None:
     """Import ``module`` on a daemon thread while models load and run.
 
@@ -612,55 +443,12 @@ def _prefetch(module: str) -> None:
         ).start()
 
 
-def _fingerprint_on_the_side(dataset: Dataset) -> Callable[[], str]:
-    """Hash the data on a daemon thread while models run; the returned call waits for it.
-
-    Hashing a file is a pass over all its bytes (hashlib releases the GIL), as long as
-    reading it for the models: done on the side, it overlaps inference. An error there is
-    left for the returned call, which then hashes again and raises it itself.
-    """
-    done: list[str] = []
-
-    def work() -> None:
-        with contextlib.suppress(Exception):
-            done.append(dataset.fingerprint())
-
-    thread = threading.Thread(target=work, name="compval-hash", daemon=True)
-    thread.start()
-
-    def result() -> str:
-        thread.join()
-        return done[0] if done else dataset.fingerprint()
-
-    return result
-
-
 def _loaded(spec: AcceptanceSpec | LoadedSpec | str | Path) -> LoadedSpec:
     if isinstance(spec, LoadedSpec):
         return spec
     if isinstance(spec, AcceptanceSpec):
         return LoadedSpec(spec, path=None, text_hash=None)
     return load_spec(spec)
-
-
-def _dataset(loaded: LoadedSpec, ref: DataRef, data: object | None) -> Dataset:
-    if data is None:
-        return load_dataset(ref, base_dir=loaded.base_dir)
-    if isinstance(data, (tuple, list, np.ndarray, Dataset)):
-        # Arrays carry no column names: the spec's data.labels do not apply, and segments the
-        # spec names must be there, or the per-segment criteria would silently vanish.
-        dataset = as_dataset(data)
-        missing = [c for c in ref.segments if c not in dataset.segment_columns]
-        if missing:
-            raise DataError(
-                f"data.segments: segment column(s) {missing} not found in the in-memory data; "
-                f"got {type(data).__name__} data with segment columns "
-                f"{list(dataset.segment_columns)}, expected {list(ref.segments)} among them. "
-                "Pass a pandas DataFrame with those columns, an ArrayDataset(X, labels=y, "
-                "segments={...}), or remove data.segments from the spec."
-            )
-        return dataset
-    return as_dataset(data, labels=ref.labels, segments=ref.segments, features=ref.features)
 
 
 def _estimates(run: RunState, st: CandidateState) -> list[MetricEstimate]:
