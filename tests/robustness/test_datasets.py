@@ -333,6 +333,8 @@ def test_robustness_runs_on_the_named_dataset(models: Any, files: dict[str, Path
         models.y
     )
     assert "The robustness section ran on dataset 'ood'." in report.run.notes
+    # The gap exists on that dataset only, by construction: no "left out" note for it.
+    assert not [n for n in report.run.notes if n.startswith("Criterion 'gap'")]
     assert "| qdq | noise (noise) |" in render_markdown(report)
 
 

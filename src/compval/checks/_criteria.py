@@ -380,6 +380,12 @@ def _select_datasets(
     pool = [
         d for d in datasets if not explicit or "*" in (wanted or []) or d.name in (wanted or [])
     ]
+    if not explicit and (
+        spec.metric in ROBUSTNESS_METRIC_DIRECTIONS or (scope or "").startswith("perturbation=")
+    ):
+        # Robustness runs exist on one dataset by construction (run.notes names it): the
+        # others are not "left out".
+        pool = [d for d in pool if d.robustness]
     chosen: list[str] = []
     left_out: list[tuple[str, str]] = []
     for d in pool:

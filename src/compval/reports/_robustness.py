@@ -16,8 +16,9 @@ ROBUSTNESS_HEADERS = (
     "gap",
     "gap CI",
 )
-#: The perturbed metric each task's gap is built on (classification, then regression).
-_GAP_METRICS = ("accuracy_score", "mean_absolute_error")
+#: The perturbed metric each task's gap is built on (classification, then regression), and
+#: its short name in the table.
+_GAP_METRICS = {"accuracy_score": "accuracy", "mean_absolute_error": "MAE"}
 
 
 def robustness_rows(report: Report) -> list[list[str]]:
@@ -46,7 +47,7 @@ def robustness_rows(report: Report) -> list[list[str]]:
                 [
                     name,
                     f"{p.name} ({p.kind})",
-                    metric or "",
+                    "" if metric is None else _GAP_METRICS[metric],
                     fmt_number(None if acc is None else acc.reference_value),
                     fmt_number(None if acc is None else acc.candidate_value),
                     fmt_number(None if gap is None else gap.candidate_value),
