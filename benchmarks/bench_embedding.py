@@ -55,18 +55,7 @@ def run_compval(ref: np.ndarray, cand: np.ndarray, max_rows: int) -> tuple[float
     table = SegmentTable()
     acc = NeighbourAgreement(table, ks=(K,), max_rows=max_rows, seed=0)
     start = time.perf_counter()
-    for lo in range(0, ref.shape[0], CHUNK):
-        ids = np.arange(lo, min(lo + CHUNK, ref.shape[0]), dtype=np.int64)
-        acc.update(
-            PairedRows(
-                reference=ref[ids].astype(np.float64),
-                candidate=cand[ids].astype(np.float64),
-                row_ids=ids,
-                blocks=row_blocks(ids, seed=0, n_blocks=256),
-                segment_ids=np.zeros((1, ids.size), dtype=np.int64),
-                finite=np.ones(ids.size, dtype=bool),
-            )
-        )
+    _fed(acc, ref, cand)
     est = acc.estimates(Resampling(replicates=200, confidence=0.95, seed=0))
     seconds = time.perf_counter() - start
     value = next(e.candidate for e in est if e.metric == f"neighbour_agreement[k={K}]")
