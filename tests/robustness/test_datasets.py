@@ -319,13 +319,20 @@ def test_robustness_runs_on_the_named_dataset(models: Any, files: dict[str, Path
     spec = _spec(
         models,
         files,
-        [{"id": "gap", "metric": "robustness_gap", "max": 0.5}],
+        [
+            {"id": "gap", "metric": "robustness_gap", "max": 0.5},
+            {"id": "robust", "metric": "robust_agreement[eps=0.3]", "min": 0.0},
+        ],
         robustness={
             "dataset": "ood",
             "perturbations": [{"name": "noise", "kind": "noise", "params": {"std": 0.2}}],
+            "search": {"seeds": 10, "epsilon": 0.3, "budget": 20},
         },
     )
     report = run_validation(AcceptanceSpec.model_validate(spec))
+    # A qualified robustness metric is gated on the robustness dataset only, and decided.
+    robust = [c for c in report.checks if c.id == "robust" and c.candidate == "qdq"]
+    assert [(c.segment, c.verdict) for c in robust] == [("dataset=ood", "pass")]
     gaps = {c.segment for c in report.checks if c.id == "gap" and c.candidate == "qdq"}
     assert gaps == {"dataset=ood,perturbation=noise"}
     assert report.robustness is not None and report.robustness.dataset == "ood"
@@ -334,7 +341,9 @@ def test_robustness_runs_on_the_named_dataset(models: Any, files: dict[str, Path
     )
     assert "The robustness section ran on dataset 'ood'." in report.run.notes
     # The gap exists on that dataset only, by construction: no "left out" note for it.
-    assert not [n for n in report.run.notes if n.startswith("Criterion 'gap'")]
+    assert not [
+        n for n in report.run.notes if n.startswith(("Criterion 'gap'", "Criterion 'robust'"))
+    ]
     assert "| qdq | noise (noise) |" in render_markdown(report)
 
 

@@ -380,16 +380,14 @@ def _select_datasets(
     pool = [
         d for d in datasets if not explicit or "*" in (wanted or []) or d.name in (wanted or [])
     ]
-    if not explicit and (
-        spec.metric in ROBUSTNESS_METRIC_DIRECTIONS or (scope or "").startswith("perturbation=")
-    ):
+    if not explicit and _robustness_only(info, scope):
         # Robustness runs exist on one dataset by construction (run.notes names it): the
         # others are not "left out".
         pool = [d for d in pool if d.robustness]
     chosen: list[str] = []
     left_out: list[tuple[str, str]] = []
     for d in pool:
-        why = _cannot_decide(spec.metric, info, scope, d)
+        why = _cannot_decide(info, scope, d)
         if why is None:
             chosen.append(d.name)
         elif explicit:
@@ -402,9 +400,18 @@ def _select_datasets(
     return scope, tuple(chosen), tuple(left_out)
 
 
-def _cannot_decide(metric: str, info: MetricInfo, scope: str | None, d: DatasetFacts) -> str | None:
+def _robustness_only(info: MetricInfo, scope: str | None) -> bool:
+    """Whether a criterion reads the robustness runs, which exist on one dataset only.
+
+    ``info.name`` is the registry name: a qualified metric (``robust_agreement[eps=0.5]``)
+    counts too.
+    """
+    return info.name in ROBUSTNESS_METRIC_DIRECTIONS or (scope or "").startswith("perturbation=")
+
+
+def _cannot_decide(info: MetricInfo, scope: str | None, d: DatasetFacts) -> str | None:
     """Why dataset ``d`` cannot decide a criterion (None when it can)."""
-    if metric in ROBUSTNESS_METRIC_DIRECTIONS or (scope or "").startswith("perturbation="):
+    if _robustness_only(info, scope):
         if not d.robustness:
             return "is not the robustness section's dataset (robustness.dataset)"
         if scope is not None and scope.startswith("perturbation="):

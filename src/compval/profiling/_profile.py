@@ -272,6 +272,7 @@ def _provider_support(
 
 def _runtime_support(own: RuntimeOperators) -> ExecutionProviderSupport:
     """A non-ONNX model's own runtime's operator check as the CPU entry."""
+    ops = dict(own.nodes)
     return ExecutionProviderSupport(
         provider=own.runtime,
         key="cpu",
@@ -281,7 +282,7 @@ def _runtime_support(own: RuntimeOperators) -> ExecutionProviderSupport:
         unsupported=tuple(
             NodeFallback(
                 node=label,
-                op=dict(own.nodes).get(label, label),
+                op=ops.get(label, label),
                 opset=None,
                 reasons=("op_type",),
                 detail=why,
