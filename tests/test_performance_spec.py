@@ -546,6 +546,10 @@ def _record_timed_threads(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
         for adapter in [reference, *candidates.values()]:
             options = adapter.session.get_session_options()
             seen[adapter.name] = int(options.intra_op_num_threads)
+            # Timed as deployed: ONNX Runtime's spinning threads (the scoring session's
+            # threads sleep instead); the entry is unset, which onnxruntime reports by raising.
+            with pytest.raises(Exception, match="does not have configuration"):
+                options.get_session_config_entry("session.intra_op.allow_spinning")
         return original(reference, candidates, *args, **kwargs)
 
     monkeypatch.setattr(engine_profile, "profile_models", recording)

@@ -84,6 +84,32 @@ def test_session_options_follow_threads(onnx_path: Path, adapter: OnnxRuntimeAda
     assert adapter.session.get_providers() == ["CPUExecutionProvider"]
 
 
+def _spins(adapter: OnnxRuntimeAdapter) -> bool:
+    """Whether the session's intra-op threads spin while waiting (ONNX Runtime's default)."""
+    options = adapter.session.get_session_options()
+    try:
+        return bool(options.get_session_config_entry("session.intra_op.allow_spinning") != "0")
+    except Exception:  # onnxruntime raises when the entry was never set: the default, "1"
+        return True
+
+
+def test_scoring_sessions_sleep_and_timed_sessions_spin_as_deployed(onnx_path: Path) -> None:
+    scoring = OnnxRuntimeAdapter(onnx_path, name="m", threads=1)
+    timed = scoring.with_threads(1)
+    assert timed is not scoring  # the scoring session is never timed
+    assert timed.with_threads(1) is timed
+    with scoring, timed:
+        assert not _spins(scoring)
+        assert _spins(timed)
+        x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+        (name,) = scoring.input_spec()
+        # Spinning changes how a thread waits, not what it computes.
+        for a, b in zip(
+            scoring.predict({name: x}).values(), timed.predict({name: x}).values(), strict=True
+        ):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_session_property_opens_the_adapter(onnx_path: Path) -> None:
     model = OnnxRuntimeAdapter(onnx_path, name="m")
     assert model.session is not None
