@@ -11,6 +11,7 @@ import importlib
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -321,9 +322,16 @@ def run_validation(
             part.rows = stream(
                 part.run, ref_adapter, ref_output, part.states, part.progress(options.progress)
             )
-            for st in part.states:
-                estimates[st.name] += part.scoped(_estimates(part.run, st))
-            part.statistics = _statistics(part.run, part.states, margin=margin)
+            # The weak-slice searches run on a worker while this thread computes the metrics'
+            # intervals: both are numpy work on finished accumulators that share nothing.
+            with ThreadPoolExecutor(1, thread_name_prefix="compval-slices") as pool:
+                searches = {
+                    st.name: pool.submit(_discover, part.run, st, margin) for st in part.states
+                }
+                for st in part.states:
+                    estimates[st.name] += part.scoped(_estimates(part.run, st))
+                found = {name: search.result() for name, search in searches.items()}
+            part.statistics = _statistics(part.run, part.states, discovered=found)
             for name, slices in part.statistics.discovered.items():
                 estimates[name] += part.scoped(slice_estimates(slices))
         states = primary.states
@@ -476,23 +484,30 @@ def _discovery_margin(criteria: Sequence[Criterion]) -> float:
     return max(0.0, min(margins)) if margins else 0.0
 
 
+def _discover(run: RunState, st: CandidateState, margin: float) -> tuple[SliceResult, ...]:
+    """The candidate's discovered weak slices (empty without a slice search)."""
+    s = run.spec.statistics
+    for acc in st.accumulators:
+        if isinstance(acc, WeakSlices):
+            return acc.discovered(
+                min_rows=s.min_rows, confidence=s.confidence, top_k=s.top_slices, margin=margin
+            )
+    return ()
+
+
 def _statistics(
-    run: RunState, states: Sequence[CandidateState], *, margin: float
+    run: RunState,
+    states: Sequence[CandidateState],
+    *,
+    discovered: Mapping[str, tuple[SliceResult, ...]],
 ) -> StatisticsSection:
     s = run.spec.statistics
-    discovered: dict[str, tuple[SliceResult, ...]] = {}
     flips: dict[str, FlipMatrix] = {}
     reliability: dict[str, Reliability] = {}
     for st in states:
         for acc in st.accumulators:
-            if isinstance(acc, WeakSlices):
-                slices = acc.discovered(
-                    min_rows=s.min_rows, confidence=s.confidence, top_k=s.top_slices, margin=margin
-                )
-                if slices:
-                    discovered[st.name] = slices
             # The HTML report's flip matrix and reliability diagrams (report.json carries them).
-            elif isinstance(acc, ContingencyTable) and (matrix := acc.flip_matrix()) is not None:
+            if isinstance(acc, ContingencyTable) and (matrix := acc.flip_matrix()) is not None:
                 flips[st.name] = matrix
             elif isinstance(acc, Calibration) and (bins := acc.reliability()) is not None:
                 reliability[st.name] = bins
@@ -517,7 +532,7 @@ def _statistics(
             correction=s.correction,
             inconclusive=s.inconclusive,
         ),
-        discovered=discovered,
+        discovered={name: slices for name, slices in discovered.items() if slices},
         flips=flips,
         reliability=reliability,
     )
