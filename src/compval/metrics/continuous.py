@@ -148,7 +148,7 @@ class OutputFidelity(BlockSumsAccumulator):
         values[:, 3] = signal
         values[:, 4] = np.einsum("ij,ij->i", diff, diff)
         values[:, 5] = cosine
-        return values, abs_diff.max(axis=1, initial=0.0)[:, None], mask
+        return values, _row_max(abs_diff)[:, None], mask
 
     def derived(self) -> Sequence[Derived]:
         """mean_abs_diff, sqnr_db, cosine_similarity."""
@@ -160,6 +160,21 @@ class OutputFidelity(BlockSumsAccumulator):
 
     def _maximum_metrics(self) -> Sequence[tuple[str, int]]:
         return (("max_abs_diff", 0),)
+
+
+def _row_max(values: Array) -> Array:
+    """``values.max(axis=1, initial=0.0)`` for non-negative (rows, k) values.
+
+    A maximum is exact in any order, so up to 8 columns are folded with one vectorized
+    ``np.maximum`` each: numpy's reduction along a short last axis pays a loop set-up per row
+    (8x slower for 5 columns on 16k rows; from about 16 columns the reduction wins).
+    """
+    if values.shape[1] > 8:
+        return np.asarray(values.max(axis=1, initial=0.0))
+    top = np.zeros(values.shape[0])
+    for j in range(values.shape[1]):
+        np.maximum(top, values[:, j], out=top)
+    return top
 
 
 class ProbabilityDivergence(BlockSumsAccumulator):
