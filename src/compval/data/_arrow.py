@@ -228,6 +228,73 @@ def _primitive_to_numpy(pa_mod: Any, chunk: Any) -> Array:
     return values
 
 
+def _text_dictionary(pa_mod: Any, column: Any) -> bool:
+    """Whether ``column`` is dictionary-encoded text (text segment columns are read so)."""
+    dtype = column.type
+    types = pa_mod.types
+    return bool(
+        types.is_dictionary(dtype)
+        and (types.is_string(dtype.value_type) or types.is_large_string(dtype.value_type))
+    )
+
+
+def _dictionary_codes(pa_mod: Any, chunk: Any) -> tuple[Array, Array | None]:
+    """One dictionary chunk's indices as numpy, and where they are valid (None: all are)."""
+    indices = chunk.indices
+    n, offset = len(indices), indices.offset
+    validity, data = indices.buffers()[:2]
+    dtype = np.dtype(indices.type.to_pandas_dtype())
+    codes = np.frombuffer(data, dtype, count=n, offset=offset * dtype.itemsize)
+    if not indices.null_count:
+        return codes, None
+    valid = np.unpackbits(np.frombuffer(validity, np.uint8), count=offset + n, bitorder="little")
+    valid = valid[offset:].astype(bool)
+    # The index under a null is unspecified: any valid position will do, it is masked.
+    return np.where(valid, codes, 0), valid
+
+
+def _dictionary_words(pa_mod: Any, dictionary: Any, positions: Array) -> list[str]:
+    """The dictionary's text at ``positions`` (sorted, distinct), without pyarrow.compute.
+
+    A dictionary read from parquet grows over a column chunk (it holds the values of the
+    rows read so far), so converting all of it for each read would be quadratic for an
+    id-like column: past the rows asked for, only the entries used are decoded.
+    """
+    if len(positions) * 4 >= len(dictionary):
+        words = dictionary.to_pylist()
+        return [words[i] for i in positions.tolist()]
+    large = pa_mod.types.is_large_string(dictionary.type)
+    _, offsets_buffer, data = dictionary.buffers()[:3]
+    width = np.int64 if large else np.int32
+    offsets = np.frombuffer(offsets_buffer, width, count=len(dictionary) + 1 + dictionary.offset)
+    offsets = offsets[dictionary.offset :]
+    text = memoryview(data) if data is not None else memoryview(b"")
+    starts, stops = offsets[positions].tolist(), offsets[positions + 1].tolist()
+    return [str(text[a:b], "utf-8") for a, b in zip(starts, stops, strict=True)]
+
+
+def _dictionary_text(pa_mod: Any, column: Any) -> Array:
+    """Dictionary-encoded text as an object array of str (None for nulls), like ``_to_numpy``.
+
+    Each chunk's distinct values become str objects once and the rows index them: a str per
+    row (``to_pylist`` of the decoded text) cost more than the rest of reading the column.
+    """
+    chunks = column.chunks if isinstance(column, pa_mod.ChunkedArray) else [column]
+    parts = []
+    for chunk in chunks:
+        codes, valid = _dictionary_codes(pa_mod, chunk)
+        if len(chunk.dictionary) <= len(chunk):
+            used, index = np.arange(len(chunk.dictionary)), codes
+        else:
+            used, index = np.unique(codes, return_inverse=True)
+        words = np.empty(len(used) + 1, dtype=object)  # the last one: None, for nulls
+        words[:-1] = _dictionary_words(pa_mod, chunk.dictionary, used)
+        parts.append(words[index if valid is None else np.where(valid, index, -1)])
+    if not parts:
+        return np.empty(0, dtype=object)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 def _label_array(pa_mod: Any, column: Any) -> Array:
     return _to_numpy(pa_mod, _decoded(pa_mod, column))
 
@@ -250,6 +317,12 @@ def _segment_slicer(pa_mod: Any, column: Any) -> Callable[[int, int], Array]:
     batch's dtype depends only on its own rows (a batch without missing values keeps the
     column's dtype), exactly as when every batch was converted on its own.
     """
+    if _text_dictionary(pa_mod, column):
+        # Text segment columns are read dictionary-encoded (``ParquetDataset._read``).
+        text = _dictionary_text(pa_mod, column)
+        if not column.null_count and not _has_ambiguous_text(text):
+            return lambda lo, hi: text[lo:hi]
+        return lambda lo, hi: clean_segment(text[lo:hi])
     column = _decoded(pa_mod, column)
     types = pa_mod.types
     if column.null_count and (types.is_integer(column.type) or types.is_boolean(column.type)):
@@ -284,9 +357,22 @@ def _count_segments(pa_mod: Any, counter: SegmentValueCounter, record_batch: Any
     """Add one block of a scan to ``counter``: each segment column's values and row counts."""
     counter.start_block(record_batch.num_rows)
     for name in counter.counts:
+        column = record_batch.column(name)
+        if _text_dictionary(pa_mod, column):
+            # Text read dictionary-encoded: rows per dictionary entry, no str per row.
+            codes, valid = _dictionary_codes(pa_mod, column)
+            rows = np.bincount(codes if valid is None else codes[valid])
+            # A batch's dictionary may hold values of later rows (one per column chunk).
+            (present,) = np.nonzero(rows)
+            words: list[str | None] = list(_dictionary_words(pa_mod, column.dictionary, present))
+            counts = rows[present].tolist()
+            if valid is not None and not valid.all():
+                words, counts = [*words, None], [*counts, int((~valid).sum())]
+            counter.add(name, words, counts)
+            continue
         # Missing values (None, and each NaN, a distinct key here) become one key in the
         # counter.
-        found = Counter(_decoded(pa_mod, record_batch.column(name)).to_pylist())
+        found = Counter(_decoded(pa_mod, column).to_pylist())
         counter.add(name, found.keys(), found.values())
 
 
@@ -540,6 +626,16 @@ class ParquetDataset(_ArrowFileDataset):
         )
         self._row_bytes = _row_bytes(self._pa, [types[name] for name in self._columns.read])
         self._row_group_rows = max(groups, default=0)
+        # Text segment columns are read dictionary-encoded: a few str objects per read
+        # instead of one per row (see ``_dictionary_text``).
+        self._text_segments = [
+            name
+            for name in segments
+            if name != labels
+            and (
+                self._pa.types.is_string(types[name]) or self._pa.types.is_large_string(types[name])
+            )
+        ]
         if self._n_rows == 0:
             raise no_rows_error(path)
         self._scan(labels, self._segment_counter(ref))
@@ -570,7 +666,10 @@ class ParquetDataset(_ArrowFileDataset):
             # up front, and an unbuffered stream reads each column chunk whole; with neither,
             # a page per column is in memory.
             with self._pq.ParquetFile(
-                self._path, pre_buffer=False, buffer_size=_PARQUET_BUFFER_BYTES
+                self._path,
+                pre_buffer=False,
+                buffer_size=_PARQUET_BUFFER_BYTES,
+                read_dictionary=self._text_segments,
             ) as parquet:
                 yield from parquet.iter_batches(batch_size=size, columns=columns)
         except (self._pa.ArrowException, OSError) as exc:
