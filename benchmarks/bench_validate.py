@@ -234,8 +234,8 @@ def main() -> None:
 
         runs = {
             "compval validate (defaults)": compval_cmd(spec, tmp / "report"),
-            # The same run without report.html (matplotlib's import and plots): what the
-            # HTML report costs on its own, for the note.
+            # The same run without report.html: what the HTML report (its SVG plots, written
+            # by compval itself) costs on its own.
             "compval validate, no html": [
                 *compval_cmd(spec, tmp / "report_nohtml"),
                 "--format",

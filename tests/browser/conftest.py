@@ -97,7 +97,7 @@ class DemoRun:
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     """``compval demo``'s models and run, with every registered report format written."""
-    for module in ("matplotlib", "onnxruntime", "sklearn", "pyarrow"):
+    for module in ("onnxruntime", "sklearn", "pyarrow"):
         pytest.importorskip(module, reason=f"the demo report needs {module}")
     from compval.demo import build_demo
     from compval.engine import RunOptions, run_validation

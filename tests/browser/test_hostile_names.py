@@ -39,7 +39,6 @@ SHOWN_CONTROL = "ctl\\x1b[31m\\x00\\x07\\u202eend"
 def hostile_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
     skl2onnx = pytest.importorskip("skl2onnx")
     pd = pytest.importorskip("pandas")
-    pytest.importorskip("matplotlib", reason="the plots need the html extra (matplotlib)")
     from sklearn.linear_model import LogisticRegression
 
     folder = tmp_path_factory.mktemp("hostile")

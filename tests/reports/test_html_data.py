@@ -23,8 +23,6 @@ from compval.reports import render_html
 from compval.results import CalibrationBins, Report
 from compval.spec import spec_from_mapping
 
-pytest.importorskip("matplotlib", reason="the plots need the html extra (matplotlib)")
-
 N_CLASSES = 4
 N_BINS = 15  # the bins of expected_calibration_error
 

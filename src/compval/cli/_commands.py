@@ -235,7 +235,7 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
 
 
 def _prepare_reports(args: argparse.Namespace) -> None:
-    """Let the chosen renderers set up (import matplotlib) while the models run."""
+    """Let the chosen renderers set up (a plug-in's slow import) while the models run."""
     from compval.reports import RENDERERS, prepare_renderers
 
     prepare_renderers(list(RENDERERS) if args.format is None else args.format)

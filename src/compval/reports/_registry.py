@@ -21,7 +21,7 @@ from types import MappingProxyType
 from compval._plugins import load_entry_points
 from compval.errors import InvalidParameterError, OutputError
 from compval.reports import clearml_sink, mlflow_sink, wandb_sink
-from compval.reports.html import prepare_html, render_html
+from compval.reports.html import render_html
 from compval.reports.json import render_json
 from compval.reports.junit import render_junit
 from compval.reports.markdown import render_markdown
@@ -76,9 +76,9 @@ def register_renderer(
 def prepare_renderers(formats: Iterable[str]) -> None:
     """Start the set-up of the given formats' renderers on a daemon thread and return.
 
-    The HTML renderer imports matplotlib (about half a second): done while the models run,
-    it overlaps inference instead of adding to the end of the run. A renderer whose set-up
-    fails (its library is missing) reports that itself when it renders.
+    A renderer with a slow set-up (a plug-in's heavy import) then overlaps inference instead
+    of adding to the end of the run; the built-in renderers have none. A renderer whose
+    set-up fails (its library is missing) reports that itself when it renders.
     """
     hooks = [_PREPARE[name] for name in formats if name in _PREPARE]
     if not hooks:
@@ -186,7 +186,7 @@ def _github_summary(report: Report, paths: Mapping[str, Path]) -> None:
 register_renderer("json", render_json, filename="report.json")
 register_renderer("markdown", render_markdown, filename="report.md")
 register_renderer("junit", render_junit, filename="junit.xml")
-register_renderer("html", render_html, filename="report.html", prepare=prepare_html)
+register_renderer("html", render_html, filename="report.html")
 register_sink(
     RunSink("github-summary", _github_summary, "append report.md to the GitHub job summary")
 )

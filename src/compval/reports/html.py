@@ -12,26 +12,21 @@ Self-contained: inline CSS and inline SVG, no script, nothing fetched. A Content
 Policy ``<meta>`` forbids scripts and every network request, a second line of defence behind
 the escaping: every string from data (segment values, class, column and model names, ids,
 messages) goes through ``visible`` (control characters spelled out) and ``html.escape``;
-inside the plots matplotlib escapes it and mathtext is off.
+inside the plots the SVG writer (``_svg``) escapes it the same way.
 
-Plots need matplotlib (``pip install 'compval[html]'``), imported only here, only while
-rendering. Without it the page is still written, with every table and a note in place of each
-plot: report.html is on by default, and a missing plotting library must not cost a run its
-verdict page.
+The plots are drawn by compval's own SVG writer (``_plots``, standard library only): they
+need no optional package and cost a few milliseconds.
 
 Deterministic: the same report gives the same bytes (no render time is written; the run's
-start time comes from the report, and the SVG ids are salted per figure, not at random).
+start time comes from the report, and the SVG has no ids and fixed-precision coordinates).
 """
 
 from __future__ import annotations
 
 import html
-import importlib
 import math
 import numbers
 from collections.abc import Iterable, Sequence
-from types import ModuleType
-from typing import Any
 
 from compval.reports._format import (
     _mapping,
@@ -52,6 +47,17 @@ from compval.reports._format import (
     visible,
 )
 from compval.reports._numerics import LAYER_HEADERS, TOP_LAYERS, layer_cells, numerics_summary
+from compval.reports._plots import (
+    ForestRow,
+    SvgPage,
+    concurrency_svg,
+    flip_svg,
+    forest_svg,
+    latency_svg,
+    model_colors,
+    reliability_svg,
+    slices_svg,
+)
 from compval.reports._robustness import ROBUSTNESS_HEADERS, robustness_rows, search_lines
 from compval.results import (
     POINT_ONLY_NOTE,
@@ -63,13 +69,8 @@ from compval.results import (
     SliceResult,
 )
 
-__all__ = ["prepare_html", "render_html"]
+__all__ = ["render_html"]
 
-#: What each plot shows instead when matplotlib is missing.
-NO_MATPLOTLIB = (
-    "Plot omitted: matplotlib is not installed (pip install 'compval[html]'); "
-    "the tables carry the same values."
-)
 _MAX_TABLE_ROWS = 500
 _MAX_FOREST_ROWS = 40
 _MAX_FOREST_FIGURES = 24
@@ -128,9 +129,7 @@ def render_html(report: Report) -> str:
         >>> "<title>compval: PASSED</title>" in page
         True
     """
-    plots = _plots()
-    page = None if plots is None else plots.SvgPage()
-    context = _Context(report, plots, page)
+    context = _Context(report)
     word = "PASSED" if report.passed else "FAILED"
     body = [
         *_header(report),
@@ -164,35 +163,19 @@ def render_html(report: Report) -> str:
     return "\n".join([*head, *body, "</main>", "</body>", "</html>"]) + "\n"
 
 
-def _plots() -> ModuleType | None:
-    """The plotting module, or None when matplotlib is missing (the page then has tables)."""
-    try:
-        return importlib.import_module("compval.reports._plots")
-    except ImportError:
-        return None
-
-
-def prepare_html() -> None:
-    """Import the plotting module (matplotlib: about half a second) ahead of rendering."""
-    _plots()
-
-
 class _Context:
-    """What the plotting sections share: the report, the plot module and the SVG page."""
+    """What the plotting sections share: the report and the page's figures."""
 
-    def __init__(self, report: Report, plots: ModuleType | None, page: Any) -> None:
+    def __init__(self, report: Report) -> None:
         self.report = report
-        self.plots = plots
-        self.page = page
+        self.page = SvgPage()
         self.reference = _reference_name(report)
         self.metrics: dict[tuple[str, str, str | None], MetricValue] = {
             (m.candidate, m.metric, m.segment): m for m in report.metrics
         }
 
-    def figure(self, svg: str | None, caption: str) -> list[str]:
-        """A figure with its caption; the matplotlib note when there is no SVG."""
-        if svg is None:
-            return [f'<p class="note">{_h(NO_MATPLOTLIB)}</p>']
+    def figure(self, svg: str, caption: str) -> list[str]:
+        """An inline SVG with its caption."""
         return ["<figure>", svg, f"<figcaption>{_h(caption)}</figcaption>", "</figure>"]
 
 
@@ -444,34 +427,32 @@ def _forest_figure(ctx: _Context, checks: Sequence[CheckResult]) -> list[str]:
     if len(segments) < len(worst):
         hidden = len(worst) - len(segments)
         caption += f" {hidden:,} segments with the best verdicts are not drawn (see report.json)."
-    svg = None
-    if ctx.plots is not None:
-        panels = []
-        for name in candidates:
-            rows: list[Any] = []
-            for segment in segments:
-                check = cell.get((name, segment))
-                if check is None:
-                    rows.append(None)
-                    continue
-                low, high = _interval(ctx, check)
-                rows.append(
-                    ctx.plots.ForestRow(
-                        value=_number(check.observed),
-                        low=low,
-                        high=high,
-                        verdict=check.verdict,
-                        blocking=check.blocking,
-                    )
+    panels = []
+    for name in candidates:
+        rows: list[ForestRow | None] = []
+        for segment in segments:
+            check = cell.get((name, segment))
+            if check is None:
+                rows.append(None)
+                continue
+            low, high = _interval(ctx, check)
+            rows.append(
+                ForestRow(
+                    value=_number(check.observed),
+                    low=low,
+                    high=high,
+                    verdict=check.verdict,
+                    blocking=check.blocking,
                 )
-            panels.append((name, rows))
-        svg = ctx.plots.forest_svg(
-            ctx.page,
-            [fmt_segment(s) for s in segments],
-            panels,
-            thresholds=[(f"threshold {text}", value) for text, value in thresholds],
-            xlabel=xlabel,
-        )
+            )
+        panels.append((name, rows))
+    svg = forest_svg(
+        ctx.page,
+        [fmt_segment(s) for s in segments],
+        panels,
+        thresholds=[(f"threshold {text}", value) for text, value in thresholds],
+        xlabel=xlabel,
+    )
     return [f"<h3>{_h(first.id)}</h3>", *ctx.figure(svg, caption)]
 
 
@@ -537,15 +518,13 @@ def _flip_figure(ctx: _Context, candidate: str, matrix: FlipMatrix) -> list[str]
         caption += f"; the {len(chosen)} classes most involved are drawn, of {len(involved)}"
     elif len(chosen) < len(matrix.classes):
         caption += "; classes that did not move are not drawn"
-    svg = None
-    if ctx.plots is not None:
-        svg = ctx.plots.flip_svg(
-            ctx.page,
-            [matrix.classes[c] for c in chosen],
-            counts,
-            reference=ctx.reference,
-            candidate=candidate,
-        )
+    svg = flip_svg(
+        ctx.page,
+        [matrix.classes[c] for c in chosen],
+        counts,
+        reference=ctx.reference,
+        candidate=candidate,
+    )
     rows = [
         [matrix.classes[i], matrix.classes[j], fmt_number(n)]
         for i, j, n in matrix.moved[:_MAX_FLIP_ROWS]
@@ -573,16 +552,14 @@ def _reliability_section(ctx: _Context) -> list[str]:
             cand_label += f", ECE {fmt_number(ece.candidate_value)}"
         lines.append(f"{cand_label} against {ref_label}")
         panels.append((candidate, ref_label, bins.reference, cand_label, bins.candidate))
-    svg = None
-    if ctx.plots is not None:
-        colors = ctx.plots.model_colors([ctx.reference, *(p[0] for p in panels)], ctx.reference)
-        svg = ctx.plots.reliability_svg(
-            ctx.page,
-            [
-                (name, [(rl, rb, colors[ctx.reference]), (cl, cb, colors[name])])
-                for name, rl, rb, cl, cb in panels
-            ],
-        )
+    colors = model_colors([ctx.reference, *(p[0] for p in panels)], ctx.reference)
+    svg = reliability_svg(
+        ctx.page,
+        [
+            (name, [(rl, rb, colors[ctx.reference]), (cl, cb, colors[name])])
+            for name, rl, rb, cl, cb in panels
+        ],
+    )
     return [
         '<section id="reliability">',
         "<h2>Reliability diagrams</h2>",
@@ -622,9 +599,7 @@ def _latency_part(ctx: _Context, profile: ProfileSection) -> list[str]:
         return []
     out = ["<h3>Latency against batch size</h3>"]
     if series:
-        svg = None
-        if ctx.plots is not None:
-            svg = ctx.plots.latency_svg(ctx.page, series, reference=profile.reference)
+        svg = latency_svg(ctx.page, series, reference=profile.reference)
         caption = "Milliseconds per batch at the 50th, 95th and 99th percentiles, per model."
         out += ctx.figure(svg, caption)
     header = ["Model", "Role", "Batch", "p50 ms", "p95 ms", "Throughput /s", "Size MB"]
@@ -636,9 +611,7 @@ def _concurrency_part(ctx: _Context, profile: ProfileSection) -> list[str]:
     series = {name: m.concurrency for name, m in profile.models.items() if m.concurrency}
     if not series:
         return []
-    svg = None
-    if ctx.plots is not None:
-        svg = ctx.plots.concurrency_svg(ctx.page, series, reference=profile.reference)
+    svg = concurrency_svg(ctx.page, series, reference=profile.reference)
     caption = "Rows per second and p95 latency of successful requests, per model and client count."
     header = ["Model", "Clients", "Batch", "Throughput /s", "p50 ms", "p95 ms", "p99 ms"]
     header += ["Errors / requests"]
@@ -706,9 +679,7 @@ def _slices_section(ctx: _Context) -> list[str]:
 def _slice_part(ctx: _Context, candidate: str, slices: Sequence[SliceResult]) -> list[str]:
     alpha = 1.0 - slices[0].confidence
     searched = slices[0].slices_searched
-    svg = None
-    if ctx.plots is not None:
-        svg = ctx.plots.slices_svg(ctx.page, slices, title=candidate, alpha=alpha)
+    svg = slices_svg(ctx.page, slices, title=candidate, alpha=alpha)
     caption = f"{len(slices)} weakest of {searched:,} slices searched for {candidate}."
     header = ["Slice", "Rows", "Reference acc.", "Candidate acc.", "Δ", "Interval"]
     header += ["p (Holm)", "Correct → wrong"]
