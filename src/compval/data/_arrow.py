@@ -197,7 +197,7 @@ def _to_numpy(pa_mod: Any, column: Any) -> Array:
     """
     types = pa_mod.types
     dtype = column.type
-    if types.is_string(dtype) or types.is_large_string(dtype):
+    if _is_text(pa_mod, dtype):
         # Python str objects, None for nulls, as pyarrow gives them.
         values = np.empty(len(column), dtype=object)
         values[:] = column.to_pylist()
@@ -210,47 +210,52 @@ def _to_numpy(pa_mod: Any, column: Any) -> Array:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
+def _bits(buffer: Any, chunk: Any) -> Array:
+    """A bitmap buffer of ``chunk`` (its validity, or a bool array's values) as bools."""
+    n, offset = len(chunk), chunk.offset
+    bits = np.unpackbits(np.frombuffer(buffer, np.uint8), count=offset + n, bitorder="little")
+    return bits[offset:].astype(bool)
+
+
+def _fixed_width_values(chunk: Any) -> Array:
+    """The values buffer of an int or float array as a read-only numpy view (nulls unset)."""
+    dtype = np.dtype(chunk.type.to_pandas_dtype())
+    values = np.frombuffer(
+        chunk.buffers()[1], dtype, count=len(chunk), offset=chunk.offset * dtype.itemsize
+    )
+    values.flags.writeable = False  # a view of arrow's memory, read-only as pyarrow gives it
+    return values
+
+
 def _primitive_to_numpy(pa_mod: Any, chunk: Any) -> Array:
     """One non-empty int, float or bool array (nulls only in floats) as numpy."""
-    n, offset = len(chunk), chunk.offset
     validity, data = chunk.buffers()[:2]
-    values: Array
     if pa_mod.types.is_boolean(chunk.type):
-        bits = np.unpackbits(np.frombuffer(data, np.uint8), count=offset + n, bitorder="little")
-        return bits[offset:].astype(bool)
-    dtype = np.dtype(chunk.type.to_pandas_dtype())
-    values = np.frombuffer(data, dtype, count=n, offset=offset * dtype.itemsize)
-    values.flags.writeable = False  # a view of arrow's memory, read-only as pyarrow gives it
+        return _bits(data, chunk)
+    values = _fixed_width_values(chunk)
     if chunk.null_count:
         # Float nulls become NaN, whatever the buffer holds under them.
-        valid = np.unpackbits(
-            np.frombuffer(validity, np.uint8), count=offset + n, bitorder="little"
-        )
-        values = np.where(valid[offset:].astype(bool), values, np.nan).astype(dtype, copy=False)
+        values = np.where(_bits(validity, chunk), values, np.nan).astype(values.dtype, copy=False)
     return values
+
+
+def _is_text(pa_mod: Any, dtype: Any) -> bool:
+    return bool(pa_mod.types.is_string(dtype) or pa_mod.types.is_large_string(dtype))
 
 
 def _text_dictionary(pa_mod: Any, column: Any) -> bool:
     """Whether ``column`` is dictionary-encoded text (text segment columns are read so)."""
     dtype = column.type
-    types = pa_mod.types
-    return bool(
-        types.is_dictionary(dtype)
-        and (types.is_string(dtype.value_type) or types.is_large_string(dtype.value_type))
-    )
+    return bool(pa_mod.types.is_dictionary(dtype) and _is_text(pa_mod, dtype.value_type))
 
 
 def _dictionary_codes(pa_mod: Any, chunk: Any) -> tuple[Array, Array | None]:
     """One dictionary chunk's indices as numpy, and where they are valid (None: all are)."""
     indices = chunk.indices
-    n, offset = len(indices), indices.offset
-    validity, data = indices.buffers()[:2]
-    dtype = np.dtype(indices.type.to_pandas_dtype())
-    codes = np.frombuffer(data, dtype, count=n, offset=offset * dtype.itemsize)
+    codes = _fixed_width_values(indices)
     if not indices.null_count:
         return codes, None
-    valid = np.unpackbits(np.frombuffer(validity, np.uint8), count=offset + n, bitorder="little")
-    valid = valid[offset:].astype(bool)
+    valid = _bits(indices.buffers()[0], indices)
     # The index under a null is unspecified: any valid position will do, it is masked.
     return np.where(valid, codes, 0), valid
 
@@ -263,9 +268,11 @@ def _dictionary_words(pa_mod: Any, dictionary: Any, positions: Array) -> list[st
     id-like column: past the rows asked for, only the entries used are decoded.
     """
     if len(positions) * 4 >= len(dictionary):
-        words = dictionary.to_pylist()
+        words: list[str] = dictionary.to_pylist()
+        if len(positions) == len(words):  # every entry, in order (distinct and sorted)
+            return words
         return [words[i] for i in positions.tolist()]
-    large = pa_mod.types.is_large_string(dictionary.type)
+    large = pa_mod.types.is_large_string(dictionary.type)  # 64-bit offsets
     _, offsets_buffer, data = dictionary.buffers()[:3]
     width = np.int64 if large else np.int32
     offsets = np.frombuffer(offsets_buffer, width, count=len(dictionary) + 1 + dictionary.offset)
@@ -368,7 +375,7 @@ def _count_segments(pa_mod: Any, counter: SegmentValueCounter, record_batch: Any
             (present,) = np.nonzero(rows)
             words: list[str | None] = list(_dictionary_words(pa_mod, column.dictionary, present))
             counts = rows[present].tolist()
-            if valid is not None and not valid.all():
+            if valid is not None:  # the chunk has nulls: one more value
                 words, counts = [*words, None], [*counts, int((~valid).sum())]
             counter.add(name, words, counts)
             continue
@@ -646,12 +653,7 @@ class ParquetDataset(_ArrowFileDataset):
         # Text segment columns are read dictionary-encoded: a few str objects per read
         # instead of one per row (see ``_dictionary_text``).
         self._text_segments = [
-            name
-            for name in segments
-            if name != labels
-            and (
-                self._pa.types.is_string(types[name]) or self._pa.types.is_large_string(types[name])
-            )
+            name for name in segments if name != labels and _is_text(self._pa, types[name])
         ]
         if self._n_rows == 0:
             raise no_rows_error(path)

@@ -51,6 +51,11 @@ def _n(value: float) -> str:
     return "0" if text == "-0" else text
 
 
+def _outline(stroke: str | None, width: float) -> str:
+    """The stroke attributes of an outlined shape ("" without an outline)."""
+    return f' stroke="{stroke}" stroke-width="{_n(width)}"' if stroke else ""
+
+
 def _escape(text: str) -> str:
     """Text from data as safe XML character data or a double-quoted attribute value."""
     text = _NOT_XML.sub(lambda m: ascii(m.group())[1:-1], visible(text))
@@ -189,10 +194,9 @@ class Canvas:
         stroke_width: float = 1.0,
     ) -> None:
         """A filled rectangle, optionally outlined."""
-        extra = f' stroke="{stroke}" stroke-width="{_n(stroke_width)}"' if stroke else ""
         self._parts.append(
             f'<rect x="{_n(x)}" y="{_n(y)}" width="{_n(width)}" height="{_n(height)}" '
-            f'fill="{fill}"{extra}/>'
+            f'fill="{fill}"{_outline(stroke, stroke_width)}/>'
         )
 
     def circle(
@@ -206,9 +210,9 @@ class Canvas:
         width: float = 1.0,
     ) -> None:
         """A dot: filled, with an outline of ``width`` pt when ``stroke`` is given."""
-        outline = f' stroke="{stroke}" stroke-width="{_n(width)}"' if stroke else ""
         self._parts.append(
-            f'<circle cx="{_n(x)}" cy="{_n(y)}" r="{_n(r)}" fill="{fill}"{outline}/>'
+            f'<circle cx="{_n(x)}" cy="{_n(y)}" r="{_n(r)}" '
+            f'fill="{fill}"{_outline(stroke, width)}/>'
         )
 
     def text(
