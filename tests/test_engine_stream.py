@@ -300,3 +300,17 @@ def test_the_spec_sets_the_look_ahead_through_max_in_flight() -> None:
     adapter = EndpointAdapter.from_ref(ref)
     assert adapter.max_concurrent_batches == 2
     assert CallableAdapter(_candidate, name="c").max_concurrent_batches == 1
+
+
+@pytest.mark.parametrize("kept", [None, "half"])
+def test_feature_major_equals_concatenating_then_transposing(kept: str | None) -> None:
+    from compval.engine._stream import _feature_major
+
+    rng = np.random.default_rng(0)
+    parts = [rng.normal(size=(n, 7)).astype(np.float32) for n in (256, 256, 13)]
+    keep = None if kept is None else rng.random(525) < 0.5
+    whole = np.concatenate(parts)
+    expected = (whole if keep is None else whole[keep]).T
+    out = _feature_major(parts, keep)
+    assert out.flags.c_contiguous and out.dtype == np.float32
+    assert np.array_equal(out, expected)

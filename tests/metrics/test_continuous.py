@@ -147,14 +147,3 @@ def test_block_bootstrap_interval_is_reasonable():
     assert e.ci[0] < e.delta < e.ci[1]
     width = e.ci[1] - e.ci[0]
     assert 0.7 * 3.92 * se < width < 1.3 * 3.92 * se
-
-
-@pytest.mark.parametrize("k", [1, 2, 5, 8, 9, 40])
-def test_row_max_equals_numpy_row_maximum(k: int) -> None:
-    from compval.metrics.continuous import _row_max
-
-    values = np.abs(np.random.default_rng(k).normal(size=(1000, k)))
-    values[3, k - 1] = np.nan
-    values[4] = 0.0
-    expected = values.max(axis=1, initial=0.0)
-    assert np.array_equal(_row_max(values), expected, equal_nan=True)

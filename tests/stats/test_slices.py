@@ -386,3 +386,69 @@ def test_infinite_values_fall_in_the_top_bin_of_a_feature_with_few_edges() -> No
     results = search.result(min_rows=1, top_k=10_000)
     singles = {r.description: r.n for r in results if r.features == ("b",)}
     assert singles == {"b < 0.0": 10, "b >= 0.0": n - 10}
+
+
+def _stored_codes(search: SliceSearch) -> np.ndarray:
+    return np.concatenate([codes for codes, _, _ in search._stored])
+
+
+def test_float32_features_bin_exactly_as_their_float64_values(data: dict[str, np.ndarray]) -> None:
+    """float32 columns are binned in float32 (``_float32_thresholds``): the same codes, edges
+    and results as the same values given as float64, ties on the edges and inf/NaN included."""
+    x32 = data["x"].astype(np.float32)
+    # Values equal to the future edges (quantiles of the first 4,096 rows) and just around them.
+    x32[5000:5010, 3] = np.quantile(x32[:4096, 3].astype(np.float64), 0.75)
+    x32[5010:5020, 3] = np.nextafter(x32[5000:5010, 3], np.float32(np.inf))
+    x32[5020, 0], x32[5021, 1], x32[5022, 2] = np.inf, -np.inf, np.nan
+    as32 = {**data, "x": x32}
+    as64 = {**data, "x": x32.astype(np.float64)}
+    names, flags = NAMES, CATEGORICAL
+    a = feed(SliceSearch(names, categorical=flags, seed=5), as32, batch=700)
+    b = feed(SliceSearch(names, categorical=flags, seed=5), as64, batch=700)
+    assert all(np.array_equal(e, f) for e, f in zip(a._edges, b._edges, strict=True))
+    assert np.array_equal(_stored_codes(a), _stored_codes(b))
+    assert a.result(min_rows=50) == b.result(min_rows=50)
+
+
+def test_float32_thresholds_agree_with_float64_comparisons() -> None:
+    from compval.stats._slices import _float32_thresholds
+
+    rng = np.random.default_rng(0)
+    f32 = np.finfo(np.float32)
+    x = (rng.normal(size=3000) * 10.0 ** rng.integers(-40, 38, 3000)).astype(np.float32)
+    x[:8] = [np.inf, -np.inf, np.nan, 0.0, -0.0, f32.max, -f32.max, f32.smallest_subnormal]
+    edges = np.concatenate(
+        [
+            x[rng.integers(8, 3000, 40)].astype(np.float64),  # exactly representable
+            x[rng.integers(8, 3000, 40)].astype(np.float64) * (1 + 1e-12),  # between floats
+            [np.nan, 1e39, -1e39, 1e-46, -1e-46, 0.0],
+        ]
+    )
+    assert x.dtype == np.float32
+    thresholds = _float32_thresholds(edges)
+    assert thresholds.dtype == np.float32
+    with np.errstate(invalid="ignore"):
+        exact = x[:, None].astype(np.float64) >= edges[None, :]
+        fast = x[:, None] >= thresholds[None, :]
+    assert np.array_equal(exact, fast)
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        np.array(["b", "a", "b", "é", "a"], dtype=object),
+        np.array([1, "1", 1.0, True, None], dtype=object),  # equal as keys, not as text
+        np.array(["a\x00", "a", "b"], dtype=object),  # numpy's text drops trailing NULs
+        np.array([1.5, float("nan"), 2.0, float("nan")], dtype=object),
+        np.array([3, 1, 3]),
+        np.array(["x", "y", "x"]),
+        np.array([], dtype=object),
+    ],
+)
+def test_unique_text_equals_numpy_unique_of_the_text(column: np.ndarray) -> None:
+    from compval.stats._slices import _unique_text
+
+    unique, inverse = _unique_text(column)
+    expected, expected_inverse = np.unique(column.astype(str), return_inverse=True)
+    assert list(unique) == list(expected)
+    assert np.array_equal(inverse, expected_inverse.reshape(-1))

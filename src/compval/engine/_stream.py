@@ -221,6 +221,23 @@ def _cat(parts: list[Array]) -> Array:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
+def _feature_major(parts: list[Array], keep: Array | None) -> Array:
+    """The chunk's (rows, d) feature batches as one (d, kept rows) array.
+
+    The slice search reads whole columns, which are strided in (rows, d). With every row kept
+    (the usual case), each batch is copied transposed into place: one pass instead of a
+    concatenation and then a transposed copy.
+    """
+    if keep is not None:
+        return np.ascontiguousarray(_cat(parts)[keep].T)
+    out = np.empty((parts[0].shape[1], sum(len(p) for p in parts)), np.result_type(*parts))
+    lo = 0
+    for part in parts:
+        out[:, lo : lo + len(part)] = part.T
+        lo += len(part)
+    return out
+
+
 def _numeric_rows(raw: Array, n: int, model: str) -> Array:
     """A model's rows as float64, for the NaN/Inf counts and output fidelity.
 
@@ -415,10 +432,9 @@ def _flush(run: RunState, ref: ModelAdapter, states: list[CandidateState], chunk
     keep: Array | None = None
     if state.slice_features is not None:
         keep = slice_sample(row_ids, seed=run.seed, total_rows=len(run.dataset))
-        sel = slice(None) if keep is None else keep
-        # Feature-major copy: the search reads whole columns, which are strided in (rows, d).
-        features = np.ascontiguousarray(_cat(chunk.features)[sel].T)
+        features = _feature_major(chunk.features, keep)
         slice_columns = list(features)
+        sel = slice(None) if keep is None else keep
         slice_columns += [segments[c][sel] for c in state.slice_features[0][features.shape[0] :]]
 
     for st, raw in zip(states, cand_raws, strict=True):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from compval.metrics._base import (
     Accumulator,
     BlockSumsAccumulator,
+    ColumnEntries,
     Derived,
     MetricEstimate,
     PairedRows,
@@ -61,6 +62,7 @@ __all__ = [
     "SLICE_SAMPLE_ROWS",
     "Accumulator",
     "BlockSumsAccumulator",
+    "ColumnEntries",
     "Calibration",
     "ChoiceAccuracy",
     "ClassTable",

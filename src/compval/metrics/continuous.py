@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from compval.metrics._base import BlockSumsAccumulator, Derived, PairedRows
+from compval.metrics._base import BlockSumsAccumulator, ColumnEntries, Derived, PairedRows
 from compval.results import CalibrationBins, Reliability
-from compval.stats import calibration_bins, ece_from_sums
+from compval.stats import calibration_bins, ece_from_sums, row_max, row_sum
 from compval.types import Array
 
 __all__ = [
@@ -39,7 +39,7 @@ def kl_divergence_rows(p: Array, q: Array) -> Array:
     q = np.clip(q, PROB_EPS, None)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p > 0, p * (np.log(np.clip(p, PROB_EPS, None)) - np.log(q)), 0.0)
-    out: Array = np.maximum(terms.sum(axis=1), 0.0)
+    out: Array = np.maximum(row_sum(terms), 0.0)
     return out
 
 
@@ -144,11 +144,11 @@ class OutputFidelity(BlockSumsAccumulator):
         values = np.empty((ref.shape[0], 6))
         values[:, 0] = 1.0
         values[:, 1] = ref.shape[1]
-        values[:, 2] = abs_diff.sum(axis=1)
+        values[:, 2] = row_sum(abs_diff)
         values[:, 3] = signal
         values[:, 4] = np.einsum("ij,ij->i", diff, diff)
         values[:, 5] = cosine
-        return values, _row_max(abs_diff)[:, None], mask
+        return values, row_max(abs_diff)[:, None], mask
 
     def derived(self) -> Sequence[Derived]:
         """mean_abs_diff, sqnr_db, cosine_similarity."""
@@ -160,21 +160,6 @@ class OutputFidelity(BlockSumsAccumulator):
 
     def _maximum_metrics(self) -> Sequence[tuple[str, int]]:
         return (("max_abs_diff", 0),)
-
-
-def _row_max(values: Array) -> Array:
-    """``values.max(axis=1, initial=0.0)`` for non-negative (rows, k) values.
-
-    A maximum is exact in any order, so up to 8 columns are folded with one vectorized
-    ``np.maximum`` each: numpy's reduction along a short last axis pays a loop set-up per row
-    (8x slower for 5 columns on 16k rows; from about 16 columns the reduction wins).
-    """
-    if values.shape[1] > 8:
-        return np.asarray(values.max(axis=1, initial=0.0))
-    top = np.zeros(values.shape[0])
-    for j in range(values.shape[1]):
-        np.maximum(top, values[:, j], out=top)
-    return top
 
 
 class ProbabilityDivergence(BlockSumsAccumulator):
@@ -215,7 +200,7 @@ class KLQuantiles(BlockSumsAccumulator):
     def _row_values(self, rows: PairedRows) -> tuple[Any, Array | None, Array]:
         kl = _kl(rows)
         bins = np.searchsorted(self.EDGES, kl, side="right")
-        return (bins[:, None], np.ones((kl.size, 1))), None, rows.finite
+        return [ColumnEntries(0, 1, len(self.EDGES) + 1, bins)], None, rows.finite
 
     def derived(self) -> Sequence[Derived]:
         """p99_kl_divergence (no interval: a block bootstrap of a tail quantile is unreliable)."""
@@ -283,20 +268,23 @@ class Calibration(BlockSumsAccumulator):
         rows_idx = np.arange(n)
         # Each row touches 9 columns: rows, two Brier sums, and (count, confidence, correct)
         # of its confidence bin for each model.
-        cols = np.zeros((n, 9), dtype=np.int64)
-        vals = np.ones((n, 9))
-        cols[:, 1], cols[:, 2] = 1, 2
+        entries = [ColumnEntries(0)]
+        bins = []
         sides = ((rows.ref_prob, rows.ref_pred), (rows.cand_prob, rows.cand_pred))
         for j, (prob, pred) in enumerate(sides):
             p = prob if every else np.where(mask[:, None], prob, 0.0)
-            vals[:, 1 + j] = np.einsum("ij,ij->i", p, p) - 2 * p[rows_idx, labels] + 1.0
+            brier = np.einsum("ij,ij->i", p, p) - 2 * p[rows_idx, labels] + 1.0
+            entries.append(ColumnEntries(1 + j, weights=brier))
             conf = p[rows_idx, pred] if pred is not None and every else p.max(axis=1)
             correct = (pred if pred is not None and every else p.argmax(axis=1)) == labels
             b = calibration_bins(conf, self.N_BINS)
-            base = 3 + j * 3 * self.N_BINS + 3 * b
-            cols[:, 3 + 3 * j], cols[:, 4 + 3 * j], cols[:, 5 + 3 * j] = base, base + 1, base + 2
-            vals[:, 4 + 3 * j], vals[:, 5 + 3 * j] = conf, correct
-        return (cols, vals), None, mask
+            base = 3 + j * 3 * self.N_BINS
+            bins += [
+                ColumnEntries(base, 3, self.N_BINS, b),
+                ColumnEntries(base + 1, 3, self.N_BINS, b, conf),
+                ColumnEntries(base + 2, 3, self.N_BINS, b, correct.astype(np.float64)),
+            ]
+        return entries + bins, None, mask
 
     def derived(self) -> Sequence[Derived]:
         """brier_loss and expected_calibration_error per model."""

@@ -15,7 +15,9 @@ accumulators stay mergeable and the run's orchestration stays free of math:
   :func:`jensen_shannon`, :class:`FixedHistogram`, :func:`ks_from_histograms`,
   :func:`wasserstein_from_histograms`;
 * calibration: :func:`calibration_bin_sums`, :func:`expected_calibration_error`;
-* weak slices: :class:`SliceSearch`, :class:`SliceResult`.
+* weak slices: :class:`SliceSearch`, :class:`SliceResult`;
+* row-wise reductions of narrow arrays: :func:`row_sum`, :func:`row_max`,
+  :func:`row_all_finite` (numpy's results, without its per-row loop set-up).
 
 Each private module's docstring states its method and assumptions. Randomness is a function
 of ``(seed, stream or row id, replicate)`` only.
@@ -64,9 +66,13 @@ from compval.stats._resampling import (
     stable_hash,
 )
 from compval.stats._result import StatKind, StatResult
+from compval.stats._rows import row_all_finite, row_max, row_sum
 from compval.stats._slices import SliceResult, SliceSearch
 
 __all__ = [
+    "row_all_finite",
+    "row_max",
+    "row_sum",
     "clopper_pearson_intervals",
     "tango_intervals",
     "P_VALUE_FLOOR",

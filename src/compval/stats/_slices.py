@@ -279,21 +279,24 @@ class SliceSearch:
         n = ids.size
         ref = _check_flags(ref_correct, n, subject="SliceSearch.update: ref_correct")
         cand = _check_flags(cand_correct, n, subject="SliceSearch.update: cand_correct")
-        # (rows, numeric features) in column-major order, so that each column is written
-        # contiguously; every later use is elementwise or per column.
-        values = np.empty((len(self._numeric), n), dtype=np.float64).T
-        labels: dict[int, npt.NDArray[np.str_]] = {}
         for j, column in enumerate(columns):
             if column.shape != (n,):
                 raise InvalidParameterError(
                     f"SliceSearch.update: feature {self._names[j]!r} has shape {column.shape}; "
                     f"got {n} row ids, expected a 1-D column of {n} values."
                 )
-            if self._categorical[j]:
-                labels[j] = column.astype(str)
-            else:
-                values[:, self._numeric.index(j)] = _as_numeric(column, self._names[j])
-        uniques = {j: np.unique(text, return_inverse=True) for j, text in labels.items()}
+        numeric = [_as_numeric(columns[j], self._names[j]) for j in self._numeric]
+        # (rows, numeric features) in column-major order, so that each column is written
+        # contiguously; every later use is elementwise or per column. float32 features stay
+        # float32 (binned against float32 thresholds with the same outcome, ``_bin``): half
+        # the memory passes of float64.
+        single = bool(numeric) and all(column.dtype == np.float32 for column in numeric)
+        values = np.empty((len(numeric), n), dtype=np.float32 if single else np.float64).T
+        for k, column in enumerate(numeric):
+            values[:, k] = column
+        uniques = {
+            j: _unique_text(column) for j, column in enumerate(columns) if self._categorical[j]
+        }
         for j, (unique, _) in uniques.items():
             new = sum(1 for value in unique if value not in self._categories[j])
             if len(self._categories[j]) + new > _MAX_CATEGORIES:
@@ -624,7 +627,8 @@ class SliceSearch:
     def _edges_from_pending(
         self, pending: list[npt.NDArray[np.float64]]
     ) -> list[npt.NDArray[np.float64]]:
-        values = np.concatenate(pending)[: self._edge_rows]
+        # float64 whatever the features' type: the quantiles are interpolated in float64.
+        values = np.concatenate(pending, dtype=np.float64)[: self._edge_rows]
         probs = np.linspace(0.0, 1.0, self._n_bins + 1)[1:-1]
         edges: list[npt.NDArray[np.float64]] = []
         if values.size and probs.size and np.isfinite(values).all():
@@ -669,12 +673,16 @@ class SliceSearch:
         padded = np.full((len(edges), width), np.nan)
         for k, e in enumerate(edges):
             padded[k, : e.size] = e
+        if values.dtype == np.float32:
+            padded = _float32_thresholds(padded)
         # uint8 holds every code (at most _MAX_BINS - 1 edges, so even the missing code is
         # below 256) and makes these passes several times cheaper than int64.
         code = np.zeros_like(values, dtype=np.uint8)  # values' memory order: no strided pass
+        above = np.empty_like(values, dtype=np.bool_)
         with np.errstate(invalid="ignore"):
             for k in range(width):
-                code += values >= padded[None, :, k]
+                np.greater_equal(values, padded[None, :, k], out=above)
+                code += above.view(np.uint8)
         missing = np.isnan(values)
         if missing.any():
             sizes = np.array([e.size for e in edges], dtype=np.uint8)
@@ -998,6 +1006,39 @@ def _check_flags(values: npt.ArrayLike, n: int, *, subject: str) -> npt.NDArray[
             "than 0/1, expected bool per row."
         )
     return array.astype(bool)
+
+
+def _float32_thresholds(edges: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+    """For each float64 edge e, the smallest float32 t >= e (NaN stays NaN).
+
+    For every float32 x (inf and NaN included), ``x >= t`` exactly when ``x >= e``: float32
+    values can be binned without converting them to float64.
+    """
+    with np.errstate(over="ignore"):
+        thresholds = edges.astype(np.float32)
+    low = thresholds.astype(np.float64) < edges  # rounded down (NaN compares False)
+    thresholds[low] = np.nextafter(thresholds[low], np.float32(np.inf))
+    return thresholds
+
+
+def _unique_text(column: npt.NDArray[Any]) -> tuple[npt.NDArray[np.str_], npt.NDArray[np.intp]]:
+    """``np.unique(column.astype(str), return_inverse=True)``, without a str per row for text.
+
+    A column of Python str objects (how text segment columns arrive) is grouped by a dict in
+    one C-level pass; numpy would convert every row to fixed-width text and sort it. Other
+    columns (numbers, mixed objects whose text may coincide) take numpy's path.
+    """
+    if column.dtype == object:
+        flat = column.tolist()
+        distinct = dict.fromkeys(flat)
+        # numpy's fixed-width text drops trailing NULs: such values keep numpy's path.
+        if all(type(v) is str and not v.endswith("\x00") for v in distinct):
+            words = sorted(distinct)
+            position = {word: i for i, word in enumerate(words)}
+            inverse = np.fromiter(map(position.__getitem__, flat), np.intp, count=len(flat))
+            return np.array(words, dtype=np.str_), inverse
+    unique, inverse = np.unique(column.astype(str), return_inverse=True)
+    return unique, inverse.reshape(-1)
 
 
 def _as_numeric(column: npt.NDArray[Any], name: str) -> npt.NDArray[Any]:

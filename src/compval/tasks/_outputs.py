@@ -25,6 +25,7 @@ import numpy as np
 
 from compval.errors import AdapterError, DataError
 from compval.metrics import ClassTable, SegmentTable
+from compval.stats import row_all_finite
 from compval.types import Array, Outputs
 
 __all__ = [
@@ -179,8 +180,8 @@ def prepare_classification(
     if kind == "labels":
         return _prepare_labels(raw, classes, dynamic=dynamic, model=model)
     scores = raw.reshape(n, -1).astype(np.float64, copy=False)
-    finite = np.asarray(np.isfinite(scores).all(axis=1))
-    safe = np.where(finite[:, None], scores, 0.0)
+    finite = row_all_finite(scores)
+    safe = scores if finite.all() else np.where(finite[:, None], scores, 0.0)
     if safe.shape[1] == 1:
         prob = _binary(safe[:, 0], kind, model)
     else:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from compval.errors import AdapterError, DataError
 from compval.metrics import PairedRows
+from compval.stats import row_all_finite
 from compval.tasks._base import ChunkContext, RowsBase, Task, TaskState
 from compval.tasks._outputs import OutputKind
 from compval.types import Array
@@ -67,7 +66,7 @@ class ValueTask(Task):
                 f"Labels have {labels.shape[1]} values per row but the models output "
                 f"{ref_rows.shape[1]}; regression targets must match the outputs."
             )
-        finite = np.asarray(np.isfinite(ref_rows).all(axis=1) & np.isfinite(cand_rows).all(axis=1))
+        finite = row_all_finite(ref_rows) & row_all_finite(cand_rows)
         rows = PairedRows(
             reference=ref_rows,
             candidate=cand_rows,

@@ -1,0 +1,40 @@
+"""The row-wise reductions equal numpy's, bit for bit, on every width."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from compval.stats import row_all_finite, row_max, row_sum
+
+WIDTHS = [0, 1, 2, 5, 7, 8, 9, 40]
+
+
+def _values(k: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    # Magnitudes over many decades, so that the order of the additions shows in the sums.
+    return rng.normal(size=(2000, k)) * 10.0 ** rng.uniform(-8, 8, (2000, k))
+
+
+@pytest.mark.parametrize("k", WIDTHS)
+def test_row_sum_equals_numpy_sum(k: int) -> None:
+    values = _values(k, k)
+    assert np.array_equal(row_sum(values), values.sum(axis=1))
+
+
+@pytest.mark.parametrize("k", WIDTHS)
+def test_row_all_finite_equals_numpy(k: int) -> None:
+    values = _values(k, k + 1)
+    if k:
+        values[3, k - 1], values[4, 0], values[5, k // 2] = np.nan, np.inf, -np.inf
+    assert np.array_equal(row_all_finite(values), np.isfinite(values).all(axis=1))
+
+
+@pytest.mark.parametrize("k", WIDTHS)
+def test_row_max_equals_numpy_row_maximum(k: int) -> None:
+    values = np.abs(_values(k, k + 2))
+    if k:
+        values[3, k - 1] = np.nan
+    values[4] = 0.0
+    expected = values.max(axis=1, initial=0.0)
+    assert np.array_equal(row_max(values), expected, equal_nan=True)
