@@ -53,3 +53,17 @@ def test_the_opt_in_keeps_the_rows_and_reports_the_counts() -> None:
     )
     assert report.run.data_rows == 600
     assert any("'income': 2" in note for note in report.run.notes)
+
+
+def test_huge_finite_features_whose_sum_overflows_are_not_non_finite() -> None:
+    """The per-batch check sums the features first: an overflowing sum of finite values
+    (float32 near its maximum) must fall back to the exact check, not stop the run."""
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        rng.normal(size=(600, 3)).astype(np.float32), columns=["age", "income", "height"]
+    )
+    frame["income"] = np.float32(3e38)
+    frame["label"] = (frame["age"] > 0).astype(int)
+    report = run_validation(_spec(False), reference=_model, candidates={"cand": _model}, data=frame)
+    assert report.run.data_rows == 600
+    assert not any("non-finite" in note for note in report.run.notes)

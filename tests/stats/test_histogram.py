@@ -145,3 +145,34 @@ def test_distance_errors() -> None:
         InvalidParameterError, match=r"expected two FixedHistogram objects; got list"
     ):
         ks_from_histograms([0.5], a)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "edges",
+    [
+        np.linspace(0.0, 1.0, 51),
+        np.linspace(-3.0, 7.0, 101),
+        np.linspace(0.0, 1.0, 2),
+        np.linspace(1e-3, 1e-3 + 1e-9, 11),
+        np.sort(np.random.default_rng(3).random(20)),  # uneven: the binary search
+    ],
+)
+def test_bin_lookup_equals_searchsorted_on_and_around_every_edge(edges: np.ndarray) -> None:
+    """Evenly spaced edges take an arithmetic lookup: the same bins as the binary search."""
+    rng = np.random.default_rng(0)
+    values = np.concatenate(
+        [
+            rng.uniform(edges[0] - 1, edges[-1] + 1, 5000),
+            rng.uniform(edges[0], edges[-1], 5000),
+            edges,
+            np.nextafter(edges, -np.inf),
+            np.nextafter(edges, np.inf),
+            [np.inf, -np.inf, 1e308, -1e308],
+        ]
+    )
+    histogram = FixedHistogram(edges)
+    expected = np.searchsorted(edges, values, side="right") - 1
+    assert np.array_equal(histogram._bins(values), expected)
+    histogram.update(values)
+    reference = np.histogram(values[np.isfinite(values)], bins=edges)[0]
+    assert histogram.counts.tolist() == reference.tolist()

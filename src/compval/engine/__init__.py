@@ -8,7 +8,21 @@ The CLI and the Python API call these; nothing else orchestrates.
 
 from __future__ import annotations
 
-from compval.engine._profile import ProfileRequest, profile_files
+from typing import TYPE_CHECKING, Any
+
 from compval.engine._validate import RunOptions, run_validation
 
+if TYPE_CHECKING:
+    from compval.engine._profile import ProfileRequest, profile_files
+
 __all__ = ["ProfileRequest", "RunOptions", "profile_files", "run_validation"]
+
+
+def __getattr__(name: str) -> Any:
+    # ``compval profile``'s engine (and the profiling package under it) loads on first use:
+    # a validation without a performance section never imports it.
+    if name in ("ProfileRequest", "profile_files"):
+        from compval.engine import _profile
+
+        return getattr(_profile, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from compval.metrics import MetricEstimate
-from compval.profiling import ProfileResult
 from compval.results import CheckResult, MetricValue, SliceResult
+
+if TYPE_CHECKING:
+    from compval.profiling import ProfileResult
 
 __all__ = ["metric_value", "name_unsupported_ops", "slice_estimates"]
 

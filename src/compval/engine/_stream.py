@@ -167,7 +167,13 @@ def _count_nonfinite_features(run: RunState, batch: Batch, rows_before: int) -> 
     """
     for name, array in batch.inputs.items():
         values = np.asarray(array)
-        if values.dtype.kind not in "fc" or np.isfinite(values).all():
+        # A NaN or Inf makes the sum non-finite, and a finite sum means every value is finite:
+        # one pass without a mask. A non-finite sum (or an overflow) takes the exact check.
+        if values.dtype.kind not in "fc":
+            continue
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = values.sum()
+        if np.isfinite(total) or np.isfinite(values).all():
             continue
         bad = ~np.isfinite(values.reshape(values.shape[0], -1))
         names = list(feature_names(run.dataset))

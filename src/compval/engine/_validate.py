@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from compval.adapters import (
     ModelAdapter,
@@ -33,16 +34,8 @@ from compval.engine._datasets import (
     part_notes,
     robustness_part,
 )
-from compval.engine._diagnose import numerics_estimates, run_numerics, sample_rows
 from compval.engine._estimates import metric_value, name_unsupported_ops, slice_estimates
-from compval.engine._profile import (
-    check_profile_memory,
-    data_row_bytes,
-    first_rows,
-    profile_opened,
-)
 from compval.engine._provenance import Clock, model_info, run_info
-from compval.engine._robustness import prepare_robustness
 from compval.engine._stream import N_BLOCKS, CandidateState, RunState, stream
 from compval.errors import ProfilingError, SpecValidationError
 from compval.metrics import (
@@ -53,7 +46,6 @@ from compval.metrics import (
     WeakSlices,
     metric_info,
 )
-from compval.profiling import ProfileResult, ProfileSettings, resolve_settings
 from compval.results import (
     POINT_ONLY_NOTE,
     DecisionInfo,
@@ -67,6 +59,7 @@ from compval.results import (
 )
 from compval.spec import (
     BUILTIN_TARGETS,
+    ROBUSTNESS_METRIC_DIRECTIONS,
     AcceptanceSpec,
     CriterionSpec,
     LoadedSpec,
@@ -74,6 +67,10 @@ from compval.spec import (
     load_spec,
 )
 from compval.types import ModelLike
+
+if TYPE_CHECKING:
+    from compval.engine._robustness import Robustness
+    from compval.profiling import ProfileResult, ProfileSettings
 
 __all__ = ["RunOptions", "run_validation"]
 
@@ -273,6 +270,10 @@ def run_validation(
     settings: ProfileSettings | None = None
     budgets: list[CriterionSpec] = []
     if s.performance is not None and options.profile:
+        # Profiling, robustness and numerics are imported by the runs that use them only.
+        from compval.engine._profile import check_profile_memory, data_row_bytes
+        from compval.profiling import resolve_settings
+
         settings = resolve_settings(
             s.performance, base_dir=loaded.base_dir, confidence=s.statistics.confidence
         )
@@ -280,7 +281,7 @@ def run_validation(
         # Before any model runs: a batch size too large for memory failed after the whole run.
         models = 1 + max(len(s.candidates), len(candidates or {}))
         check_profile_memory(settings, data_row_bytes(primary.dataset), models=models, flags=False)
-    robustness = prepare_robustness(s)  # perturbation kinds and parameters: spec errors first
+    robustness = _prepare_robustness(s)  # perturbation kinds and parameters: spec errors first
     robust_part = robustness_part(s, parts) if robustness is not None else None
     criteria = resolve_criteria(
         [*s.criteria, *budgets],
@@ -355,6 +356,8 @@ def run_validation(
                 estimates[name] += robust_part.scoped(extra)
         profile: ProfileResult | None = None
         if settings is not None:
+            from compval.engine._profile import first_rows, profile_opened
+
             profile = profile_opened(
                 ref_adapter,
                 {st.name: st.adapter for st in states},
@@ -367,6 +370,8 @@ def run_validation(
                 estimates[st.name] += profile.metric_estimates(st.name)
         numerics: NumericsSection | None = None
         if s.numerics is not None:
+            from compval.engine._diagnose import numerics_estimates, run_numerics, sample_rows
+
             numerics = run_numerics(
                 s.numerics,
                 ref_adapter,
@@ -449,6 +454,19 @@ def _prefetch(module: str) -> None:
         threading.Thread(
             target=importlib.import_module, args=(module,), name="compval-prefetch", daemon=True
         ).start()
+
+
+def _prepare_robustness(spec: AcceptanceSpec) -> Robustness | None:
+    """The run's robustness pass (None without one), resolved before any model runs.
+
+    A spec without a robustness section or criterion does not import the robustness code.
+    """
+    named = any(c.metric.split("[", 1)[0] in ROBUSTNESS_METRIC_DIRECTIONS for c in spec.criteria)
+    if spec.robustness is None and not named:
+        return None
+    from compval.engine._robustness import prepare_robustness
+
+    return prepare_robustness(spec)
 
 
 def _loaded(spec: AcceptanceSpec | LoadedSpec | str | Path) -> LoadedSpec:

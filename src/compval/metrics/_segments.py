@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from compval.stats import unique_inverse
 from compval.types import Array
 
 __all__ = ["ClassTable", "SegmentTable", "format_value"]
@@ -68,8 +69,7 @@ def _unique_inverse(values: Array) -> tuple[Array, Array]:
     pass, and sorting just those keeps np.unique's order (so segment ids do not change).
     """
     if values.dtype != object:
-        uniques, inverse = np.unique(values, return_inverse=True)
-        return uniques, inverse.reshape(-1)
+        return unique_inverse(values)
     first: dict[Any, int] = {}
     seen = np.fromiter(
         (first.setdefault(v, len(first)) for v in values.reshape(-1)),
@@ -123,7 +123,7 @@ class ClassTable(_Table):
 
     def codes_for(self, values: Array) -> Array:
         """Class index of each value, adding new classes (int64)."""
-        uniques, inverse = np.unique(values, return_inverse=True)
+        uniques, inverse = unique_inverse(values)
         lut = np.fromiter(
             (self.add(v.item() if isinstance(v, np.generic) else v) for v in uniques),
             dtype=np.int64,
@@ -133,7 +133,7 @@ class ClassTable(_Table):
 
     def lookup(self, values: Array) -> Array:
         """Class index of each value, -1 for values not in the table (never adds)."""
-        uniques, inverse = np.unique(values, return_inverse=True)
+        uniques, inverse = unique_inverse(values)
         lut = np.array(
             [self._index.get(v.item() if isinstance(v, np.generic) else v, -1) for v in uniques],
             dtype=np.int64,

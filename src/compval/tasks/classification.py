@@ -224,8 +224,11 @@ class ClassificationTask(Task):
         finite = ref.finite & cand.finite
         kl = None
         if ref.prob is not None and cand.prob is not None:
-            kl = np.zeros(finite.shape[0])
-            kl[finite] = kl_divergence_rows(ref.prob[finite], cand.prob[finite])
+            if finite.all():
+                kl = kl_divergence_rows(ref.prob, cand.prob)
+            else:
+                kl = np.zeros(finite.shape[0])
+                kl[finite] = kl_divergence_rows(ref.prob[finite], cand.prob[finite])
         rows = PairedRows(
             reference=fid_ref,
             candidate=fid_cand,

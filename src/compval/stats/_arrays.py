@@ -1,0 +1,71 @@
+"""Exact fast paths for numpy reductions on the paired run's hot path.
+
+Row-wise reductions of narrow (rows, k) arrays: numpy reduces along a short last axis with a
+loop set-up per row; for 16,384 rows of 5 values ``sum(axis=1)`` or ``all(axis=1)`` took
+0.2 ms against 0.02-0.03 ms for one vectorized operation per column. Below 8 columns these
+fold the columns left to right, which is what numpy computes there (its pairwise summation adds
+fewer than 8 values in order), so the results are identical; from 8 columns on they call numpy.
+
+``unique_inverse`` of small non-negative integers (class indices, segment ids) counts instead
+of sorting.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compval.types import Array
+
+__all__ = ["row_all_finite", "row_max", "row_sum", "unique_inverse"]
+
+#: Below this many columns a fold equals numpy's reduction and is faster.
+_FOLD_COLUMNS = 8
+
+
+def row_sum(values: Array) -> Array:
+    """``values.sum(axis=1)`` of a 2-D float array."""
+    if not 0 < values.shape[1] < _FOLD_COLUMNS:
+        return np.asarray(values.sum(axis=1))
+    total: Array = values[:, 0].copy()
+    for j in range(1, values.shape[1]):
+        total += values[:, j]
+    return total
+
+
+def row_max(values: Array) -> Array:
+    """``values.max(axis=1, initial=0.0)`` for non-negative values (NaN propagates)."""
+    if values.shape[1] >= _FOLD_COLUMNS:
+        return np.asarray(values.max(axis=1, initial=0.0))
+    top = np.zeros(values.shape[0])
+    for j in range(values.shape[1]):
+        np.maximum(top, values[:, j], out=top)
+    return top
+
+
+def row_all_finite(values: Array) -> Array:
+    """``np.isfinite(values).all(axis=1)`` of a 2-D array."""
+    if not 0 < values.shape[1] < _FOLD_COLUMNS:
+        return np.asarray(np.isfinite(values).all(axis=1))
+    finite = np.isfinite(values[:, 0])
+    for j in range(1, values.shape[1]):
+        finite &= np.isfinite(values[:, j])
+    return finite
+
+
+def unique_inverse(values: Array) -> tuple[Array, Array]:
+    """``np.unique(values, return_inverse=True)`` with a flat inverse.
+
+    Non-negative integers below four times their count (class indices, segment ids) are
+    counted with ``bincount`` instead of sorted: about five times faster, the same arrays.
+    """
+    flat = values.reshape(-1)
+    if flat.dtype.kind in "iu" and flat.size:
+        low, high = int(flat.min()), int(flat.max())
+        if low >= 0 and high < 4 * flat.size:
+            present = np.bincount(flat)
+            uniques = np.flatnonzero(present).astype(flat.dtype)
+            rank = np.zeros(present.size, dtype=np.intp)
+            rank[uniques] = np.arange(uniques.size)
+            return uniques, rank[flat]
+    uniques, inverse = np.unique(flat, return_inverse=True)
+    return uniques, inverse.reshape(-1)
