@@ -314,3 +314,42 @@ def test_feature_major_equals_concatenating_then_transposing(kept: str | None) -
     out = _feature_major(parts, keep)
     assert out.flags.c_contiguous and out.dtype == np.float32
     assert np.array_equal(out, expected)
+
+
+def test_after_its_first_batch_a_model_is_asked_for_the_compared_output_only() -> None:
+    """The run picks the compared output on a model's first batch; later batches ask for it
+    alone (ONNX Runtime then skips the nodes only other outputs need). The report is the one
+    of a run that computed every output."""
+
+    class TwoOutputs(CallableAdapter):
+        def __init__(self, *, restrict: bool) -> None:
+            super().__init__(_candidate, name="served", input_names=("X",))
+            self.restrict = restrict
+            self.asked: list[tuple[str, ...] | None] = []
+
+        def predict(self, inputs: Any, outputs: Any = None) -> Any:
+            self.asked.append(None if outputs is None else tuple(outputs))
+            return super().predict(inputs, outputs if self.restrict else None)
+
+        def _predict(self, inputs: Any) -> Any:
+            (x,) = inputs.values()
+            return {"logits": _candidate(x), "extra": np.zeros((len(x), 1))}
+
+        def _predict_outputs(self, inputs: Any, names: Any) -> Any:
+            return {n: v for n, v in self._predict(inputs).items() if n in names}
+
+    spec = _spec(candidates=[{"name": "served", "output": "logits"}])
+    runs = []
+    for restrict in (True, False):
+        adapter = TwoOutputs(restrict=restrict)
+        report = run_validation(
+            spec,
+            reference=CallableAdapter(_reference, name="ref", input_names=("X",)),
+            candidates={"served": adapter},
+            data=(X, Y),
+        )
+        runs.append((adapter.asked, report))
+    asked = runs[0][0]
+    assert asked[0] is None and len(asked) == N_BATCHES
+    assert all(names == ("logits",) for names in asked[1:])
+    assert _metrics(runs[0][1]) == _metrics(runs[1][1])

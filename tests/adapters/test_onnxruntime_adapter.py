@@ -281,3 +281,38 @@ def test_provider_options_must_name_a_requested_provider(onnx_path: Path) -> Non
         OnnxRuntimeAdapter(
             onnx_path, name="m", provider_options={"CUDAExecutionProvider": {"device_id": 1}}
         )
+
+
+def test_asked_outputs_only_are_computed_with_the_same_values(
+    tmp_path: Path, write_onnx: Any, weights: tuple[np.ndarray, np.ndarray], batch: np.ndarray
+) -> None:
+    w, b = weights
+    path = write_onnx(tmp_path / "two.onnx", w, b, with_softmax_first=True)
+    with OnnxRuntimeAdapter(path, name="two") as model:
+        every = model.predict({"input": batch})
+        some = model.predict({"input": batch}, outputs=("logits",))
+        unknown = model.predict({"input": batch}, outputs=("nothing",))
+    assert list(some) == ["logits"]
+    assert np.array_equal(some["logits"], every["logits"])
+    assert list(unknown) == ["probabilities", "logits"]  # no known name: every output
+
+
+def test_skl2onnx_probabilities_alone_equal_those_of_the_full_run(tmp_path: Path) -> None:
+    """A real export with zipmap (the exporter's default): label and probability maps; the
+    probabilities asked alone are the same scores, and the classes are still read."""
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4)).astype(np.float32)
+    y = np.array(["cat", "dog", "eel"])[(x[:, 0] > 0).astype(int) + (x[:, 1] > 1).astype(int)]
+    onx = skl2onnx.to_onnx(LogisticRegression(max_iter=200).fit(x, y), x[:1])
+    names = [o.name for o in onx.graph.output]
+    path = tmp_path / "lr.onnx"
+    path.write_bytes(onx.SerializeToString())
+    with OnnxRuntimeAdapter(path, name="lr") as model:
+        alone = model.predict({"X": x}, outputs=(names[1],))
+        assert model.classes == ("cat", "dog", "eel")
+        every = model.predict({"X": x})
+    assert list(alone) == [names[1]]
+    assert np.array_equal(alone[names[1]], every[names[1]])

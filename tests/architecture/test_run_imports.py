@@ -2,8 +2,10 @@
 
 scipy.stats costs nearly a second of start-up, pyarrow.compute and pandas a third of one
 each; a run on a parquet file needs none of them (statistics use scipy.special, data is read
-and segment values counted with pyarrow's arrays and numpy). This is a
-process-level property, so it is checked in a child process on a real skl2onnx export.
+and segment values counted with pyarrow's arrays and numpy). compval's own profiling,
+robustness and numerics packages load only for a spec with such a section (about 50 ms).
+This is a process-level property, so it is checked in a child process on a real skl2onnx
+export.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ def test_a_run_imports_no_library_it_does_not_use(tmp_path: Path) -> None:
         f"          '--report-dir', {str(tmp_path / 'out')!r}])\n"
         "except SystemExit as exc:\n"
         "    code = exc.code\n"
-        "heavy = ('scipy.stats', 'pandas', 'pyarrow.compute')\n"
+        "heavy = ('scipy.stats', 'pandas', 'pyarrow.compute', 'compval.profiling',\n"
+        "         'compval.robustness', 'compval.numerics')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run(

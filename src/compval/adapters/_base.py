@@ -130,15 +130,23 @@ class ModelAdapter(abc.ABC):
         return self._info()
 
     # -- inference -----------------------------------------------------------------------
-    def predict(self, inputs: Mapping[str, Array]) -> Outputs:
+    def predict(self, inputs: Mapping[str, Array], outputs: Sequence[str] | None = None) -> Outputs:
         """Run one batch: check ``inputs`` against ``input_spec()``, then call ``_predict``.
+
+        Args:
+            inputs: The batch, by input name.
+            outputs: The output names the caller uses (None: all). The result holds at least
+                these; a runtime that can compute fewer outputs does (``_predict_outputs``).
 
         Raises:
             AdapterError: The adapter is not open.
             InputMismatchError: An input's name, dtype or shape does not match the model.
             InferenceError: The runtime failed on this batch.
         """
-        return self._checked(inputs, self._predict)
+        if outputs is None:
+            return self._checked(inputs, self._predict)
+        names = tuple(outputs)
+        return self._checked(inputs, lambda feed: self._predict_outputs(feed, names))
 
     def predict_on_device(self, inputs: Mapping[str, Array]) -> Mapping[str, Any]:
         """Like ``predict``, but the outputs may stay where the model computed them.
@@ -165,6 +173,14 @@ class ModelAdapter(abc.ABC):
             raise InferenceError(
                 f"Model {self.name!r}: the runtime failed on a batch: {type(exc).__name__}: {exc}"
             ) from exc
+
+    def _predict_outputs(self, inputs: Mapping[str, Array], names: Sequence[str]) -> Outputs:
+        """Run one batch for the outputs ``names`` (optional hook).
+
+        The default computes every output (``_predict``); a runtime that can skip the graph
+        nodes only other outputs need (ONNX Runtime) overrides it.
+        """
+        return self._predict(inputs)
 
     def _predict_on_device(self, inputs: Mapping[str, Array]) -> Mapping[str, Any]:
         """Run one batch, leaving outputs on the device when the runtime has one (optional)."""

@@ -293,13 +293,17 @@ def stream(
 _Answer = Callable[[], Outputs]
 
 
-def _predict(adapter: ModelAdapter, batch: Batch, on_device: bool = False) -> Outputs:
+def _predict(
+    run: RunState, adapter: ModelAdapter, batch: Batch, on_device: bool = False
+) -> Outputs:
     feed = bind_inputs(adapter.name, batch.inputs, adapter.input_spec())
     if on_device:
         # The task reduces the outputs where they are (torch tensors on a GPU) and brings back
         # only its rows: no (rows, seq, vocab) copy to the host.
         return adapter.predict_on_device(feed)
-    return adapter.predict(feed)
+    # Once the compared output is chosen (on the model's first batch), only it is asked for.
+    chosen = run.outputs.get(adapter.name)
+    return adapter.predict(feed, None if chosen is None else (chosen,))
 
 
 def _run_batches(
@@ -379,7 +383,7 @@ def _answers(
         for batch in batches:
             _count_nonfinite_features(run, batch, seen)
             seen += len(batch)
-            yield batch, [functools.partial(_predict, a, batch, on_device) for a in models]
+            yield batch, [functools.partial(_predict, run, a, batch, on_device) for a in models]
         return
     ahead: deque[tuple[Batch, list[_Answer]]] = deque()
     failure: Exception | None = None
@@ -397,9 +401,9 @@ def _answers(
         for i, adapter in enumerate(models):
             pool = pools.get(i)
             if pool is None:
-                answers.append(functools.partial(_predict, adapter, batch, on_device))
+                answers.append(functools.partial(_predict, run, adapter, batch, on_device))
             else:
-                answers.append(pool.submit(_predict, adapter, batch, on_device).result)
+                answers.append(pool.submit(_predict, run, adapter, batch, on_device).result)
         ahead.append((batch, answers))
         if len(ahead) >= depth:
             yield ahead.popleft()
