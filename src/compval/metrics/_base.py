@@ -226,11 +226,11 @@ def _segment_maxima(maxima: Array, seg: Array, values: Array) -> None:
     """``np.maximum.at(maxima, seg[g], values)`` for every grouping g, in place.
 
     Each grouping's maxima are first taken into a fresh ``-inf`` array with one 1-D
-    ``ufunc.at`` per column (numpy's fast path: 2-D operands, or a target already holding the
-    state, measured 10-25x slower), then folded into the state with ``np.maximum``. The
-    result is the same: a maximum does not depend on grouping, ``np.maximum`` keeps its first
-    argument among equal values (so the earliest of two signed zeros, as the one-step call
-    does), and NaN propagates either way.
+    ``ufunc.at`` per column, then folded into the state with ``np.maximum``: numpy's fast
+    ``ufunc.at`` path takes 1-D operands, and the 2-D call, or a call into a target already
+    holding the state's values, measured 10-25x slower. The result is the same: a maximum does
+    not depend on grouping, ``np.maximum`` keeps its first argument among equal values (so the
+    earliest of two signed zeros, as the one-step call does), and NaN propagates either way.
     """
     with np.errstate(invalid="ignore"):  # NaN propagates, as in ``np.maximum``
         for g in range(seg.shape[0]):
