@@ -581,7 +581,7 @@ class SliceSearch:
             if pick not in chosen:
                 chosen.append(pick)
         picked = slice_ids[chosen]
-        confirmed = _tables_for(picked, _select_rows(codes, confirm), outcome[confirm], sizes)
+        confirmed = _tables_for(picked, codes, outcome, sizes, rows=confirm)
         keep = confirmed.sum(axis=1) > 0
         results = self._rank(
             picked[keep], confirmed[keep], edges, metric, confidence, top_k, order_given=True
@@ -935,14 +935,21 @@ def _tables_for(
     codes: Codes,
     outcome: npt.NDArray[np.uint8],
     sizes: npt.NDArray[np.int64],
+    *,
+    rows: npt.NDArray[np.bool_],
 ) -> npt.NDArray[np.int64]:
-    """Outcome counts (k, 4) of the given slices on another set of rows."""
+    """Outcome counts (k, 4) of the given slices on the rows in ``rows`` (a mask).
+
+    The mask is applied per slice rather than by copying the selected rows' codes first: a
+    few slices are counted, and the copy of every feature cost more than counting them.
+    """
     out = np.zeros((len(slice_ids), 4), dtype=np.int64)
     for k, (f, cf, g, cg) in enumerate(slice_ids):
-        rows = codes[:, f] == cf
+        member = codes[:, f] == cf
         if g >= 0:
-            rows &= codes[:, g] == cg
-        out[k] = np.bincount(outcome[rows], minlength=4)[:4]
+            member &= codes[:, g] == cg
+        member &= rows
+        out[k] = np.bincount(outcome[member], minlength=4)[:4]
     return out
 
 
