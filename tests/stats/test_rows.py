@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compval.stats import row_all_finite, row_max, row_sum
+from compval.stats import row_all_finite, row_max, row_sum, unique_inverse
 
 WIDTHS = [0, 1, 2, 5, 7, 8, 9, 40]
 
@@ -38,3 +38,28 @@ def test_row_max_equals_numpy_row_maximum(k: int) -> None:
     values[4] = 0.0
     expected = values.max(axis=1, initial=0.0)
     assert np.array_equal(row_max(values), expected, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array([3, 1, 3, 0, 7, 1]),  # small non-negative ints: counted
+        np.array([5, -2, 5, 10**9]),  # others: sorted
+        np.array(["b", "a", "b", "é"], dtype=object),  # text: grouped by a dict
+        np.array([], dtype=np.int64),
+        np.array([[2, 0], [2, 1]]),  # any shape: a flat inverse
+    ],
+)
+def test_unique_inverse_equals_numpy_unique(values: np.ndarray) -> None:
+    uniques, inverse = unique_inverse(values)
+    expected, expected_inverse = np.unique(values, return_inverse=True)
+    assert list(uniques) == list(expected)
+    assert np.array_equal(inverse, expected_inverse.reshape(-1))
+
+
+def test_unique_inverse_of_values_that_do_not_compare_groups_them_by_type() -> None:
+    """A numeric segment column with missing values holds numbers and the text "<NA>"."""
+    values = np.array([2.0, "<NA>", 1.0, 2.0, "<NA>"], dtype=object)
+    uniques, inverse = unique_inverse(values)
+    assert list(uniques) == [1.0, 2.0, "<NA>"]  # 'float' sorts before 'str'
+    assert inverse.tolist() == [1, 2, 0, 1, 2]

@@ -61,34 +61,6 @@ class _Table:
         )
 
 
-def _unique_inverse(values: Array) -> tuple[Array, Array]:
-    """``np.unique(values, return_inverse=True)``, fast for text.
-
-    Text arrives as an object array; numpy sorts it with a Python comparison per step, which
-    cost more than the rest of a chunk's scoring. A dict finds the few distinct values in one
-    pass, and sorting just those keeps np.unique's order (so segment ids do not change).
-    """
-    if values.dtype != object:
-        return unique_inverse(values)
-    first: dict[Any, int] = {}
-    seen = np.fromiter(
-        (first.setdefault(v, len(first)) for v in values.reshape(-1)),
-        dtype=np.int64,
-        count=values.size,
-    )
-    try:
-        ordered = sorted(first)
-    except TypeError:
-        # Values that do not compare: a numeric segment column with missing values holds
-        # numbers and the text "<NA>". Grouped by type, each group in its own order.
-        ordered = sorted(first, key=lambda v: (type(v).__name__, v))
-    position = {v: i for i, v in enumerate(ordered)}
-    lut = np.fromiter((position[v] for v in first), dtype=np.int64, count=len(first))
-    out = np.empty(len(ordered), dtype=object)
-    out[:] = ordered
-    return out, lut[seen]
-
-
 class SegmentTable(_Table):
     """Segment names (``None`` is overall, id 0) -> ids."""
 
@@ -107,7 +79,7 @@ class SegmentTable(_Table):
 
     def ids_for(self, column: str, values: Array) -> Array:
         """Segment ids of ``<column>=<value>`` for each value (int64, one per row)."""
-        uniques, inverse = _unique_inverse(values)
+        uniques, inverse = unique_inverse(values)
         before = len(self.names)
         lut = np.fromiter(
             (self.add(f"{column}={format_value(v)}") for v in uniques),

@@ -372,7 +372,12 @@ def forest_svg(
             if r.value is not None and _finite(r.value):
                 hollow = r.verdict != "pass" and not r.blocking
                 c.circle(
-                    p.x(r.value), p.y(y), 2.4, "white" if hollow else color, stroke=color, width=1.2
+                    p.x(r.value),
+                    p.y(y),
+                    2.4,
+                    "white" if hollow else color,
+                    stroke=color,
+                    stroke_width=1.2,
                 )
     # Segment names once per row of panels, beside its first panel; failing ones red and bold.
     for col, p in placed:

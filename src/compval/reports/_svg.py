@@ -207,12 +207,12 @@ class Canvas:
         fill: str,
         *,
         stroke: str | None = None,
-        width: float = 1.0,
+        stroke_width: float = 1.0,
     ) -> None:
-        """A dot: filled, with an outline of ``width`` pt when ``stroke`` is given."""
+        """A dot: filled, with an outline of ``stroke_width`` pt when ``stroke`` is given."""
         self._parts.append(
             f'<circle cx="{_n(x)}" cy="{_n(y)}" r="{_n(r)}" '
-            f'fill="{fill}"{_outline(stroke, width)}/>'
+            f'fill="{fill}"{_outline(stroke, stroke_width)}/>'
         )
 
     def text(

@@ -6,8 +6,8 @@ loop set-up per row; for 16,384 rows of 5 values ``sum(axis=1)`` or ``all(axis=1
 fold the columns left to right, which is what numpy computes there (its pairwise summation adds
 fewer than 8 values in order), so the results are identical; from 8 columns on they call numpy.
 
-``unique_inverse`` of small non-negative integers (class indices, segment ids) counts instead
-of sorting.
+``unique_inverse`` counts small non-negative integers (class indices, segment ids) and groups
+object arrays (text) with a dict instead of sorting every row.
 """
 
 from __future__ import annotations
@@ -53,12 +53,18 @@ def row_all_finite(values: Array) -> Array:
 
 
 def unique_inverse(values: Array) -> tuple[Array, Array]:
-    """``np.unique(values, return_inverse=True)`` with a flat inverse.
+    """``np.unique(values, return_inverse=True)`` with a flat inverse, cheaper on the hot path.
 
     Non-negative integers below four times their count (class indices, segment ids) are
-    counted with ``bincount`` instead of sorted: about five times faster, the same arrays.
+    counted with ``bincount`` instead of sorted. Object arrays (text segment values) are
+    grouped with a dict in one pass and only the few distinct values sorted: numpy sorts every
+    row with a Python comparison per step. Values that do not compare with each other (numbers
+    and the text "<NA>" in one column) are sorted by type name first, then by value. The
+    arrays are otherwise np.unique's.
     """
     flat = values.reshape(-1)
+    if flat.dtype == object:
+        return _unique_objects(flat)
     if flat.dtype.kind in "iu" and flat.size:
         low, high = int(flat.min()), int(flat.max())
         if low >= 0 and high < 4 * flat.size:
@@ -69,3 +75,17 @@ def unique_inverse(values: Array) -> tuple[Array, Array]:
             return uniques, rank[flat]
     uniques, inverse = np.unique(flat, return_inverse=True)
     return uniques, inverse.reshape(-1)
+
+
+def _unique_objects(flat: Array) -> tuple[Array, Array]:
+    items = flat.tolist()
+    distinct = dict.fromkeys(items)
+    try:
+        ordered = sorted(distinct)
+    except TypeError:
+        ordered = sorted(distinct, key=lambda v: (type(v).__name__, v))
+    position = {v: i for i, v in enumerate(ordered)}
+    inverse = np.fromiter(map(position.__getitem__, items), np.intp, count=len(items))
+    uniques = np.empty(len(ordered), dtype=object)
+    uniques[:] = ordered
+    return uniques, inverse

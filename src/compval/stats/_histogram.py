@@ -160,7 +160,8 @@ class FixedHistogram:
             return found
         with np.errstate(invalid="ignore", over="ignore"):
             guess = np.floor((values - edges[0]) / ((edges[-1] - edges[0]) / k))
-        index: npt.NDArray[np.intp] = np.clip(np.nan_to_num(guess, nan=-1.0), -1, k).astype(np.intp)
+        # +-inf guesses clip to the outer bins; values are never NaN here.
+        index: npt.NDArray[np.intp] = np.clip(guess, -1, k).astype(np.intp)
         # bounded[i + 1] is the lower edge of bin i, bounded[i + 2] its upper edge.
         for _ in range(k + 2):
             below = values < bounded[index + 1]

@@ -50,6 +50,7 @@ from compval.errors import (
     InvalidParameterError,
 )
 from compval.results import SliceResult
+from compval.stats._arrays import unique_inverse
 from compval.stats._checks import check_confidence, check_count, check_positive_int, check_seed
 from compval.stats._decisions import adjust_pvalues
 from compval.stats._paired import mcnemar_pvalues, tango_intervals
@@ -1031,19 +1032,15 @@ def _float32_thresholds(edges: npt.NDArray[np.float64]) -> npt.NDArray[np.float3
 def _unique_text(column: npt.NDArray[Any]) -> tuple[npt.NDArray[np.str_], npt.NDArray[np.intp]]:
     """``np.unique(column.astype(str), return_inverse=True)``, without a str per row for text.
 
-    A column of Python str objects (how text segment columns arrive) is grouped by a dict in
-    one C-level pass; numpy would convert every row to fixed-width text and sort it. Other
-    columns (numbers, mixed objects whose text may coincide) take numpy's path.
+    A column of Python str objects (how text segment columns arrive) is grouped as objects
+    (``unique_inverse``); numpy would convert every row to fixed-width text and sort it.
+    Other columns (numbers, mixed objects whose text may coincide) take numpy's path.
     """
     if column.dtype == object:
-        flat = column.tolist()
-        distinct = dict.fromkeys(flat)
+        unique, inverse = unique_inverse(column)
         # numpy's fixed-width text drops trailing NULs: such values keep numpy's path.
-        if all(type(v) is str and not v.endswith("\x00") for v in distinct):
-            words = sorted(distinct)
-            position = {word: i for i, word in enumerate(words)}
-            inverse = np.fromiter(map(position.__getitem__, flat), np.intp, count=len(flat))
-            return np.array(words, dtype=np.str_), inverse
+        if all(type(v) is str and not v.endswith("\x00") for v in unique):
+            return unique.astype(np.str_), inverse
     unique, inverse = np.unique(column.astype(str), return_inverse=True)
     return unique, inverse.reshape(-1)
 
