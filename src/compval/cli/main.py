@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import re
 import signal
 import sys
@@ -32,6 +33,9 @@ _MAX_MESSAGE_LINE_CHARS = 2_000
 _MAX_MESSAGE_LINES = 60
 #: Allocations between collections of the youngest generation (Python's default: 700); run().
 _GC_THRESHOLD = 20_000
+#: Set by run() unless already set: OpenBLAS's idle workers wait 2**20 CPU cycles (about
+#: 0.4 ms) for more work before they sleep, instead of its default 2**28 (about 0.1 s).
+_BLAS_ENV = {"OPENBLAS_THREAD_TIMEOUT": "20"}
 _INVALID_CHOICE = re.compile(r"argument COMMAND: invalid choice: '?([^' ]*)'?")
 
 
@@ -182,6 +186,14 @@ def run() -> None:
     # measured 3.10 -> 2.74 s on benchmarks/bench_validate.py (median of 5, report.json
     # identical). This is the command's own process: the library leaves the setting alone.
     sys.setswitchinterval(0.0005)
+    # OpenBLAS's workers spin for about 0.1 s after they start and after every call before they
+    # sleep: numpy's and scipy's (loaded by scipy.special, for no BLAS call) each spun on a
+    # core the run needed, 0.22-0.28 s of the 1.9 s of CPU of benchmarks/bench_validate.py
+    # (measured with perf; same report.json). The library reads it when it loads, so this must
+    # come before numpy's import; a value the user set wins. Only the wait changes, not the
+    # number of threads a model's BLAS calls use.
+    for name, value in _BLAS_ENV.items():
+        os.environ.setdefault(name, value)
     # A run allocates few cycles but many objects (imports, spec models, report rows): at
     # Python's default threshold of 700 the cyclic collector ran ~180 times per run of
     # bench_validate.py, each one walking every object alive. Large arrays are not tracked.
