@@ -181,3 +181,19 @@ def test_stat_result_errors(kwargs: dict[str, object], message: str) -> None:
     arguments.update(kwargs)
     with pytest.raises(InvalidParameterError, match=message):
         StatResult(**arguments)  # type: ignore[arg-type]
+
+
+def test_one_tango_bound_equals_that_end_of_the_interval() -> None:
+    # The slice search asks for upper ends only; they must be the interval's, bit for bit,
+    # including the corners (no discordance, all discordant one way, a single row).
+    from compval.stats._paired import tango_bound, tango_intervals
+
+    rng = np.random.default_rng(3)
+    n = rng.integers(1, 400, size=300)
+    b = rng.integers(0, n + 1)
+    c = rng.integers(0, n - b + 1)
+    b, c, n = np.r_[b, 0, 0, 5, 0], np.r_[c, 0, 5, 0, 1], np.r_[n, 10, 5, 5, 1]
+    z = float(stats.norm.ppf(0.975))
+    low, high = tango_intervals(b, c, n, z=z)
+    assert np.array_equal(tango_bound(b, c, n, z=z, upper=False), low)
+    assert np.array_equal(tango_bound(b, c, n, z=z, upper=True), high)

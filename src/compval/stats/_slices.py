@@ -53,7 +53,7 @@ from compval.results import SliceResult
 from compval.stats._arrays import unique_inverse
 from compval.stats._checks import check_confidence, check_count, check_positive_int, check_seed
 from compval.stats._decisions import adjust_pvalues
-from compval.stats._paired import mcnemar_pvalues, tango_intervals
+from compval.stats._paired import mcnemar_pvalues, tango_bound, tango_intervals
 from compval.stats._resampling import _check_row_ids, row_hash
 
 # scipy.special takes a quarter of a second to import (scipy.stats nearly a second, so it is
@@ -501,9 +501,17 @@ class SliceSearch:
         # Each crossed feature's codes with the outcome folded in (code * 4 + outcome), once
         # per feature rather than once per pair.
         with_outcome = {g: _with_outcome(by_feature[g], int(sizes[g]), outcome) for g in chosen[1:]}
+        # Each first feature's codes scaled by a second feature's key width, once per width
+        # (numeric features mostly share one): a pair's keys are then one addition away.
+        scaled: dict[tuple[int, int], npt.NDArray[np.integer[Any]]] = {}
         for f, g in itertools.combinations(chosen, 2):
+            width = int(sizes[g]) * 4
+            if (f, width) not in scaled:
+                scaled[f, width] = np.multiply(
+                    by_feature[f], width, dtype=_key_dtype(int(sizes[f]) * width)
+                )
             pair_ids, pair_table = _pair_counts(
-                by_feature[f], with_outcome[g], int(sizes[f]), int(sizes[g])
+                scaled[f, width], with_outcome[g], int(sizes[f]), int(sizes[g])
             )
             code_f, code_g = pair_ids // sizes[g], pair_ids % sizes[g]
             pair_n = pair_table.sum(axis=1)
@@ -552,7 +560,7 @@ class SliceSearch:
         n = table.sum(axis=1)
         b, c = table[:, _REF_ONLY], table[:, _CAND_ONLY]
         z = float(special.ndtri(0.5 + confidence / 2.0))
-        _, high = tango_intervals(b, c, n, z=z)
+        high = tango_bound(b, c, n, z=z, upper=True)
         f, cf, g, cg = slice_ids.T
         order = np.lexsort(
             (
@@ -889,17 +897,22 @@ def _with_outcome(
 
 
 def _pair_counts(
-    first: Codes, second: npt.NDArray[np.integer[Any]], first_size: int, second_size: int
+    scaled_first: npt.NDArray[np.integer[Any]],
+    second: npt.NDArray[np.integer[Any]],
+    first_size: int,
+    second_size: int,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Slice ids ``code_first * second_size + code_second`` that occur, and their counts.
 
-    ``second`` is the second feature's ``_with_outcome`` (code * 4 + outcome), so the key
-    ``(code_first * second_size + code_second) * 4 + outcome`` takes three passes, not four.
+    ``scaled_first`` is the first feature's codes times ``second_size * 4`` (in a key type
+    that holds ``first_size * second_size * 4``) and ``second`` the second feature's
+    ``_with_outcome`` (code * 4 + outcome), so the key
+    ``(code_first * second_size + code_second) * 4 + outcome`` is one addition.
     """
-    keys = np.multiply(first, second_size, dtype=_key_dtype(first_size * second_size * 4))
-    keys <<= 2
-    keys += second
-    upper = int(keys.max()) + 1 if keys.size else 0
+    keys = scaled_first + second.astype(scaled_first.dtype, copy=False)
+    bound = first_size * second_size * 4
+    # Every key is below ``bound``: a small table needs no pass to find the largest key.
+    upper = bound if bound <= _DENSE_PAIR_LIMIT else (int(keys.max()) + 1 if keys.size else 0)
     if upper <= max(_DENSE_PAIR_LIMIT, 8 * len(keys)):
         upper += -upper % 4
         dense = np.bincount(keys, minlength=upper).reshape(-1, 4)
