@@ -183,17 +183,17 @@ def test_stat_result_errors(kwargs: dict[str, object], message: str) -> None:
         StatResult(**arguments)  # type: ignore[arg-type]
 
 
-def test_one_tango_bound_equals_that_end_of_the_interval() -> None:
-    # The slice search asks for upper ends only; they must be the interval's, bit for bit,
-    # including the corners (no discordance, all discordant one way, a single row).
-    from compval.stats._paired import tango_bound, tango_intervals
+@pytest.mark.parametrize(
+    ("b", "c", "n"), [(16, 6, 161), (3, 0, 50), (0, 4, 9), (0, 0, 10), (2, 9, 12), (120, 90, 5000)]
+)
+def test_one_tango_bound_matches_first_principles(b: int, c: int, n: int) -> None:
+    # The slice search asks for upper ends alone (tango_intervals is both ends of this);
+    # each end against the numeric constrained-MLE reference, zero counts included (every
+    # row discordant one way, where the reference cannot go, is in the edge-case test above).
+    from compval.stats._paired import tango_bound
 
-    rng = np.random.default_rng(3)
-    n = rng.integers(1, 400, size=300)
-    b = rng.integers(0, n + 1)
-    c = rng.integers(0, n - b + 1)
-    b, c, n = np.r_[b, 0, 0, 5, 0], np.r_[c, 0, 5, 0, 1], np.r_[n, 10, 5, 5, 1]
     z = float(stats.norm.ppf(0.975))
-    low, high = tango_intervals(b, c, n, z=z)
-    assert np.array_equal(tango_bound(b, c, n, z=z, upper=False), low)
-    assert np.array_equal(tango_bound(b, c, n, z=z, upper=True), high)
+    ref_low, ref_high = tango_reference(b, c, n, 0.95)
+    args = (np.array([b]), np.array([c]), np.array([n]))
+    assert tango_bound(*args, z=z, upper=False)[0] == pytest.approx(ref_low, abs=2e-6)
+    assert tango_bound(*args, z=z, upper=True)[0] == pytest.approx(ref_high, abs=2e-6)

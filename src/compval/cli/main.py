@@ -33,9 +33,9 @@ _MAX_MESSAGE_LINE_CHARS = 2_000
 _MAX_MESSAGE_LINES = 60
 #: Allocations between collections of the youngest generation (Python's default: 700); run().
 _GC_THRESHOLD = 20_000
-#: Set by run() unless already set: OpenBLAS's idle workers wait 2**20 CPU cycles (about
-#: 0.4 ms) for more work before they sleep, instead of its default 2**28 (about 0.1 s).
-_BLAS_ENV = {"OPENBLAS_THREAD_TIMEOUT": "20"}
+#: OPENBLAS_THREAD_TIMEOUT set by run() unless already set: OpenBLAS's idle workers wait 2**20
+#: CPU cycles (about 0.4 ms) for more work before they sleep, instead of 2**28 (about 0.1 s).
+_OPENBLAS_THREAD_TIMEOUT = "20"
 _INVALID_CHOICE = re.compile(r"argument COMMAND: invalid choice: '?([^' ]*)'?")
 
 
@@ -192,8 +192,7 @@ def run() -> None:
     # (measured with perf; same report.json). The library reads it when it loads, so this must
     # come before numpy's import; a value the user set wins. Only the wait changes, not the
     # number of threads a model's BLAS calls use.
-    for name, value in _BLAS_ENV.items():
-        os.environ.setdefault(name, value)
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", _OPENBLAS_THREAD_TIMEOUT)
     # A run allocates few cycles but many objects (imports, spec models, report rows): at
     # Python's default threshold of 700 the cyclic collector ran ~180 times per run of
     # bench_validate.py, each one walking every object alive. Large arrays are not tracked.
