@@ -10,6 +10,7 @@ torch, scikit-learn or mlflow: each adapter imports its runtime when it opens.
 
 from __future__ import annotations
 
+from compval._public import name_public_functions
 from compval.adapters._base import (
     AdapterInfo,
     ModelAdapter,
@@ -65,6 +66,4 @@ __all__ = [
     "suffix_adapters",
 ]
 
-for _name in __all__:
-    globals()[_name].__module__ = __name__
-del _name
+name_public_functions(__name__, globals(), __all__)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from compval._public import name_public_functions
 from compval.checks._criteria import (
     OPS,
     Criterion,
@@ -20,3 +21,5 @@ __all__ = [
     "resolve_criteria",
     "resolve_criterion",
 ]
+
+name_public_functions(__name__, globals(), __all__)

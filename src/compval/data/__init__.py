@@ -11,6 +11,7 @@ is tokenized per batch with a local tokenizer (``TextDataset``, ``load_tokenizer
 
 from __future__ import annotations
 
+from compval._public import name_public_functions
 from compval.data._batch import Batch, Dataset, feature_names
 from compval.data._convert import as_dataset
 from compval.data._dataset import ArrayDataset, from_dataframe
@@ -38,8 +39,4 @@ __all__ = [
     "load_tokenizer",
 ]
 
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("compval.data._"):
-        _obj.__module__ = __name__
-del _name, _obj
+name_public_functions(__name__, globals(), __all__)

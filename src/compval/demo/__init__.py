@@ -9,10 +9,9 @@ pyarrow), imported only when ``build_demo`` runs, so importing this package stay
 
 from __future__ import annotations
 
+from compval._public import name_public_functions
 from compval.demo._build import DemoFiles, build_demo
 
 __all__ = ["DemoFiles", "build_demo"]
 
-for _name in __all__:
-    globals()[_name].__module__ = __name__
-del _name
+name_public_functions(__name__, globals(), __all__)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from compval._public import name_public_functions
 from compval.engine._validate import RunOptions, run_validation
 
 if TYPE_CHECKING:
     from compval.engine._profile import ProfileRequest, profile_files
 
 __all__ = ["ProfileRequest", "RunOptions", "profile_files", "run_validation"]
+
+name_public_functions(__name__, globals(), __all__)
 
 
 def __getattr__(name: str) -> Any:
@@ -24,5 +27,7 @@ def __getattr__(name: str) -> Any:
     if name in ("ProfileRequest", "profile_files"):
         from compval.engine import _profile
 
-        return getattr(_profile, name)
+        value = getattr(_profile, name)
+        name_public_functions(__name__, {name: value}, [name])
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

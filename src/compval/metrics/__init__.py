@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
+from compval._public import name_public_functions
 from compval.metrics._base import (
     Accumulator,
     BlockSumsAccumulator,
@@ -259,3 +260,6 @@ def suggest_metric(name: str) -> str:
     """A 'did you mean' hint for an unknown metric name (empty when nothing is close)."""
     close = difflib.get_close_matches(name.split("[", 1)[0], list(_all_metrics()), n=3)
     return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
+name_public_functions(__name__, globals(), __all__)

@@ -7,6 +7,7 @@ results; the engine orchestrates it and turns its numbers into gateable estimate
 
 from __future__ import annotations
 
+from compval._public import name_public_functions
 from compval.numerics._consistency import measure_batch_consistency
 from compval.numerics._lowprec import low_precision_rates
 from compval.numerics._onnx import LayerNumerics, analyze_onnx_pair
@@ -23,3 +24,5 @@ __all__ = [
     "measure_batch_consistency",
     "row_errors",
 ]
+
+name_public_functions(__name__, globals(), __all__)

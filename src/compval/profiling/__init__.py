@@ -15,8 +15,7 @@ Entry points:
 
 from __future__ import annotations
 
-from inspect import isfunction
-
+from compval._public import name_public_functions
 from compval.profiling._inputs import synthetic_inputs
 from compval.profiling._load import LoadStats, run_load
 from compval.profiling._memory import MemoryResult, measure_peak_memory
@@ -82,9 +81,4 @@ __all__ = [
     "time_interleaved",
 ]
 
-# Show the public path in reprs and docs.
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, type) or isfunction(_obj):
-        _obj.__module__ = __name__
-del _name, _obj
+name_public_functions(__name__, globals(), __all__)

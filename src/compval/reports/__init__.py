@@ -8,6 +8,7 @@ renderers only format a ``Report``. ``report.json`` follows ``docs/report.schema
 
 from __future__ import annotations
 
+from compval._public import name_public_functions
 from compval.reports._format import visible
 from compval.reports._registry import (
     FILENAMES,
@@ -46,7 +47,4 @@ __all__ = [
     "write_reports",
 ]
 
-# Only the functions: the dataclasses keep their defining module, because
-# typing.get_type_hints (and pydantic) resolve their string annotations in it.
-write_atomic.__module__ = __name__
-write_reports.__module__ = __name__
+name_public_functions(__name__, globals(), __all__)

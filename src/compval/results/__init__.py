@@ -7,6 +7,7 @@ report.json contract (schema_version 1).
 
 from __future__ import annotations
 
+from compval._public import name_public_functions
 from compval.results._numerics import (
     BatchConsistency,
     CandidateNumerics,
@@ -88,5 +89,6 @@ __all__ = [
     "Verdict",
     "interval_method_name",
 ]
-# The dataclasses keep their defining module: typing.get_type_hints resolves their string
-# annotations in it.
+
+# Functions name the package; the dataclasses keep their defining module (compval._public).
+name_public_functions(__name__, globals(), __all__)

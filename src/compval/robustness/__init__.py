@@ -17,6 +17,7 @@ and does not show.
 
 from __future__ import annotations
 
+from compval._public import name_public_functions
 from compval.robustness._edge import EDGE_CASES_FILE, write_edge_cases
 from compval.robustness._gap import (
     GAP_CI_METHOD,
@@ -56,8 +57,4 @@ __all__ = [
     "write_edge_cases",
 ]
 
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("compval.robustness._"):
-        _obj.__module__ = __name__
-del _name, _obj
+name_public_functions(__name__, globals(), __all__)

@@ -6,6 +6,7 @@ to know what a spec may say (names of performance metrics, deployment targets) l
 
 from __future__ import annotations
 
+from compval._public import name_public_functions
 from compval.spec._criterion import CriterionSpec
 from compval.spec._load import (
     LoadedSpec,
@@ -70,3 +71,5 @@ __all__ = [
     "spec_from_mapping",
     "validation_error",
 ]
+
+name_public_functions(__name__, globals(), __all__)

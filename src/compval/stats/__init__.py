@@ -25,6 +25,7 @@ of ``(seed, stream or row id, replicate)`` only.
 
 from __future__ import annotations
 
+from compval._public import name_public_functions
 from compval.stats._arrays import row_all_finite, row_max, row_sum, unique_inverse
 from compval.stats._calibration import (
     calibration_bin_sums,
@@ -114,10 +115,4 @@ __all__ = [
     "wasserstein_from_histograms",
 ]
 
-# Public objects report the package, not the private module they live in (tracebacks, docs,
-# reprs and pickles then name ``compval.stats``).
-for _name in __all__:
-    _obj = globals()[_name]
-    if hasattr(_obj, "__module__") and callable(_obj):
-        _obj.__module__ = __name__
-del _name, _obj
+name_public_functions(__name__, globals(), __all__)

@@ -6,6 +6,7 @@ plus one ``register_task`` line below (see docs/architecture.md).
 
 from __future__ import annotations
 
+from compval._public import name_public_functions
 from compval.tasks._base import (
     ChunkContext,
     RowsBase,
@@ -47,3 +48,5 @@ register_task(RegressionTask())
 register_task(GenericTask())
 register_task(CausalLMTask())
 register_task(EmbeddingTask())
+
+name_public_functions(__name__, globals(), __all__)
