@@ -27,7 +27,9 @@ class SupportsPredict(Protocol):
 #: What ``as_adapter`` and ``run_validation`` accept as a model: a ``ModelAdapter`` or an
 #: estimator (``SupportsPredict``), a model file path, or a callable (a torch ``nn.Module``,
 #: a function from the input array to the output array).
-ModelLike: TypeAlias = "SupportsPredict | str | os.PathLike[str] | Callable[..., Any]"
+#: A runtime union, not a string: ``ModelLike | None`` in a signature must evaluate when
+#: ``typing.get_type_hints`` reads it.
+ModelLike: TypeAlias = SupportsPredict | str | os.PathLike[str] | Callable[..., Any]
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from compval.adapters import ModelAdapter
 from compval.errors import DataError, InvalidParameterError, ProfilingError
 from compval.types import Array, TensorSpec
-
-if TYPE_CHECKING:
-    from compval.adapters import ModelAdapter
 
 __all__ = ["BatchCutter", "check_batch_axes", "synthetic_inputs"]
 

@@ -22,16 +22,14 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from compval._lazy import lazy_import
+from compval.adapters import ModelAdapter
 from compval.errors import AdapterError, ProfilingError
 from compval.profiling._operators import NodeUse, OpUse, node_label, normalize_domain
-
-if TYPE_CHECKING:
-    from compval.adapters import ModelAdapter
 
 __all__ = ["ModelStats", "model_stats"]
 
