@@ -27,6 +27,15 @@ def adapter(onnx_path: Path) -> Any:
         yield opened
 
 
+@pytest.fixture
+def two_outputs(tmp_path: Path, write_onnx: Any, weights: tuple[np.ndarray, np.ndarray]) -> Any:
+    """The linear model with its softmax output first: outputs (probabilities, logits)."""
+    w, b = weights
+    path = write_onnx(tmp_path / "two.onnx", w, b, with_softmax_first=True)
+    with OnnxRuntimeAdapter(path, name="two") as opened:
+        yield opened
+
+
 def test_input_spec_maps_type_and_symbolic_batch(adapter: OnnxRuntimeAdapter) -> None:
     (spec,) = adapter.input_spec().values()
     assert spec.name == "input"
@@ -53,12 +62,10 @@ def test_wrong_input_name(adapter: OnnxRuntimeAdapter) -> None:
 
 
 def test_outputs_follow_the_model_order(
-    tmp_path: Path, write_onnx: Any, weights: tuple[np.ndarray, np.ndarray], batch: np.ndarray
+    two_outputs: OnnxRuntimeAdapter, weights: tuple[np.ndarray, np.ndarray], batch: np.ndarray
 ) -> None:
     w, b = weights
-    path = write_onnx(tmp_path / "two.onnx", w, b, with_softmax_first=True)
-    with OnnxRuntimeAdapter(path, name="two") as model:
-        out = model.predict({"input": batch})
+    out = two_outputs.predict({"input": batch})
     assert list(out) == ["probabilities", "logits"]  # the model's order, not sorted
     logits = batch.astype(np.float64) @ w + b
     np.testing.assert_allclose(out["logits"], logits, rtol=1e-5)
@@ -284,14 +291,11 @@ def test_provider_options_must_name_a_requested_provider(onnx_path: Path) -> Non
 
 
 def test_asked_outputs_only_are_computed_with_the_same_values(
-    tmp_path: Path, write_onnx: Any, weights: tuple[np.ndarray, np.ndarray], batch: np.ndarray
+    two_outputs: OnnxRuntimeAdapter, batch: np.ndarray
 ) -> None:
-    w, b = weights
-    path = write_onnx(tmp_path / "two.onnx", w, b, with_softmax_first=True)
-    with OnnxRuntimeAdapter(path, name="two") as model:
-        every = model.predict({"input": batch})
-        some = model.predict({"input": batch}, outputs=("logits",))
-        unknown = model.predict({"input": batch}, outputs=("nothing",))
+    every = two_outputs.predict({"input": batch})
+    some = two_outputs.predict({"input": batch}, outputs=("logits",))
+    unknown = two_outputs.predict({"input": batch}, outputs=("nothing",))
     assert list(some) == ["logits"]
     assert np.array_equal(some["logits"], every["logits"])
     assert list(unknown) == ["probabilities", "logits"]  # no known name: every output

@@ -28,6 +28,7 @@ def __getattr__(name: str) -> Any:
         from compval.engine import _profile
 
         value = getattr(_profile, name)
-        name_public_functions(__name__, {name: value}, [name])
+        globals()[name] = value  # found directly from now on
+        name_public_functions(__name__, globals(), [name])
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
