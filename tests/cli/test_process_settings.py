@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,16 +10,27 @@ import textwrap
 
 import pytest
 
-# A child process runs the command; a finder notes the variable when numpy is first imported,
-# which is when OpenBLAS (loaded by numpy) reads it.
+from compval.cli.main import PROCESS_ENVIRONMENT
+
+# The variables run() sets unless the user did, with the value it sets.
+_SETTINGS = {
+    "OPENBLAS_THREAD_TIMEOUT": "20",
+    "NUMPY_MADVISE_HUGEPAGE": "0",
+    "ARROW_DEFAULT_MEMORY_POOL": "system",
+}
+
+# A child process runs the command; a finder notes the variables when numpy is first imported,
+# which is when numpy and OpenBLAS (loaded by numpy) read theirs. After the run, the child asks
+# numpy and pyarrow what they actually use.
 _CHILD = textwrap.dedent(
     """
-    import os, sys
-    seen = []
+    import json, os, sys
+    NAMES = %r
+    seen = {}
     class Watch:
         def find_spec(self, name, path=None, target=None):
             if name == "numpy" and not seen:
-                seen.append(os.environ.get("OPENBLAS_THREAD_TIMEOUT"))
+                seen.update({k: os.environ.get(k) for k in NAMES})
             return None
     sys.meta_path.insert(0, Watch())
     sys.argv = ["compval", "validate", "missing-spec.yaml"]
@@ -26,27 +38,53 @@ _CHILD = textwrap.dedent(
     try:
         run()
     finally:
-        print("seen", seen)
+        import numpy._core.multiarray as multiarray
+        import pyarrow
+        used = {
+            "numpy_hugepages": multiarray._get_madvise_hugepage(),
+            "arrow_pool": pyarrow.default_memory_pool().backend_name,
+        }
+        print("seen", json.dumps({"env": seen, "used": used}))
     """
-)
+) % (sorted(_SETTINGS),)
 
 
-def _seen_by_numpy(env: dict[str, str]) -> tuple[int, str]:
+def _run_child(env: dict[str, str]) -> tuple[int, dict[str, dict[str, object]]]:
     child = subprocess.run(
         [sys.executable, "-c", _CHILD], capture_output=True, text=True, env=env, timeout=120
     )
-    line = [x for x in child.stdout.splitlines() if x.startswith("seen")]
+    line = [x for x in child.stdout.splitlines() if x.startswith("seen ")]
     assert line, child.stderr
-    return child.returncode, line[-1]
+    return child.returncode, json.loads(line[-1].removeprefix("seen "))
 
 
-@pytest.mark.parametrize(
-    ("preset", "expected"), [(None, "['20']"), ("28", "['28']")], ids=["default", "user-set"]
-)
-def test_openblas_idle_wait_is_set_before_numpy_loads(preset: str | None, expected: str) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
-    if preset is not None:
-        env["OPENBLAS_THREAD_TIMEOUT"] = preset
-    code, seen = _seen_by_numpy(env)
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _SETTINGS}
+
+
+def test_the_table_is_what_run_sets() -> None:
+    assert dict(PROCESS_ENVIRONMENT) == _SETTINGS
+
+
+def test_settings_are_made_before_numpy_loads_and_take_effect() -> None:
+    code, seen = _run_child(_clean_env())
     assert code == 4  # the missing spec: the command ran up to its usage error
-    assert seen == f"seen {expected}"
+    assert seen["env"] == _SETTINGS
+    # What the libraries use, not only what the environment says.
+    assert seen["used"] == {"numpy_hugepages": False, "arrow_pool": "system"}
+
+
+@pytest.mark.parametrize("name", sorted(_SETTINGS))
+def test_a_value_the_user_set_wins(name: str) -> None:
+    preset = {
+        "OPENBLAS_THREAD_TIMEOUT": "28",
+        "NUMPY_MADVISE_HUGEPAGE": "1",
+        "ARROW_DEFAULT_MEMORY_POOL": "jemalloc",
+    }[name]
+    env = _clean_env()
+    env[name] = preset
+    code, seen = _run_child(env)
+    assert code == 4
+    assert seen["env"] == {**_SETTINGS, name: preset}
+    if name == "NUMPY_MADVISE_HUGEPAGE":
+        assert seen["used"]["numpy_hugepages"] is True

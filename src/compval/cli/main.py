@@ -20,22 +20,43 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from types import FrameType
+from types import FrameType, MappingProxyType
 
 from compval.errors import CompvalError, ExitCode, UsageError, exit_code_for
 
-__all__ = ["ExitCode", "main", "run"]
+__all__ = ["PROCESS_ENVIRONMENT", "ExitCode", "main", "run"]
 
 # An error message is for reading: a value quoted from a huge file must not print megabytes.
 _MAX_MESSAGE_LINE_CHARS = 2_000
 _MAX_MESSAGE_LINES = 60
 #: Allocations between collections of the youngest generation (Python's default: 700); run().
 _GC_THRESHOLD = 20_000
-#: OPENBLAS_THREAD_TIMEOUT set by run() unless already set: OpenBLAS's idle workers wait 2**20
-#: CPU cycles (about 0.4 ms) for more work before they sleep, instead of 2**28 (about 0.1 s).
-_OPENBLAS_THREAD_TIMEOUT = "20"
+#: Environment variables run() sets for its own process unless the user already set them.
+#: Each library reads its variable once, when it loads, so run() sets them before any import
+#: of numpy or pyarrow. They change speed and memory placement only, never a result
+#: (report.json is the same); docs/architecture.md has the measurements.
+#:
+#: - ``OPENBLAS_THREAD_TIMEOUT=20``: OpenBLAS's idle workers wait 2**20 CPU cycles (about
+#:   0.4 ms) for more work before they sleep, instead of 2**28 (about 0.1 s). numpy's and
+#:   scipy's pools (scipy.special loads one, for no BLAS call) each spun on a core the run
+#:   needed: 0.22-0.28 s of the 1.9 s of CPU of benchmarks/bench_validate.py (perf). The
+#:   number of threads a model's BLAS calls use does not change.
+#: - ``NUMPY_MADVISE_HUGEPAGE=0`` and ``ARROW_DEFAULT_MEMORY_POOL=system``: numpy asks for
+#:   transparent huge pages for every array of 4 MB or more, and pyarrow's default allocator
+#:   (mimalloc) for its segments. A run allocates and frees memory of that size per read and
+#:   per chunk, so each chunk faulted in fresh 2 MB pages, which the kernel zeroes whole and,
+#:   under the usual defrag setting ("madvise"), compacts memory to find: 27% of the perf
+#:   samples of a bench_validate.py run were the kernel's clear_page, and the kernel time of
+#:   identical runs ranged from 0.33 to 1.09 s. With 4 KiB pages and malloc: 0.29-0.41 s.
+PROCESS_ENVIRONMENT: Mapping[str, str] = MappingProxyType(
+    {
+        "OPENBLAS_THREAD_TIMEOUT": "20",
+        "NUMPY_MADVISE_HUGEPAGE": "0",
+        "ARROW_DEFAULT_MEMORY_POOL": "system",
+    }
+)
 _INVALID_CHOICE = re.compile(r"argument COMMAND: invalid choice: '?([^' ]*)'?")
 
 
@@ -186,13 +207,9 @@ def run() -> None:
     # measured 3.10 -> 2.74 s on benchmarks/bench_validate.py (median of 5, report.json
     # identical). This is the command's own process: the library leaves the setting alone.
     sys.setswitchinterval(0.0005)
-    # OpenBLAS's workers spin for about 0.1 s after they start and after every call before they
-    # sleep: numpy's and scipy's (loaded by scipy.special, for no BLAS call) each spun on a
-    # core the run needed, 0.22-0.28 s of the 1.9 s of CPU of benchmarks/bench_validate.py
-    # (measured with perf; same report.json). The library reads it when it loads, so this must
-    # come before numpy's import; a value the user set wins. Only the wait changes, not the
-    # number of threads a model's BLAS calls use.
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", _OPENBLAS_THREAD_TIMEOUT)
+    # Before numpy or pyarrow loads; a value the user set wins (see PROCESS_ENVIRONMENT).
+    for name, value in PROCESS_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
     # A run allocates few cycles but many objects (imports, spec models, report rows): at
     # Python's default threshold of 700 the cyclic collector ran ~180 times per run of
     # bench_validate.py, each one walking every object alive. Large arrays are not tracked.
