@@ -342,3 +342,115 @@ def test_text_outputs_are_refused_by_value_tasks(iris: Any) -> None:
     )
     with pytest.raises(AdapterError, match="expected numbers"):
         run_validation(spec, reference=clf.predict, candidates={"cand": clf.predict}, data=x)
+
+
+# -- quantized probabilities ------------------------------------------------------------------
+def test_probability_gap_tells_quantized_probabilities_from_logits() -> None:
+    from compval.tasks._outputs import detect_kind, probability_gap
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(500, 3))
+    exact = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert probability_gap(exact) == (pytest.approx(0.0, abs=1e-12), None)
+    # An 8-bit softmax output: whole multiples of 1/255, rounded (and the top one clipped).
+    step = 1 / 255
+    quantized = np.minimum(np.round(exact / step), 254) * step
+    gap = probability_gap(quantized.astype(np.float32))
+    assert gap is not None and gap[1] == pytest.approx(step, rel=1e-5)
+    assert gap[0] > 1e-3
+    assert detect_kind(quantized.astype(np.float32)) == "probabilities"
+    # The same gap off any grid: not probabilities (noise on rows summing to about 1).
+    noisy = exact + rng.uniform(0, 4e-3, size=exact.shape)
+    assert probability_gap(noisy) is None
+    assert detect_kind(noisy) == "logits"
+    # Non-negative whole numbers on a grid are not a simplex: logits (e.g. ReLU'd counts).
+    counts = rng.integers(0, 3, size=(500, 3)).astype(np.float32)
+    assert detect_kind(counts) == "logits"
+
+
+@pytest.mark.parametrize("classes", [3, 10])
+def test_a_static_qdq_softmax_is_read_as_probabilities_with_a_note(
+    classes: int, tmp_path: Any
+) -> None:
+    """onnxruntime's quantize_static (QDQ, uint8 activations) of a model ending in Softmax."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from scipy.special import rel_entr, softmax
+
+    rng = np.random.default_rng(classes)
+    w = rng.normal(size=(8, classes)).astype(np.float32)
+    b = rng.normal(size=classes).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gemm", ["x", "W", "B"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
+        ],
+        "softmax_classifier",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["n", classes])],
+        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "B")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    ref_path, qdq_path = tmp_path / "ref.onnx", tmp_path / "qdq.onnx"
+    onnx.save(model, str(ref_path))
+    x = rng.normal(size=(2000, 8)).astype(np.float32)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{"x": x[i : i + 100]} for i in range(0, 1000, 100)])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.batches, None)
+
+    quantize_static(
+        str(ref_path),
+        str(qdq_path),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
+    import onnxruntime as ort
+
+    def outputs(path: Any) -> np.ndarray:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        rows = [session.run(None, {"x": x[i : i + 256]})[0] for i in range(0, len(x), 256)]
+        return np.concatenate(rows).astype(np.float64)
+
+    p_ref, p_cand = outputs(ref_path), outputs(qdq_path)
+    gap = np.abs(p_cand.sum(axis=1) - 1).max()
+    assert gap > 1e-3  # what made the candidate "logits" before
+    y = p_ref.argmax(axis=1)
+    spec = spec_from_mapping(
+        {
+            "version": 1,
+            "task": "classification",
+            "reference": {"name": "ref", "path": str(ref_path)},
+            "candidates": [{"name": "cand", "path": str(qdq_path)}],
+            "data": {"path": "in-memory"},
+            "statistics": {"replicates": 0},
+            "criteria": [{"id": "accuracy", "metric": "accuracy_score", "max_drop": 0.01}],
+        }
+    )
+    report = run_validation(spec, data=(x, y))
+    assert report.run.models["cand"]["output_kind"] == "probabilities"
+    (note,) = _model_notes(report)
+    assert "'cand'" in note and "quantized probabilities" in note and f"{gap:.4f}" in note
+    # The probabilities as they are (clipped at 1e-12, as docs/spec.md says: a quantized
+    # probability can be exactly 0); before, a softmax of them: KL 0.40 instead of 0.009.
+    # A row of quantized probabilities need not sum to 1, so its KL sum can dip below 0:
+    # compval's per-row KL is floored at 0.
+    per_row = rel_entr(p_ref, np.clip(p_cand, 1e-12, None)).sum(axis=1)
+    kl = np.maximum(per_row, 0.0).mean()
+    assert _metric(report, "mean_kl_divergence").candidate_value == pytest.approx(kl, rel=1e-4)
+    wrong = rel_entr(p_ref, softmax(p_cand, axis=1)).sum(axis=1).mean()
+    assert wrong > 5 * kl
+    assert _metric(report, "mean_abs_diff").candidate_value == pytest.approx(
+        np.abs(p_ref - p_cand).mean(), rel=1e-5
+    )

@@ -810,4 +810,11 @@ def _intervals(
                 continue
             bounds[i] = (float(low[i]), float(high[i]))
             spreads[i] = float(sd[j])
+    # A value that is infinite at the point and in every replicate is exact, not unknown: the
+    # SQNR of a candidate whose outputs equal the reference's on every row is +inf in every
+    # resample (no error anywhere). Its interval is the point itself, so a bound on it decides.
+    if len(points) == len(rows):
+        for k, (row, point) in enumerate(zip(rows, points, strict=True)):
+            if bounds[k] is None and math.isinf(point) and row.size and np.all(row == point):
+                bounds[k], spreads[k] = (point, point), 0.0
     return bounds, spreads

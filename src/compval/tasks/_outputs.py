@@ -6,7 +6,9 @@ Classification outputs are detected per model on the first chunk, unless the spe
 * integer, boolean or text arrays are *labels* (class values, matched to the data's labels
   by value);
 * float rows of two or more columns that are non-negative and sum to 1 (within 1e-3) are
-  *probabilities*; any other float rows are *logits*, turned into probabilities with a softmax;
+  *probabilities*, and so are quantized ones (values on one grid, summing to 1 within a few
+  grid steps: ``probability_gap``); any other float rows are *logits*, turned into
+  probabilities with a softmax;
 * one float column is a binary classifier's score for the positive class: a *probability* when
   every value is in [0, 1], else a *logit*; either becomes two columns ``[1 - p, p]`` so that
   every score metric (KL, calibration) works as for any other classifier. One float column of
@@ -39,6 +41,7 @@ __all__ = [
     "label_codes",
     "label_values",
     "prepare_classification",
+    "probability_gap",
     "segment_ids",
     "select_output",
     "softmax",
@@ -105,9 +108,52 @@ def detect_kind(values: Array, *, model: str = "model") -> OutputKind:
     finite = rows[np.isfinite(rows).all(axis=1)]
     if rows.shape[1] == 1:
         return _one_column_kind(finite[:, 0], model)
-    if finite.size and (finite >= -1e-6).all() and np.allclose(finite.sum(axis=1), 1.0, atol=1e-3):
+    if probability_gap(finite) is not None:
         return "probabilities"
     return "logits"
+
+
+#: Rows of scores are probabilities when they are non-negative and sum to 1 within this.
+_SIMPLEX_ATOL = 1e-3
+#: The widest gap accepted for a quantized softmax (see ``probability_gap``).
+_QUANTIZED_SIMPLEX_MAX_GAP = 0.05
+
+
+def probability_gap(rows: Array) -> tuple[float, float | None] | None:
+    """Whether finite score rows (2+ columns) read as probabilities, and how far from exact.
+
+    Returns None for rows that are not probabilities, else ``(gap, step)``: the largest
+    |row sum - 1| and, when the rows are only probabilities within a quantization grid, that
+    grid's step (None when they sum to 1 within 1e-3). A quantized softmax (onnxruntime's
+    ``quantize_static``, 8-bit QDQ output) outputs whole multiples of a step such as 1/255,
+    each rounded or clipped: its rows missed 1 by up to two steps (0.0078 with 3 classes),
+    which would have made them "logits" and put a softmax on top of probabilities. So rows
+    whose values all lie on one grid of step s, in [0, 1], may miss 1 by up to k * s for k
+    columns (capped at 0.05).
+    """
+    if not rows.size or (rows < -1e-6).any():
+        return None
+    gap = float(np.max(np.abs(rows.sum(axis=1) - 1.0)))
+    if gap <= _SIMPLEX_ATOL:
+        return gap, None
+    if (rows > 1 + 1e-6).any():
+        return None
+    step = _grid_step(rows)
+    if step is None or gap > min(rows.shape[1] * step, _QUANTIZED_SIMPLEX_MAX_GAP):
+        return None
+    return gap, step
+
+
+def _grid_step(values: Array) -> float | None:
+    """The step s when every value is a whole multiple of s (dequantized 8/16-bit), else None."""
+    unique = np.unique(values)
+    if unique.size < 2 or unique.size > 1 << 16:
+        return None
+    step = float(np.min(np.diff(unique)))
+    if step <= 0:
+        return None
+    multiples = unique / step
+    return step if np.allclose(multiples, np.round(multiples), rtol=0, atol=1e-3) else None
 
 
 def _one_column_kind(finite: Array, model: str) -> OutputKind:

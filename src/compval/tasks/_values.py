@@ -9,7 +9,20 @@ from compval.tasks._base import ChunkContext, RowsBase, Task, TaskState
 from compval.tasks._outputs import OutputKind
 from compval.types import Array
 
-__all__ = ["ValueTask"]
+__all__ = ["COSINE_CRITERION", "SQNR_CRITERION", "ValueTask"]
+
+#: What ``compval compare`` checks when only the two models' outputs can be compared: the
+#: magnitude of the difference. SQNR is 10 log10 of the reference's output power over the
+#: error's; 20 dB is an error with 1% of the output's power (about 10% relative RMS error).
+#: A dynamic INT8 MLP measured 31-38 dB, an output scaled by 3 (a dequantization bug) -6 dB.
+#: The power includes the outputs' mean: for outputs far from zero (prices, say) a spec should
+#: also bound ``mean_abs_diff`` in the outputs' own units.
+SQNR_CRITERION: dict[str, object] = {"id": "sqnr", "metric": "sqnr_db", "min": 20.0}
+#: The direction of multi-value output rows. The per-row cosine ignores scale (an output scaled
+#: by 3 keeps a cosine of 1) and, for a one-value output, is only the sign (+1 or -1), which a
+#: good model fails on predictions near 0: regression, whose outputs are usually one value,
+#: does not use it by default.
+COSINE_CRITERION: dict[str, object] = {"id": "cosine", "metric": "cosine_similarity", "min": 0.99}
 
 
 class ValueTask(Task):

@@ -40,6 +40,7 @@ from compval.tasks._outputs import (
     detect_kind,
     is_label_output,
     label_codes,
+    probability_gap,
     value_kind,
 )
 from compval.tasks._outputs import prepare_classification as _prepare
@@ -83,6 +84,16 @@ class ClassificationTask(Task):
         if forced != "auto":
             return cast(OutputKind, forced)
         kind = detect_kind(raw, model=model)
+        if kind == "probabilities" and _width(raw) > 1:
+            rows = raw.reshape(raw.shape[0], -1)
+            gap = probability_gap(rows[np.isfinite(rows).all(axis=1)])
+            if gap is not None and gap[1] is not None:
+                state.notes.append(
+                    f"Model {model!r}: its score rows sum to 1 only within {gap[0]:.4f} (not "
+                    f"1e-3), with every value a whole multiple of {gap[1]:.6g}: taken as "
+                    "quantized probabilities (e.g. an 8-bit softmax output), used as they are. "
+                    "Set task.outputs in the spec if they are something else."
+                )
         if kind != "labels" and _width(raw) == 1:
             what = "probability" if kind == "probabilities" else "logit"
             where = "in [0, 1]" if kind == "probabilities" else "not all in [0, 1]"

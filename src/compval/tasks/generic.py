@@ -7,7 +7,7 @@ from typing import Any
 from compval.metrics import Accumulator, NonFiniteCounts, OutputFidelity
 from compval.tasks._base import TaskState
 from compval.tasks._outputs import OutputKind
-from compval.tasks._values import ValueTask
+from compval.tasks._values import COSINE_CRITERION, SQNR_CRITERION, ValueTask
 
 __all__ = ["GenericTask"]
 
@@ -31,5 +31,5 @@ class GenericTask(ValueTask):
         return [NonFiniteCounts(seg), OutputFidelity(seg)]
 
     def default_criteria(self, *, has_labels: bool) -> list[dict[str, Any]]:
-        """Cosine similarity of the outputs."""
-        return [{"id": "cosine", "metric": "cosine_similarity", "min": 0.99}]
+        """Cosine similarity and SQNR of the outputs (direction and magnitude)."""
+        return [dict(COSINE_CRITERION), dict(SQNR_CRITERION)]
