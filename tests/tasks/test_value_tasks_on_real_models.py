@@ -70,25 +70,29 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"ref": ref, "int8": int8, "x3": x3, "data": data}
 
 
-def _compare(
-    models: dict[str, Path], candidate: str, task: str, tmp_path: Path
-) -> tuple[int, dict[str, dict[str, object]], dict[str, dict[str, object]]]:
-    out = tmp_path / candidate
-    code = main(
+def _run_compare(models: dict[str, Path], candidate: str, task: str, out: Path, *extra: str) -> int:
+    """``compval compare`` of the reference and ``candidate`` on the model's six features."""
+    return main(
         [
             "compare",
             str(models["ref"]),
             str(models[candidate]),
             "--task",
             task,
-            "--data",
-            str(models["data"]),
+            *(extra or ("--data", str(models["data"]))),
             "--features",
             ",".join(FEATURES),
             "--report-dir",
             str(out),
         ]
     )
+
+
+def _compare(
+    models: dict[str, Path], candidate: str, task: str, tmp_path: Path
+) -> tuple[int, dict[str, dict[str, object]], dict[str, dict[str, object]]]:
+    out = tmp_path / candidate
+    code = _run_compare(models, candidate, task, out)
     report = json.loads((out / "report.json").read_text())
     checks = {c["id"]: c for c in report["checks"]}
     overall = {m["metric"]: m for m in report["metrics"] if m["segment"] is None}
@@ -176,22 +180,8 @@ def test_targets_that_are_not_one_number_per_row_are_a_data_error(
     targets: list[object] = [bad if isinstance(bad, list) else 0.1] * n
     targets[n // 2] = bad
     data = _with_targets(models, tmp_path / name, targets)
-    code = main(
-        [
-            "compare",
-            str(models["ref"]),
-            str(models["int8"]),
-            "--task",
-            "regression",
-            "--data",
-            str(data),
-            "--labels",
-            "y",
-            "--features",
-            ",".join(FEATURES),
-            "--report-dir",
-            str(tmp_path / "out"),
-        ]
+    code = _run_compare(
+        models, "int8", "regression", tmp_path / "out", "--data", str(data), "--labels", "y"
     )
     err = capsys.readouterr().err
     assert code == ExitCode.RUN_ERROR
@@ -209,24 +199,8 @@ def test_numeric_text_targets_read_as_numbers(
     y = np.round(frame["f0"].to_numpy(np.float64) * 2, 3)
     data = _with_targets(models, tmp_path / "text_numbers.parquet", [f"{v:.3f}" for v in y])
     out = tmp_path / "out"
-    code = main(
-        [
-            "compare",
-            str(models["ref"]),
-            str(models["int8"]),
-            "--task",
-            "regression",
-            "--data",
-            str(data),
-            "--labels",
-            "y",
-            "--features",
-            ",".join(FEATURES),
-            "--replicates",
-            "0",
-            "--report-dir",
-            str(out),
-        ]
+    code = _run_compare(
+        models, "int8", "regression", out, "--data", str(data), "--labels", "y", "--replicates", "0"
     )
     assert code in (ExitCode.OK, ExitCode.CHECKS_FAILED)
     report = json.loads((out / "report.json").read_text())
