@@ -112,6 +112,75 @@ def test_regression_matches_sklearn_multioutput():
         )
 
 
+@pytest.mark.parametrize("offset", [0.0, 1e6, 1e8, 1e10, -1e12])
+def test_regression_r2_keeps_its_precision_for_targets_far_from_zero(offset):
+    """R^2 against scikit-learn when the targets' mean dwarfs their spread.
+
+    Without centring, sum y^2 - (sum y)^2 / n lost every digit: at 1e10 R^2 exceeded 1 and the
+    worse model scored higher. Two outputs with different offsets, per segment too.
+    """
+    rng = np.random.default_rng(1)
+    n = 2000
+    y = rng.normal(size=(n, 2)) + np.array([offset, offset / 7])
+    ref = y + rng.normal(scale=0.3, size=y.shape)
+    cand = ref + 0.5
+    region = np.where(rng.random(n) < 0.3, "north", "south")
+    data = {"ref": ref, "cand": cand, "labels": y, "region": region}
+    est = _run(RegressionErrors, data, classification=False, width=2)
+    north = region == "north"
+    # The inputs themselves hold targets to about 1e-16 * |offset|: at 1e12 that is 1e-4 of a
+    # unit, and scikit-learn's own result moves in the ninth digit.
+    tol = 1e-9 if abs(offset) <= 1e10 else 1e-7
+    for side, pred in (("reference", ref), ("candidate", cand)):
+        assert getattr(est[("r2_score", None)], side) == pytest.approx(
+            skm.r2_score(y, pred), abs=tol
+        )
+        assert getattr(est[("r2_score", "region=north")], side) == pytest.approx(
+            skm.r2_score(y[north], pred[north]), abs=tol
+        )
+    assert est[("r2_score", None)].candidate < est[("r2_score", None)].reference
+
+
+def test_regression_accumulators_with_different_shifts_merge_exactly():
+    """Each accumulator centres on its own first targets; a merge moves one onto the other."""
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=(1200, 1)) * 2 + 5e9
+    y[600:] += 3.0  # the second half's first targets give a different shift
+    ref = y + rng.normal(scale=0.4, size=y.shape)
+    cand = y + rng.normal(scale=0.6, size=y.shape)
+
+    def fed(part):
+        table = SegmentTable()
+        acc = RegressionErrors(table, width=1)
+        acc.update(
+            make_rows(
+                table,
+                ref=ref[part],
+                cand=cand[part],
+                labels=y[part],
+                row_ids=np.arange(1200)[part],
+                classification=False,
+            )
+        )
+        return acc
+
+    first, second = fed(slice(0, 600)), fed(slice(600, 1200))
+    assert first.state()["shift"] != second.state()["shift"]
+    merged = first.merge(second)
+    assert merged.state()["shift"] == first.state()["shift"]
+    reverse = second.merge(first)
+    one_pass = {(e.metric, e.segment): e for e in fed(slice(0, 1200)).estimates()}
+    for acc in (merged, reverse, RegressionErrors.from_state(merged.state())):
+        got = {(e.metric, e.segment): e for e in acc.estimates()}
+        for key in one_pass:
+            assert got[key].candidate == pytest.approx(one_pass[key].candidate, rel=1e-9)
+            assert got[key].reference == pytest.approx(one_pass[key].reference, rel=1e-9)
+    assert one_pass[("r2_score", None)].candidate == pytest.approx(skm.r2_score(y, cand), abs=1e-9)
+    # The state of an empty accumulator keeps "no shift yet": its first rows still set one.
+    empty = RegressionErrors.from_state(RegressionErrors(SegmentTable(), width=1).state())
+    assert empty.state()["shift"] is None
+
+
 def test_nonfinite_counts_and_exclusion():
     ref = np.ones((6, 3))
     cand = np.ones((6, 3))

@@ -9,12 +9,13 @@ out of every other continuous metric (one NaN would otherwise poison all of them
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
 from compval.metrics._base import BlockSumsAccumulator, ColumnEntries, Derived, PairedRows
+from compval.metrics._segments import SegmentTable
 from compval.results import CalibrationBins, Reliability
 from compval.stats import calibration_bins, ece_from_sums, row_max, row_sum
 from compval.types import Array
@@ -337,11 +338,70 @@ class RegressionErrors(BlockSumsAccumulator):
     """MAE, RMSE and R^2 of each model against the targets.
 
     Multi-output targets are averaged uniformly over outputs, as scikit-learn's
-    ``multioutput="uniform_average"`` does. R^2 uses sum y^2 - (sum y)^2 / n for the total sum
-    of squares, which loses precision when the targets' mean is huge next to their spread.
+    ``multioutput="uniform_average"`` does. R^2's total sum of squares is
+    sum (y - c)^2 - (sum (y - c))^2 / n for a shift c per output: the mean of the first targets
+    this accumulator saw. Without the shift (c = 0) the two terms cancel catastrophically
+    when the targets' mean is large next to their spread: targets of 1e10 +- 1 gave R^2 above
+    1 (the worse model scoring higher). Accumulators with different shifts merge by moving
+    the other's sums to this one's shift (exact algebra, no rows needed).
     """
 
     family = "regression"
+
+    def __init__(self, segments: SegmentTable, **config: Any) -> None:
+        super().__init__(segments, **config)
+        # Fixed by the first rows that have targets; None before.
+        self._shift: Array | None = None
+
+    def empty(self) -> RegressionErrors:
+        """Same configuration, a fresh segment table, no rows (and no shift yet)."""
+        return RegressionErrors(SegmentTable(), **self.config)
+
+    def state(self) -> dict[str, Any]:
+        """The block sums' state plus the targets' shift (None before any target)."""
+        out = super().state()
+        out["shift"] = None if self._shift is None else self._shift.tolist()
+        return out
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> RegressionErrors:
+        """Rebuild from ``state()``; a state without a ``shift`` key holds unshifted sums."""
+        acc = super().from_state(state)
+        if "shift" not in state:
+            acc._shift = np.zeros(int(acc.config.get("width", 1)))
+        elif state["shift"] is not None:
+            acc._shift = np.asarray(state["shift"], dtype=np.float64)
+        return acc
+
+    def merge(self, other: RegressionErrors) -> RegressionErrors:
+        """Union of segments by name; ``other``'s sums are moved to this one's shift first."""
+        if not isinstance(other, RegressionErrors):
+            return super().merge(other)  # refused there, naming both
+        shift = self._shift if self._shift is not None else other._shift
+        moved = other
+        if (
+            shift is not None
+            and other._shift is not None
+            and not np.array_equal(other._shift, shift)
+        ):
+            moved = RegressionErrors.from_state(other._shifted_state(shift))
+        merged = super().merge(moved)
+        merged._shift = None if shift is None else shift.copy()
+        return merged
+
+    def _shifted_state(self, shift: Array) -> dict[str, Any]:
+        """``state()`` with the target sums taken about ``shift`` instead of this shift."""
+        out = self.state()
+        sums = out["sums"]
+        assert self._shift is not None  # internal: only called on an accumulator with rows
+        d = self._shift - shift  # y - shift = (y - old) + d
+        n = sums[..., 0]
+        for j, dj in enumerate(d):
+            s1, s2 = sums[..., 1 + 6 * j + 4], sums[..., 1 + 6 * j + 5]
+            sums[..., 1 + 6 * j + 5] = s2 + 2 * dj * s1 + n * dj * dj
+            sums[..., 1 + 6 * j + 4] = s1 + n * dj
+        out["shift"] = shift.tolist()
+        return out
 
     def columns(self) -> Sequence[str]:
         """Row count, then per output: |e|, e^2 per model, y and y^2."""
@@ -359,7 +419,10 @@ class RegressionErrors(BlockSumsAccumulator):
         mask = rows.finite & np.isfinite(y).all(axis=1)
         e_ref = np.where(mask[:, None], ref - y, 0.0)
         e_cand = np.where(mask[:, None], cand - y, 0.0)
-        y = np.where(mask[:, None], y, 0.0)
+        if self._shift is None and mask.any():
+            self._shift = y[mask].mean(axis=0)
+        shift = self._shift if self._shift is not None else np.zeros(y.shape[1])
+        y = np.where(mask[:, None], y - shift, 0.0)
         parts = [np.ones((y.shape[0], 1))]
         for j in range(y.shape[1]):
             parts.append(
