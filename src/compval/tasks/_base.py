@@ -78,6 +78,9 @@ class TaskState:
             match no label value (kept up to date, chunk by chunk).
         base_dir: The folder relative paths of the spec resolve against (the spec file's;
             None: the working directory), for files a task reads itself (relevance judgements).
+        nonfinite_rows: Candidate name -> rows left out of its value comparisons because
+            either model's output held NaN or Inf there (value tasks).
+        keyed_notes: Key -> the current text of a note that ``put_note`` keeps up to date.
     """
 
     spec: AcceptanceSpec
@@ -94,6 +97,20 @@ class TaskState:
     vocabulary: dict[str | None, set[int]] = field(default_factory=dict)
     vocabulary_notes: dict[str, str] = field(default_factory=dict)
     base_dir: Path | None = None
+    nonfinite_rows: dict[str, int] = field(default_factory=dict)
+    keyed_notes: dict[str, str] = field(default_factory=dict)
+
+    def put_note(self, key: str, note: str) -> None:
+        """Add ``note`` to ``notes``, replacing the one added before under ``key``.
+
+        For a note whose numbers grow chunk by chunk: the report holds the last version once.
+        """
+        old = self.keyed_notes.get(key)
+        if old is not None and old in self.notes:
+            self.notes[self.notes.index(old)] = note
+        else:
+            self.notes.append(note)
+        self.keyed_notes[key] = note
 
     def __post_init__(self) -> None:
         # Enforced by segment_ids on every chunk, whatever the data source.

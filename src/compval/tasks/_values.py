@@ -80,6 +80,8 @@ class ValueTask(Task):
                 f"{ref_rows.shape[1]}; regression targets must match the outputs."
             )
         finite = row_all_finite(ref_rows) & row_all_finite(cand_rows)
+        if not finite.all():
+            _note_nonfinite(state, model, int((~finite).sum()), has_targets=labels is not None)
         rows = PairedRows(
             reference=ref_rows,
             candidate=cand_rows,
@@ -90,3 +92,23 @@ class ValueTask(Task):
             labels=labels,
         )
         return rows, rows
+
+
+def _note_nonfinite(state: TaskState, model: str, rows: int, *, has_targets: bool) -> None:
+    """Say how many rows the value comparisons of ``model`` leave out (NaN/Inf outputs).
+
+    A NaN prediction has no error to average: those rows are left out of the fidelity metrics
+    and, with targets, of both models' MAE, RMSE and R^2 (so the two models are scored on the
+    same rows). Without this note a candidate that output NaN on its hardest rows showed a
+    better MAE, silently (with ``allow_nonfinite: true``, the only gate on NaN is off).
+    """
+    total = state.nonfinite_rows.get(model, 0) + rows
+    state.nonfinite_rows[model] = total
+    which = "the output-fidelity metrics" + (
+        " and both models' MAE, RMSE and R²" if has_targets else ""
+    )
+    state.put_note(
+        f"nonfinite:{model}",
+        f"Candidate {model!r}: {total:,} row(s) where it or the reference output NaN or Inf "
+        f"are left out of {which} (nan_count and inf_count count them).",
+    )

@@ -1,0 +1,85 @@
+"""Rows a value task cannot compare (NaN/Inf outputs) are counted in run.notes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LinearRegression
+from sklearn.metrics import mean_absolute_error
+
+from compval.engine import run_validation
+from compval.spec import spec_from_mapping
+
+
+def _spec(task: str, criteria: list[dict[str, Any]]) -> Any:
+    return spec_from_mapping(
+        {
+            "version": 1,
+            "task": task,
+            "reference": {"name": "ref"},
+            "candidates": [{"name": "cand"}],
+            "data": {"path": "in-memory"},
+            "allow_nonfinite": True,
+            "statistics": {"replicates": 0},
+            "batch_size": 128,
+            "criteria": criteria,
+        }
+    )
+
+
+@pytest.mark.parametrize("task", ["regression", "generic"])
+def test_rows_with_nan_outputs_are_counted_in_a_note(task: str) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1000, 4))
+    y = x @ [1.0, 2.0, 3.0, 4.0] + rng.normal(size=1000)
+    model = LinearRegression().fit(x, y)
+    hard = np.abs(x[:, 0]) > 1.0  # NaN exactly where the candidate would do worst
+
+    def candidate(a: np.ndarray) -> np.ndarray:
+        out = model.predict(a) + 0.5
+        out[np.abs(a[:, 0]) > 1.0] = np.nan
+        return out
+
+    criteria = (
+        [{"id": "mae", "metric": "mean_absolute_error", "max_relative_increase": 0.05}]
+        if task == "regression"
+        else [{"id": "diff", "metric": "mean_abs_diff", "max": 1.0}]
+    )
+    report = run_validation(
+        _spec(task, criteria),
+        reference=model.predict,
+        candidates={"cand": candidate},
+        data=(x, y) if task == "regression" else x,
+    )
+    notes = [n for n in report.run.notes if n.startswith("Candidate 'cand'")]
+    assert notes == [
+        f"Candidate 'cand': {int(hard.sum()):,} row(s) where it or the reference output NaN or "
+        "Inf are left out of the output-fidelity metrics"
+        + (" and both models' MAE, RMSE and R²" if task == "regression" else "")
+        + " (nan_count and inf_count count them)."
+    ]
+    by_metric = {m.metric: m for m in report.metrics if m.segment is None}
+    assert by_metric["nan_count"].candidate_value == hard.sum()
+    if task == "regression":
+        mae = by_metric["mean_absolute_error"]
+        assert mae.n == (~hard).sum()
+        assert mae.reference_value == pytest.approx(
+            mean_absolute_error(y[~hard], model.predict(x[~hard]))
+        )
+    else:
+        assert by_metric["mean_abs_diff"].candidate_value == pytest.approx(0.5)
+
+
+def test_no_note_when_every_row_compares() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 3))
+    model = LinearRegression().fit(x, x.sum(axis=1))
+    report = run_validation(
+        _spec("generic", [{"id": "diff", "metric": "mean_abs_diff", "max": 1.0}]),
+        reference=model.predict,
+        candidates={"cand": lambda a: model.predict(a) + 0.1},
+        data=x,
+    )
+    assert not [n for n in report.run.notes if "left out" in n]
