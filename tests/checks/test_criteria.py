@@ -198,6 +198,32 @@ def test_segment_scopes(segment: str | None, resolved: str | None) -> None:
     assert c.explicit()["segment"] == resolved
 
 
+@pytest.mark.parametrize("scope", ["label=*", "label=3", "perturbation=noise,label=*"])
+def test_label_scopes_are_a_spec_error_for_a_task_without_label_segments(scope: str) -> None:
+    # Before, 'label=*' on a regression criterion was accepted and the check came out
+    # inconclusive ("no rows") at the end of the run: exit 1 instead of a spec error, exit 4.
+    spec = CriterionSpec(id="c", metric="mean_absolute_error", max_increase=0.1, segment=scope)
+    with pytest.raises(SpecValidationError, match="this task has no label segments"):
+        resolve_criterion(
+            spec,
+            index=0,
+            task="regression",
+            resampling=True,
+            segment_columns=("region",),
+            perturbations=["noise"],
+            label_segments=False,
+        )
+    ok = resolve_criterion(
+        spec.model_copy(update={"segment": "region=*"}),
+        index=0,
+        task="regression",
+        resampling=True,
+        segment_columns=("region",),
+        label_segments=False,
+    )
+    assert ok.segment == "region=*"
+
+
 def test_other_fields_are_carried_over() -> None:
     c = _resolve(
         id="acc", metric="accuracy_score", min=0.9, severity="warn", candidates=["int8", "pruned"]

@@ -125,11 +125,14 @@ def resolve_criterion(
     segment_columns: Sequence[str] = (),
     perturbations: Sequence[str] | None = None,
     datasets: Sequence[DatasetFacts] | None = None,
+    label_segments: bool = True,
 ) -> Criterion:
     """Turn one spec criterion into its explicit form, validating it against the registry.
 
     With ``datasets`` (a spec whose ``data`` is a list), the criterion is also given the
     datasets it gates (:func:`_select_datasets`); ``segment_columns`` is then ignored.
+    ``label_segments``: whether the task segments rows by label (``label=<class>``); a
+    ``label=`` scope is a spec error for a task that does not.
 
     Raises:
         SpecValidationError: Unknown metric, a concise form that does not fit the metric's
@@ -275,7 +278,7 @@ def resolve_criterion(
     else:
         scope, chosen, left_out = _select_datasets(index, spec, info, scope, datasets)
         segment_columns = sorted({c for d in datasets for c in d.segment_columns})
-    segment = _resolve_scope(index, scope, segment_columns, perturbations)
+    segment = _resolve_scope(index, scope, segment_columns, perturbations, label_segments)
     return Criterion(
         datasets=chosen,
         left_out=left_out,
@@ -430,6 +433,7 @@ def _resolve_scope(
     scope: str | None,
     columns: Sequence[str],
     perturbations: Sequence[str] | None = None,
+    label_segments: bool = True,
 ) -> str | None:
     if scope is not None and scope.startswith("perturbation="):
         # 'perturbation=<name>' or 'perturbation=<name>,<segment scope>' (robustness runs).
@@ -452,7 +456,7 @@ def _resolve_scope(
                 "no segment; name the perturbation ('perturbation=<name>,label=*').",
             )
         if rest:
-            _resolve_scope(index, rest, columns)
+            _resolve_scope(index, rest, columns, label_segments=label_segments)
         return scope
     if scope is None or scope == "overall":
         return None
@@ -466,7 +470,15 @@ def _resolve_scope(
             "'<column>=*' or '<column>=<value>'.",
         )
     column = scope.split("=", 1)[0]
-    known = ["label", *columns]
+    known = ["label", *columns] if label_segments else list(columns)
+    if column == "label" and not label_segments:
+        raise _fail(
+            index,
+            "segment",
+            f"{echo(scope)}: this task has no label segments (rows are segmented by class for "
+            "task: classification only); use a data column from data.segments, or drop the "
+            "segment.",
+        )
     if column not in known:
         raise _fail(
             index,
@@ -486,6 +498,7 @@ def resolve_criteria(
     allow_nonfinite: bool = False,
     perturbations: Sequence[str] | None = None,
     datasets: Sequence[DatasetFacts] | None = None,
+    label_segments: bool = True,
 ) -> tuple[Criterion, ...]:
     """Resolve every criterion, plus the built-in ``nonfinite-outputs`` check.
 
@@ -501,6 +514,7 @@ def resolve_criteria(
             segment_columns=segment_columns,
             perturbations=perturbations,
             datasets=datasets,
+            label_segments=label_segments,
         )
         for i, s in enumerate(specs)
     ]

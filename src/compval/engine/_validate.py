@@ -286,6 +286,7 @@ def run_validation(
     criteria = resolve_criteria(
         [*s.criteria, *budgets],
         task=primary.run.task.metrics_of,
+        label_segments=primary.run.task.label_segments,
         resampling=resampling is not None,
         segment_columns=list(primary.dataset.segment_columns),
         allow_nonfinite=s.allow_nonfinite,

@@ -160,6 +160,8 @@ class Task(abc.ABC):
     metrics_of: ClassVar[str]
     #: Whether the weak-slice search applies (labelled tabular data).
     searches_slices: ClassVar[bool] = False
+    #: Whether rows are also segmented by their label (``label=<class>`` scopes).
+    label_segments: ClassVar[bool] = False
     #: Whether ``reduce_batch`` takes outputs where the model computed them (torch tensors on
     #: a GPU, from ``ModelAdapter.predict_on_device``) and brings back only its reduced rows:
     #: the engine then skips the copy of every full output to the host.

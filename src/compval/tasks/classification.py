@@ -55,6 +55,7 @@ class ClassificationTask(Task):
     name = "classification"
     metrics_of = "classification"
     searches_slices = True
+    label_segments = True
 
     def default_output(self, state: TaskState, outputs: Outputs, *, model: str) -> str | None:
         """The class scores when the first output is predicted labels and a score output exists.
