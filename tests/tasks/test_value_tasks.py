@@ -1,4 +1,8 @@
-"""Rows a value task cannot compare (NaN/Inf outputs) are counted in run.notes."""
+"""Value tasks (regression, generic) on in-memory models: what they cannot compare, and scopes.
+
+Rows with NaN/Inf outputs are counted in run.notes, not dropped quietly; a label= scope is a
+spec error for a task that does not segment rows by label.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,12 @@ from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_absolute_error
 
 from compval.engine import run_validation
+from compval.errors import ExitCode, SpecValidationError, exit_code_for
 from compval.spec import spec_from_mapping
+from compval.tasks import get_task
 
 
-def _spec(task: str, criteria: list[dict[str, Any]]) -> Any:
+def _spec(task: str, criteria: list[dict[str, Any]], **extra: Any) -> Any:
     return spec_from_mapping(
         {
             "version": 1,
@@ -21,10 +27,9 @@ def _spec(task: str, criteria: list[dict[str, Any]]) -> Any:
             "reference": {"name": "ref"},
             "candidates": [{"name": "cand"}],
             "data": {"path": "in-memory"},
-            "allow_nonfinite": True,
             "statistics": {"replicates": 0},
-            "batch_size": 128,
             "criteria": criteria,
+            **extra,
         }
     )
 
@@ -48,7 +53,7 @@ def test_rows_with_nan_outputs_are_counted_in_a_note(task: str) -> None:
         else [{"id": "diff", "metric": "mean_abs_diff", "max": 1.0}]
     )
     report = run_validation(
-        _spec(task, criteria),
+        _spec(task, criteria, allow_nonfinite=True, batch_size=128),
         reference=model.predict,
         candidates={"cand": candidate},
         data=(x, y) if task == "regression" else x,
@@ -77,9 +82,64 @@ def test_no_note_when_every_row_compares() -> None:
     x = rng.normal(size=(300, 3))
     model = LinearRegression().fit(x, x.sum(axis=1))
     report = run_validation(
-        _spec("generic", [{"id": "diff", "metric": "mean_abs_diff", "max": 1.0}]),
+        _spec(
+            "generic",
+            [{"id": "diff", "metric": "mean_abs_diff", "max": 1.0}],
+            allow_nonfinite=True,
+        ),
         reference=model.predict,
         candidates={"cand": lambda a: model.predict(a) + 0.1},
         data=x,
     )
     assert not [n for n in report.run.notes if "left out" in n]
+
+
+def _label_criterion(task: str) -> dict[str, Any]:
+    if task == "regression":
+        return {
+            "id": "c",
+            "metric": "mean_absolute_error",
+            "max_increase": 0.1,
+            "segment": "label=*",
+        }
+    return {"id": "c", "metric": "accuracy_score", "max_drop": 0.1, "segment": "label=*"}
+
+
+def test_only_classification_segments_by_label() -> None:
+    assert get_task("classification").label_segments
+    assert not any(get_task(name).label_segments for name in ("regression", "generic", "embedding"))
+
+
+def test_a_label_scope_on_a_regression_run_is_a_spec_error_before_any_model_runs() -> None:
+    calls = []
+
+    def model(x: np.ndarray) -> np.ndarray:
+        calls.append(len(x))
+        return x.sum(axis=1)
+
+    x = np.random.default_rng(0).normal(size=(200, 3))
+    with pytest.raises(SpecValidationError, match="no label segments") as caught:
+        run_validation(
+            _spec("regression", [_label_criterion("regression")]),
+            reference=model,
+            candidates={"cand": model},
+            data=(x, x.sum(axis=1)),
+        )
+    assert exit_code_for(caught.value) == ExitCode.USAGE_ERROR
+    assert calls == []
+
+
+def test_a_label_scope_still_works_for_classification() -> None:
+    x = np.random.default_rng(1).normal(size=(300, 3))
+    y = (x[:, 0] > 0).astype(int)
+
+    def model(a: np.ndarray) -> np.ndarray:
+        return (a[:, 0] > 0).astype(int)
+
+    report = run_validation(
+        _spec("classification", [_label_criterion("classification")]),
+        reference=model,
+        candidates={"cand": model},
+        data=(x, y),
+    )
+    assert {c.segment for c in report.checks if c.id == "c"} == {"label=0", "label=1"}
