@@ -122,6 +122,10 @@ class OnnxRuntimeAdapter(ModelAdapter):
         self._output_names: list[str] = []
         self._sha256: str | None = None
         self._classes: tuple[object, ...] | None = None
+        # Class labels written in the graph (None: none found, or not looked for yet).
+        self._graph_classes: tuple[object, ...] | None = None
+        self._graph_looked = False
+        self._label_output = False
         self._missing: tuple[str, ...] = ()
         self._active: tuple[str, ...] = ()
 
@@ -186,6 +190,12 @@ class OnnxRuntimeAdapter(ModelAdapter):
             for node in session.get_inputs()
         }
         self._output_names = [node.name for node in session.get_outputs()]
+        # A classifier exported with its predicted label as an output (skl2onnx: 'label' next
+        # to 'probabilities') has its class labels in the graph; only such graphs are parsed.
+        outputs = session.get_outputs()
+        self._label_output = len(outputs) > 1 and any(
+            node.type in ("tensor(string)", "tensor(int64)") for node in outputs
+        )
 
     def _input_spec(self) -> Mapping[str, TensorSpec]:
         return self._spec
@@ -239,8 +249,22 @@ class OnnxRuntimeAdapter(ModelAdapter):
     # -- optional hooks ------------------------------------------------------------------
     @property
     def classes(self) -> tuple[object, ...] | None:
-        """The keys of the model's ZipMap output (its class labels), once a batch has run."""
-        return self._classes
+        """The class label of each score column, when the model says.
+
+        The keys of a ZipMap output (once a batch has run); else, for a graph that outputs a
+        predicted label next to its scores, the labels written in the graph: the
+        ``classlabels_*`` of an ``ai.onnx.ml`` classifier node (LinearClassifier,
+        TreeEnsembleClassifier, SVMClassifier), or the constant that ``ArrayFeatureExtractor``
+        indexes with an ``ArgMax`` of the scores (skl2onnx's MLP and other classifiers). An
+        exporter's ``zipmap: False`` (skl2onnx's recommended option) keeps its labels that way:
+        without them, text labels matched no column (0, 1, ...) and the run stopped.
+        """
+        if self._classes is not None:
+            return self._classes
+        if self._label_output and not self._graph_looked and self._session is not None:
+            self._graph_looked = True
+            self._graph_classes = _graph_class_labels(self._path)
+        return self._graph_classes
 
     @property
     def model_format(self) -> str:
@@ -332,3 +356,46 @@ def _dims(shape: Sequence[object] | None) -> tuple[int | None, ...] | None:
         return None
     # Symbolic dims come back as strings ("N", "batch"), unknown ones as None.
     return tuple(d if isinstance(d, int) and d >= 0 else None for d in shape)
+
+
+_ML_CLASSIFIERS = ("LinearClassifier", "TreeEnsembleClassifier", "SVMClassifier")
+
+
+def _graph_class_labels(path: Path) -> tuple[object, ...] | None:
+    """The class labels an ONNX classifier's graph gives its score columns.
+
+    Only when exactly one set is found (see ``OnnxRuntimeAdapter.classes``); None otherwise,
+    and for a file the onnx package cannot read (an ``.ort`` file).
+    """
+    onnx = lazy_import("onnx", extra="onnx")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # onnx raises DecodeError and others for files it cannot read
+        return None
+    graph = model.graph
+    constants = {init.name: init for init in graph.initializer}
+    argmax_outputs = {out for node in graph.node if node.op_type == "ArgMax" for out in node.output}
+    found: set[tuple[object, ...]] = set()
+    for node in graph.node:
+        if node.domain != "ai.onnx.ml":
+            continue
+        if node.op_type in _ML_CLASSIFIERS:
+            for attr in node.attribute:
+                if attr.name == "classlabels_strings" and attr.strings:
+                    found.add(tuple(v.decode("utf-8") for v in attr.strings))
+                elif attr.name in ("classlabels_ints", "classlabels_int64s") and attr.ints:
+                    found.add(tuple(int(v) for v in attr.ints))
+        elif (
+            node.op_type == "ArrayFeatureExtractor"
+            and len(node.input) == 2
+            and node.input[0] in constants
+            and node.input[1] in argmax_outputs
+        ):
+            values = onnx.numpy_helper.to_array(constants[node.input[0]]).reshape(-1)
+            found.add(tuple(_plain(v) for v in values.tolist()))
+    return found.pop() if len(found) == 1 else None
+
+
+def _plain(value: object) -> object:
+    """A graph constant's value as a Python label: text for bytes, as it is otherwise."""
+    return value.decode("utf-8") if isinstance(value, bytes) else value

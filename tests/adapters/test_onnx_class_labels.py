@@ -1,0 +1,107 @@
+"""Class labels of ONNX classifiers exported without ZipMap (skl2onnx ``zipmap: False``).
+
+skl2onnx recommends ``zipmap: False``: the model then outputs its predicted ``label`` and a
+``probabilities`` matrix whose columns follow the estimator's ``classes_``, and the labels live
+only in the graph. Before, compval named those columns 0..K-1, so text labels (or integer
+classes such as 1, 2, 5) matched no column and every such run stopped with a data error.
+Every expected number here comes from scikit-learn on the same rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score
+from sklearn.neural_network import MLPClassifier
+
+from compval.adapters import OnnxRuntimeAdapter
+from compval.engine import run_validation
+from compval.spec import spec_from_mapping
+
+skl2onnx = pytest.importorskip("skl2onnx")
+
+ESTIMATORS = {
+    "logistic": lambda: LogisticRegression(max_iter=500),  # ai.onnx.ml LinearClassifier
+    "forest": lambda: RandomForestClassifier(n_estimators=5, random_state=0),  # TreeEnsemble
+    "mlp": lambda: MLPClassifier(hidden_layer_sizes=(16,), max_iter=300, random_state=0),
+}
+LABELS = {
+    "text": np.array(["cat", "dog", "emu"]),
+    "sparse-ints": np.array([1, 2, 5]),
+}
+
+
+def _data(kind: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(900, 4)).astype(np.float32)
+    y = LABELS[kind][np.argmax(x[:, :3] + rng.normal(scale=0.7, size=(900, 3)), axis=1)]
+    return x, y
+
+
+def _export(estimator: Any, x: np.ndarray, path: Path, *, zipmap: bool = False) -> Path:
+    onx = skl2onnx.to_onnx(estimator, x[:1], options={id(estimator): {"zipmap": zipmap}})
+    path.write_bytes(onx.SerializeToString())
+    return path
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("labels", sorted(LABELS))
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_zipmap_off_classifiers_name_their_columns_from_the_graph(
+    name: str, labels: str, tmp_path: Path
+) -> None:
+    x, y = _data(labels)
+    ref_est = ESTIMATORS[name]().fit(x[:600], y[:600])
+    cand_est = ESTIMATORS[name]().fit(x[:150], y[:150])  # trained on less: a worse candidate
+    ref = _export(ref_est, x, tmp_path / "ref.onnx")
+    cand = _export(cand_est, x, tmp_path / "cand.onnx")
+
+    with OnnxRuntimeAdapter(ref, name="ref") as adapter:
+        assert adapter.classes == tuple(ref_est.classes_.tolist())
+
+    spec = spec_from_mapping(
+        {
+            "version": 1,
+            "task": "classification",
+            "reference": {"name": "ref", "path": str(ref), "output": "probabilities"},
+            "candidates": [{"name": "cand", "path": str(cand), "output": "probabilities"}],
+            "data": {"path": "in-memory"},
+            "statistics": {"replicates": 0},
+            "criteria": [{"id": "acc", "metric": "accuracy_score", "max_drop": 0.5}],
+        }
+    )
+    test_x, test_y = x[600:], y[600:]
+    report = run_validation(spec, data=(test_x, test_y))
+    accuracy = next(m for m in report.metrics if m.metric == "accuracy_score" and m.segment is None)
+    assert accuracy.reference_value == pytest.approx(
+        accuracy_score(test_y, ref_est.predict(test_x))
+    )
+    assert accuracy.candidate_value == pytest.approx(
+        accuracy_score(test_y, cand_est.predict(test_x))
+    )
+    per_class = {m.segment for m in report.metrics if m.metric == "accuracy_score"}
+    assert {f"label={v}" for v in LABELS[labels]} <= per_class
+
+
+def test_a_model_without_a_label_output_has_no_class_labels(tmp_path: Path) -> None:
+    """Only graphs with a label output are read: a plain score model keeps columns 0..K-1."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["scores"])],
+        "scores_only",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["n", 3])],
+        [numpy_helper.from_array(np.ones((4, 3), np.float32), "W")],
+    )
+    path = tmp_path / "scores.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with OnnxRuntimeAdapter(path, name="m") as adapter:
+        adapter.predict({"x": np.ones((2, 4), np.float32)})
+        assert adapter.classes is None
