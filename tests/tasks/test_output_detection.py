@@ -454,3 +454,19 @@ def test_a_static_qdq_softmax_is_read_as_probabilities_with_a_note(
     assert _metric(report, "mean_abs_diff").candidate_value == pytest.approx(
         np.abs(p_ref - p_cand).mean(), rel=1e-5
     )
+
+
+def test_unnamed_score_columns_taken_by_position_are_noted(iris: Any) -> None:
+    x, _, names = iris
+    clf = LogisticRegression(max_iter=1000).fit(x, names)
+    # The candidate returns bare score columns (no class names): positional, and said so.
+    report = _run(clf, lambda a: clf.predict_proba(a), (x, names))
+    (note,) = _model_notes(report)
+    assert note.startswith("Model 'cand' does not name the classes of its 3 score columns")
+    assert "model 'ref''s classes ('setosa', 'versicolor', 'virginica')" in note
+    assert _metric(report, "accuracy_score").candidate_value == pytest.approx(
+        accuracy_score(names, clf.predict(x))
+    )
+    # A candidate that names its classes needs no such note.
+    named = _run(clf, LogisticRegression(max_iter=1000).fit(x, names), (x, names))
+    assert _model_notes(named) == []

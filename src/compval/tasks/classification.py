@@ -129,6 +129,23 @@ class ClassificationTask(Task):
             state.n_scores = k
             state.classes_from = model if named is not None else None
             return
+        if (
+            named is None
+            and state.classes_from is not None
+            and k == len(state.classes)
+            and _width(raw) > 1  # one column of binary scores has its own note
+        ):
+            # The columns can only be taken by position: say so, since a model whose columns
+            # come in another order would have every score metric silently wrong.
+            shown = ", ".join(echo(_py(c)) for c in state.classes.names[:6])
+            more = ", ..." if len(state.classes) > 6 else ""
+            state.notes.append(
+                f"Model {model!r} does not name the classes of its {k} score columns: they are "
+                f"taken in the order of model {state.classes_from!r}'s classes ({shown}{more}). "
+                "If its columns come in another order, export it with its class labels or "
+                "reorder its outputs."
+            )
+            return
         if named is None or state.classes_from is None or len(named) != len(state.classes):
             return
         if named == state.classes.names:
