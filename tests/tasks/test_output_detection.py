@@ -470,3 +470,19 @@ def test_unnamed_score_columns_taken_by_position_are_noted(iris: Any) -> None:
     # A candidate that names its classes needs no such note.
     named = _run(clf, LogisticRegression(max_iter=1000).fit(x, names), (x, names))
     assert _model_notes(named) == []
+
+
+def test_a_regressor_under_classification_is_pointed_to_task_regression(cancer: Any) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    x, _, _ = cancer
+    rng = np.random.default_rng(0)
+    target = x[:, :3].sum(axis=1) * 3 + rng.normal(size=len(x))  # continuous targets
+    reg = LinearRegression().fit(x, target)
+    with pytest.raises(DataError, match=r"set task: regression \(--task regression\)") as caught:
+        _run(reg.predict, reg.predict, (x, target))
+    assert exit_code_for(caught.value) == ExitCode.RUN_ERROR
+    # Whole-number labels that match no class get no such hint: they are class values.
+    with pytest.raises(DataError) as whole:
+        _run(reg.predict, reg.predict, (x, np.full(len(x), 7.0)))
+    assert "task: regression" not in str(whole.value)

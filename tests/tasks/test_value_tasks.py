@@ -143,3 +143,30 @@ def test_a_label_scope_still_works_for_classification() -> None:
         data=(x, y),
     )
     assert {c.segment for c in report.checks if c.id == "c"} == {"label=0", "label=1"}
+
+
+def test_integer_outputs_compared_as_numbers_are_noted() -> None:
+    """A classifier's predicted labels under task: regression are compared as numbers: noted."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(400, 3))
+    y = (x[:, 0] > 0).astype(np.int64)
+    clf = LogisticRegression().fit(x, y)
+    report = run_validation(
+        _spec("regression", [{"id": "mae", "metric": "mean_absolute_error", "max": 1.0}]),
+        reference=clf.predict,
+        candidates={"cand": clf.predict},
+        data=(x, y.astype(float)),
+    )
+    notes = [n for n in report.run.notes if "compared as numbers" in n]
+    assert [n.split(":")[0] for n in notes] == ["Model 'ref'", "Model 'cand'"]
+    assert "use task: classification" in notes[0]
+    # Float outputs (a regressor's) get no such note.
+    floats = run_validation(
+        _spec("regression", [{"id": "mae", "metric": "mean_absolute_error", "max": 1.0}]),
+        reference=lambda a: clf.predict_proba(a)[:, 1],
+        candidates={"cand": lambda a: clf.predict_proba(a)[:, 1]},
+        data=(x, y.astype(float)),
+    )
+    assert not [n for n in floats.run.notes if "compared as numbers" in n]

@@ -405,12 +405,23 @@ def label_codes(
     if (codes < 0).any():
         bad = np.unique(labels[codes < 0])[:5]
         where = f"Labels in column {column!r} (data.labels)" if column else "Labels"
+        # Fractional labels are regression targets far more often than class values.
+        fractional = labels.dtype.kind == "f" and bool(
+            np.any(np.isfinite(labels) & (labels != np.round(labels)))
+        )
+        hint = (
+            " The labels hold fractional numbers: if the models are regressors, set task: "
+            "regression (--task regression)."
+            if fractional
+            else ""
+        )
         raise DataError(
             f"{where}: value(s) {', '.join(repr(_py(b)) for b in bad)} are not among the "
             f"model's {n_scores} output classes ({_class_list(classes)}); expected label "
             "values matching the output columns (0..K-1, or the classes the model reports, "
-            "such as an estimator's classes_ or an ONNX ZipMap's keys). Map the labels to the "
-            "model's classes, or check data.labels and the models' class order."
+            "such as an estimator's classes_, an ONNX ZipMap's keys or the class labels in an "
+            "ONNX classifier's graph). Map the labels to the model's classes, or check "
+            f"data.labels and the models' class order.{hint}"
         )
     return codes
 

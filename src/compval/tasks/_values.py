@@ -41,6 +41,16 @@ class ValueTask(Task):
                 f"{state.spec.task.type!r}. Set 'output' to a numeric output, or use task: "
                 "classification for class labels."
             )
+        if raw.dtype.kind in "iub":
+            # Integer outputs are what a classifier's predicted-label output holds (skl2onnx's
+            # first output): compared as numbers here, which is rarely what was meant.
+            state.put_note(
+                f"integer-output:{model}",
+                f"Model {model!r}: its compared output holds {raw.dtype} values (e.g. "
+                f"{raw.reshape(-1)[:3].tolist()!r}), compared as numbers. If they are class "
+                "labels, use task: classification; if the model has another output, set "
+                "'output' in its spec entry.",
+            )
         return "values"
 
     def prepare_chunk(
