@@ -310,6 +310,17 @@ def check_inputs(model: str, inputs: Mapping[str, Array], spec: Mapping[str, Ten
     missing = [n for n in spec if n not in inputs]
     extra = [n for n in inputs if n not in spec]
     if missing or extra:
+        if list(inputs) == ["features"] and len(spec) > 1:
+            # Tabular files reach a model as one stacked array of their feature columns:
+            # "name the arrays" cannot be followed for them.
+            raise InputMismatchError(
+                f"Model {model!r}: input names do not match; it takes {len(spec)} inputs "
+                f"({', '.join(sorted(spec))}) but the data gives one array, 'features' (a "
+                "parquet or CSV file's feature columns, or an .npz file's default array). "
+                "Export the model with a single input of all features (e.g. skl2onnx's "
+                "to_onnx(model, X[:1]) on a numeric array), or give the data as an .npz file "
+                "with one array per input name, listed in data.features."
+            )
         raise InputMismatchError(
             f"Model {model!r}: input names do not match; got {sorted(inputs)}, expected "
             f"{sorted(spec)}. Name the data's arrays after the model's inputs."

@@ -1,4 +1,4 @@
-"""Class labels of ONNX classifiers exported without ZipMap (skl2onnx ``zipmap: False``).
+"""ONNX models as exporters write them: class labels without ZipMap, one input per column.
 
 skl2onnx recommends ``zipmap: False``: the model then outputs its predicted ``label`` and a
 ``probabilities`` matrix whose columns follow the estimator's ``classes_``, and the labels live
@@ -105,3 +105,29 @@ def test_a_model_without_a_label_output_has_no_class_labels(tmp_path: Path) -> N
     with OnnxRuntimeAdapter(path, name="m") as adapter:
         adapter.predict({"x": np.ones((2, 4), np.float32)})
         assert adapter.classes is None
+
+
+def test_a_model_with_one_input_per_column_is_told_how_tabular_data_arrives(
+    tmp_path: Path,
+) -> None:
+    """One ONNX input per feature column: 'name the data's arrays' cannot be done for a file."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from compval.errors import InputMismatchError
+
+    names = ["f0", "f1", "f2"]
+    graph = helper.make_graph(
+        [helper.make_node("Sum", names, ["y"])],
+        "per_column",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["n", 1]) for n in names],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1])],
+    )
+    path = tmp_path / "per_column.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with (
+        OnnxRuntimeAdapter(path, name="m") as adapter,
+        pytest.raises(InputMismatchError, match="takes 3 inputs \\(f0, f1, f2\\)") as caught,
+    ):
+        adapter.predict({"features": np.ones((2, 3), np.float32)})
+    assert "data.features" in str(caught.value) and "single input" in str(caught.value)
