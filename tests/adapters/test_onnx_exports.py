@@ -50,11 +50,11 @@ def _export(estimator: Any, x: np.ndarray, path: Path, *, zipmap: bool = False) 
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@pytest.mark.parametrize("labels", sorted(LABELS))
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_zipmap_off_classifiers_name_their_columns_from_the_graph(
-    name: str, labels: str, tmp_path: Path
+    name: str, tmp_path: Path
 ) -> None:
+    labels = "text"
     x, y = _data(labels)
     ref_est = ESTIMATORS[name]().fit(x[:600], y[:600])
     cand_est = ESTIMATORS[name]().fit(x[:150], y[:150])  # trained on less: a worse candidate
@@ -131,3 +131,40 @@ def test_a_model_with_one_input_per_column_is_told_how_tabular_data_arrives(
     ):
         adapter.predict({"features": np.ones((2, 3), np.float32)})
     assert "data.features" in str(caught.value) and "single input" in str(caught.value)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_integer_classes_keep_their_positions_and_a_mismatch_is_loud(tmp_path: Path) -> None:
+    """Integer class labels are not read from the graph (the onnx import costs ~50 ms): classes
+    0..K-1 read right by position, and classes such as 1, 2, 5 stop the run on the labels
+    that match no column, never silently."""
+    from compval.errors import DataError
+
+    for kind, fails in (("sparse-ints", True), ("text", False)):
+        x, y = _data(kind)
+        if kind == "text":
+            y = np.searchsorted(LABELS["text"], y)  # the same classes as 0, 1, 2
+        est = LogisticRegression(max_iter=500).fit(x, y)
+        path = _export(est, x, tmp_path / f"{kind}.onnx")
+        with OnnxRuntimeAdapter(path, name="m") as adapter:
+            assert adapter.classes is None
+        spec = spec_from_mapping(
+            {
+                "version": 1,
+                "task": "classification",
+                "reference": {"name": "ref", "path": str(path), "output": "probabilities"},
+                "candidates": [{"name": "cand", "path": str(path), "output": "probabilities"}],
+                "data": {"path": "in-memory"},
+                "statistics": {"replicates": 0},
+                "criteria": [{"id": "acc", "metric": "accuracy_score", "max_drop": 0.5}],
+            }
+        )
+        if fails:
+            with pytest.raises(DataError, match="not among the model's 3 output classes"):
+                run_validation(spec, data=(x, y))
+        else:
+            report = run_validation(spec, data=(x, y))
+            accuracy = next(
+                m for m in report.metrics if m.metric == "accuracy_score" and m.segment is None
+            )
+            assert accuracy.reference_value == pytest.approx(accuracy_score(y, est.predict(x)))

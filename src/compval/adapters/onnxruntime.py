@@ -190,11 +190,14 @@ class OnnxRuntimeAdapter(ModelAdapter):
             for node in session.get_inputs()
         }
         self._output_names = [node.name for node in session.get_outputs()]
-        # A classifier exported with its predicted label as an output (skl2onnx: 'label' next
-        # to 'probabilities') has its class labels in the graph; only such graphs are parsed.
+        # A classifier exported with its predicted text label as an output (skl2onnx: 'label'
+        # next to 'probabilities') has its class labels in the graph; only such graphs are
+        # parsed. Integer classes are left to their column positions: parsing needs the onnx
+        # package, whose import (about 50 ms) cost bench_validate.py 0.03-0.05 s, and a
+        # classifier whose integer classes are not 0..K-1 is refused loudly on its labels.
         outputs = session.get_outputs()
         self._label_output = len(outputs) > 1 and any(
-            node.type in ("tensor(string)", "tensor(int64)") for node in outputs
+            node.type == "tensor(string)" for node in outputs
         )
 
     def _input_spec(self) -> Mapping[str, TensorSpec]:
@@ -252,7 +255,7 @@ class OnnxRuntimeAdapter(ModelAdapter):
         """The class label of each score column, when the model says.
 
         The keys of a ZipMap output (once a batch has run); else, for a graph that outputs a
-        predicted label next to its scores, the labels written in the graph: the
+        predicted text label next to its scores, the labels written in the graph: the
         ``classlabels_*`` of an ``ai.onnx.ml`` classifier node (LinearClassifier,
         TreeEnsembleClassifier, SVMClassifier), or the constant that ``ArrayFeatureExtractor``
         indexes with an ``ArgMax`` of the scores (skl2onnx's MLP and other classifiers). An
