@@ -49,6 +49,20 @@ def _export(estimator: Any, x: np.ndarray, path: Path, *, zipmap: bool = False) 
     return path
 
 
+def _spec(ref: Path, cand: Path) -> Any:
+    return spec_from_mapping(
+        {
+            "version": 1,
+            "task": "classification",
+            "reference": {"name": "ref", "path": str(ref), "output": "probabilities"},
+            "candidates": [{"name": "cand", "path": str(cand), "output": "probabilities"}],
+            "data": {"path": "in-memory"},
+            "statistics": {"replicates": 0},
+            "criteria": [{"id": "acc", "metric": "accuracy_score", "max_drop": 0.5}],
+        }
+    )
+
+
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_zipmap_off_classifiers_name_their_columns_from_the_graph(
@@ -64,17 +78,7 @@ def test_zipmap_off_classifiers_name_their_columns_from_the_graph(
     with OnnxRuntimeAdapter(ref, name="ref") as adapter:
         assert adapter.classes == tuple(ref_est.classes_.tolist())
 
-    spec = spec_from_mapping(
-        {
-            "version": 1,
-            "task": "classification",
-            "reference": {"name": "ref", "path": str(ref), "output": "probabilities"},
-            "candidates": [{"name": "cand", "path": str(cand), "output": "probabilities"}],
-            "data": {"path": "in-memory"},
-            "statistics": {"replicates": 0},
-            "criteria": [{"id": "acc", "metric": "accuracy_score", "max_drop": 0.5}],
-        }
-    )
+    spec = _spec(ref, cand)
     test_x, test_y = x[600:], y[600:]
     report = run_validation(spec, data=(test_x, test_y))
     accuracy = next(m for m in report.metrics if m.metric == "accuracy_score" and m.segment is None)
@@ -148,17 +152,7 @@ def test_integer_classes_keep_their_positions_and_a_mismatch_is_loud(tmp_path: P
         path = _export(est, x, tmp_path / f"{kind}.onnx")
         with OnnxRuntimeAdapter(path, name="m") as adapter:
             assert adapter.classes is None
-        spec = spec_from_mapping(
-            {
-                "version": 1,
-                "task": "classification",
-                "reference": {"name": "ref", "path": str(path), "output": "probabilities"},
-                "candidates": [{"name": "cand", "path": str(path), "output": "probabilities"}],
-                "data": {"path": "in-memory"},
-                "statistics": {"replicates": 0},
-                "criteria": [{"id": "acc", "metric": "accuracy_score", "max_drop": 0.5}],
-            }
-        )
+        spec = _spec(path, path)
         if fails:
             with pytest.raises(DataError, match="not among the model's 3 output classes"):
                 run_validation(spec, data=(x, y))
