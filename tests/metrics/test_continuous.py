@@ -141,6 +141,35 @@ def test_regression_r2_keeps_its_precision_for_targets_far_from_zero(offset):
     assert est[("r2_score", None)].candidate < est[("r2_score", None)].reference
 
 
+@pytest.mark.parametrize("constant", [0.0, 3.0, 1e10])
+def test_regression_r2_of_constant_targets_is_undefined_not_huge(constant):
+    """A segment of constant targets has no variance: R^2 undefined (None), MAE still exact.
+
+    Centring on the first targets' mean left rounding noise in the segment's total sum of
+    squares (R^2 of -3e16, and a delta check that passed on it).
+    """
+    rng = np.random.default_rng(3)
+    n = 600
+    y = rng.normal(size=(n, 1)) * 2 + 1.0
+    y[:100] = constant  # the first rows, so also the shift is set by other rows in a merge
+    y = np.roll(y, 250, axis=0)
+    region = np.where((np.arange(n) >= 250) & (np.arange(n) < 350), "flat", "varied")
+    ref = y + rng.normal(scale=0.3, size=y.shape)
+    cand = ref + 0.5
+    data = {"ref": ref, "cand": cand, "labels": y, "region": region}
+    est = _run(RegressionErrors, data, classification=False, width=1, batch=128)
+    flat = region == "flat"
+    assert np.all(y[flat] == constant)
+    assert est[("r2_score", "region=flat")].reference is None
+    assert est[("r2_score", "region=flat")].candidate is None
+    assert est[("mean_absolute_error", "region=flat")].candidate == pytest.approx(
+        skm.mean_absolute_error(y[flat], cand[flat]), rel=1e-9
+    )
+    assert est[("r2_score", "region=varied")].candidate == pytest.approx(
+        skm.r2_score(y[~flat], cand[~flat]), abs=1e-9
+    )
+
+
 def test_regression_accumulators_with_different_shifts_merge_exactly():
     """Each accumulator centres on its own first targets; a merge moves one onto the other."""
     rng = np.random.default_rng(2)

@@ -456,8 +456,15 @@ class RegressionErrors(BlockSumsAccumulator):
 
         def r2(s: Array) -> tuple[Array, Array]:
             n = s[..., 0:1]
-            ss_tot = cols(s, 5) - cols(s, 4) ** 2 / n
-            return (1 - cols(s, 1) / ss_tot).mean(-1), (1 - cols(s, 3) / ss_tot).mean(-1)
+            squares = cols(s, 5)
+            ss_tot = squares - cols(s, 4) ** 2 / n
+            # Targets that are constant (in a segment, say) have no variance to explain: R^2 is
+            # undefined (NaN, so a check on it is inconclusive). The subtraction leaves rounding
+            # noise of about 1e-16 of the squares there, which gave R^2 of -3e16: anything
+            # below 1e-12 of them is taken as no variance.
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ss_tot = np.where(ss_tot > 1e-12 * squares, ss_tot, np.nan)
+                return (1 - cols(s, 1) / ss_tot).mean(-1), (1 - cols(s, 3) / ss_tot).mean(-1)
 
         return (
             Derived("mean_absolute_error", False, False, mae),
