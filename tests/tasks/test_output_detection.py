@@ -486,3 +486,19 @@ def test_a_regressor_under_classification_is_pointed_to_task_regression(cancer: 
     with pytest.raises(DataError) as whole:
         _run(reg.predict, reg.predict, (x, np.full(len(x), 7.0)))
     assert "task: regression" not in str(whole.value)
+
+
+def test_the_binary_column_note_names_the_positive_class(cancer: Any) -> None:
+    x, y, _ = cancer
+    names = np.array(["benign", "malignant"])[y]
+    clf = LogisticRegression(max_iter=2000).fit(x, names)
+    report = _run(clf, lambda a: clf.predict_proba(a)[:, 1:2], (x, names))
+    (note,) = _model_notes(report)
+    assert "the positive class, 'malignant', of a binary classifier" in note
+    assert _metric(report, "accuracy_score").candidate_value == pytest.approx(
+        accuracy_score(names, clf.predict(x))
+    )
+    # Both models one column, no names: the classes are 0 and 1, and the column scores 1.
+    one = _run(lambda a: clf.predict_proba(a)[:, 1], lambda a: clf.predict_proba(a)[:, 1], (x, y))
+    assert all("the positive class, 1," in n for n in _model_notes(one))
+    assert len(_model_notes(one)) == 2

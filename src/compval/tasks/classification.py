@@ -96,13 +96,7 @@ class ClassificationTask(Task):
                     "Set task.outputs in the spec if they are something else."
                 )
         if kind != "labels" and _width(raw) == 1:
-            what = "probability" if kind == "probabilities" else "logit"
-            where = "in [0, 1]" if kind == "probabilities" else "not all in [0, 1]"
-            state.notes.append(
-                f"Model {model!r}: its output is one column of scores {where}, taken as the "
-                f"{what} of the positive class of a binary classifier (scores [1 - p, p] for "
-                "two classes). Set task.outputs in the spec if it is something else."
-            )
+            state.put_note(f"binary:{model}", _binary_note(model, kind, None))
         return kind
 
     def observe(
@@ -121,6 +115,15 @@ class ClassificationTask(Task):
         """
         if kind not in ("probabilities", "logits"):
             return
+        self._fix_classes(state, classes, raw, model=model)
+        if _width(raw) == 1 and f"binary:{model}" in state.keyed_notes and len(state.classes) == 2:
+            # Now that the classes are known, say which one the column scores.
+            positive = echo(_py(state.classes.names[1]))
+            state.put_note(f"binary:{model}", _binary_note(model, kind, positive))
+
+    def _fix_classes(
+        self, state: TaskState, classes: Sequence[object] | None, raw: Array, *, model: str
+    ) -> None:
         k = max(_width(raw), 2)  # one column of binary scores becomes two
         named = _named(classes, k)
         if state.dynamic_classes:
@@ -324,6 +327,17 @@ class ClassificationTask(Task):
             },
             {"id": "agreement", "metric": "top1_agreement", "min": 0.95},
         ]
+
+
+def _binary_note(model: str, kind: OutputKind, positive: str | None) -> str:
+    what = "probability" if kind == "probabilities" else "logit"
+    where = "in [0, 1]" if kind == "probabilities" else "not all in [0, 1]"
+    of = "the positive class" if positive is None else f"the positive class, {positive},"
+    return (
+        f"Model {model!r}: its output is one column of scores {where}, taken as the {what} of "
+        f"{of} of a binary classifier (scores [1 - p, p] for two classes). Set task.outputs in "
+        "the spec if it is something else."
+    )
 
 
 def _learn(state: TaskState, key: str | None, codes: Array) -> set[int]:
