@@ -23,12 +23,13 @@ def softmax(x):
     return _softmax(x, axis=1)
 
 
-def _run(acc_cls, data, batch=500, classification=True, resampling=None, **config):
+def _fed(acc_cls, data, batch=500, classification=True, rows=None, **config):
+    """An accumulator fed ``data`` (its ``rows`` only, when given) in batches, in row order."""
     table = SegmentTable()
     acc = acc_cls(table, **config)
-    n = data["ref"].shape[0]
-    for lo in range(0, n, batch):
-        sl = slice(lo, lo + batch)
+    ids = np.arange(data["ref"].shape[0])[rows if rows is not None else slice(None)]
+    for lo in range(0, ids.size, batch):
+        sl = ids[lo : lo + batch]
         acc.update(
             make_rows(
                 table,
@@ -36,10 +37,15 @@ def _run(acc_cls, data, batch=500, classification=True, resampling=None, **confi
                 cand=data["cand"][sl],
                 labels=None if data.get("labels") is None else data["labels"][sl],
                 region=data.get("region")[sl] if data.get("region") is not None else None,
-                row_ids=np.arange(lo, min(lo + batch, n)),
+                row_ids=sl,
                 classification=classification,
             )
         )
+    return acc
+
+
+def _run(acc_cls, data, batch=500, classification=True, resampling=None, **config):
+    acc = _fed(acc_cls, data, batch=batch, classification=classification, **config)
     return {(e.metric, e.segment): e for e in acc.estimates(resampling)}
 
 
@@ -178,20 +184,10 @@ def test_regression_accumulators_with_different_shifts_merge_exactly():
     ref = y + rng.normal(scale=0.4, size=y.shape)
     cand = y + rng.normal(scale=0.6, size=y.shape)
 
+    data = {"ref": ref, "cand": cand, "labels": y}
+
     def fed(part):
-        table = SegmentTable()
-        acc = RegressionErrors(table, width=1)
-        acc.update(
-            make_rows(
-                table,
-                ref=ref[part],
-                cand=cand[part],
-                labels=y[part],
-                row_ids=np.arange(1200)[part],
-                classification=False,
-            )
-        )
-        return acc
+        return _fed(RegressionErrors, data, batch=1200, classification=False, rows=part, width=1)
 
     first, second = fed(slice(0, 600)), fed(slice(600, 1200))
     assert first.state()["shift"] != second.state()["shift"]

@@ -353,10 +353,6 @@ class RegressionErrors(BlockSumsAccumulator):
         # Fixed by the first rows that have targets; None before.
         self._shift: Array | None = None
 
-    def empty(self) -> RegressionErrors:
-        """Same configuration, a fresh segment table, no rows (and no shift yet)."""
-        return RegressionErrors(SegmentTable(), **self.config)
-
     def state(self) -> dict[str, Any]:
         """The block sums' state plus the targets' shift (None before any target)."""
         out = super().state()

@@ -37,11 +37,11 @@ __all__ = [
     "check_label_kinds",
     "check_rank",
     "detect_kind",
+    "detect_scores",
     "is_label_output",
     "label_codes",
     "label_values",
     "prepare_classification",
-    "probability_gap",
     "segment_ids",
     "select_output",
     "softmax",
@@ -102,15 +102,27 @@ def detect_kind(values: Array, *, model: str = "model") -> OutputKind:
     Raises:
         AdapterError: One float column of whole numbers only: labels or binary scores alike.
     """
+    return detect_scores(values, model=model)[0]
+
+
+def detect_scores(
+    values: Array, *, model: str = "model"
+) -> tuple[OutputKind, tuple[float, float | None] | None]:
+    """``detect_kind``, with the ``probability_gap`` of rows taken as probabilities.
+
+    The gap is None for every other kind and for one column of binary scores.
+
+    Raises:
+        AdapterError: One float column of whole numbers only: labels or binary scores alike.
+    """
     if values.dtype.kind in "iubOUS":
-        return "labels"
+        return "labels", None
     rows = values.reshape(values.shape[0], -1)
     finite = rows[np.isfinite(rows).all(axis=1)]
     if rows.shape[1] == 1:
-        return _one_column_kind(finite[:, 0], model)
-    if probability_gap(finite) is not None:
-        return "probabilities"
-    return "logits"
+        return _one_column_kind(finite[:, 0], model), None
+    gap = probability_gap(finite)
+    return ("probabilities" if gap is not None else "logits"), gap
 
 
 #: Rows of scores are probabilities when they are non-negative and sum to 1 within this.
