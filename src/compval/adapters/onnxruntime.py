@@ -76,6 +76,8 @@ class OnnxRuntimeAdapter(ModelAdapter):
             compval's reading and scoring threads, which run beside inference, get the cores
             (on 2 cores, spinning threads made the paired pass about 20% slower). Spinning
             changes when a thread waits, never what it computes: outputs are identical.
+            Such a session, on CPU with ``threads`` unset, also settles its thread count on
+            its first batch (see ``settled_threads``).
 
     Raises:
         InvalidParameterError: ``threads`` < 1 or ``providers`` is empty.
@@ -128,6 +130,9 @@ class OnnxRuntimeAdapter(ModelAdapter):
         self._label_output = False
         self._missing: tuple[str, ...] = ()
         self._active: tuple[str, ...] = ()
+        # Whether the first batch still has to settle the thread count (``_settle_threads``).
+        self._settle = False
+        self._settled: int | None = None
 
     @property
     def path(self) -> Path:
@@ -182,6 +187,10 @@ class OnnxRuntimeAdapter(ModelAdapter):
             ) from exc
         self._session = session
         self._active = tuple(session.get_providers())
+        self._settle = (
+            not self._timed and self._threads is None and self._active == _DEFAULT_PROVIDERS
+        )
+        self._settled = None
         self._missing = tuple(p for p in self._providers if p not in self._active)
         self._spec = {
             node.name: TensorSpec(
@@ -214,7 +223,11 @@ class OnnxRuntimeAdapter(ModelAdapter):
         return self._run(inputs, wanted if wanted else self._output_names)
 
     def _run(self, inputs: Mapping[str, Array], names: Sequence[str]) -> Outputs:
-        results = self._session.run(list(names), dict(inputs))
+        if self._settle:
+            self._settle = False
+            results = self._settle_threads(list(names), dict(inputs))
+        else:
+            results = self._session.run(list(names), dict(inputs))
         outputs: dict[str, Array] = {}
         for name, value in zip(names, results, strict=True):
             if is_score_maps(value):
@@ -224,6 +237,46 @@ class OnnxRuntimeAdapter(ModelAdapter):
             else:
                 outputs[name] = np.asarray(value)
         return outputs
+
+    def _settle_threads(self, names: list[str], feed: dict[str, Array]) -> list[Any]:
+        """The first batch's results; afterwards the session runs on one thread if that is faster.
+
+        ONNX Runtime splits each operator over one thread per core. A light model (a tabular
+        MLP takes about 0.1 ms per batch) spends more on handing work to the pool and waking
+        it than the split saves, and the pool competes for the cores with compval's reading
+        and scoring threads: on 2 cores, one thread made ``bench_validate.py`` 0.05 s faster.
+        A heavy model (a CNN) is twice as fast on 2 cores with the pool, so the count is
+        measured, not assumed. A first batch under ``_LIGHT_BATCH_S`` is run again by a
+        one-thread session, which is kept only when its results are bitwise those of the
+        pool and it ran no slower. Some kernels (tree ensembles) add per-thread partial
+        sums, so their last bits depend on the thread count: they keep the pool, so the
+        outputs compared are the same whichever session is kept.
+        """
+        results: list[Any] = self._session.run(names, feed)
+        pooled = _best_time(self._session, names, feed)
+        if pooled > _LIGHT_BATCH_S:
+            return results
+        ort = lazy_import("onnxruntime", extra="onnx")
+        single = ort.InferenceSession(
+            str(self._path),
+            sess_options=_session_options(ort, 1, spin=False),
+            providers=list(self._providers),
+            provider_options=self._options_for(self._providers),
+        )
+        same = _same_results(results, single.run(names, feed))
+        if same and _best_time(single, names, feed) <= pooled:
+            self._session = single
+            self._settled = 1
+        return results
+
+    @property
+    def settled_threads(self) -> int | None:
+        """1 when the first batch moved this session to one thread, else None (the default).
+
+        Only a scoring session (not ``timed``) on CPU with ``threads`` unset is settled; see
+        ``_settle_threads``.
+        """
+        return self._settled
 
     def _info(self) -> AdapterInfo:
         ort = lazy_import("onnxruntime", extra="onnx")
@@ -337,6 +390,36 @@ class OnnxRuntimeAdapter(ModelAdapter):
             provider_options=self._provider_options,
             timed=True,
         )
+
+
+#: A scoring session's first batch faster than this (seconds, the best of three runs) is tried
+#: on one thread (``OnnxRuntimeAdapter._settle_threads``); slower ones keep ONNX Runtime's
+#: pool without the cost of a second session.
+_LIGHT_BATCH_S = 0.002
+
+
+def _best_time(session: Any, names: list[str], feed: dict[str, Array], repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        session.run(names, feed)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _same_results(first: Sequence[Any], second: Sequence[Any]) -> bool:
+    """Whether two ``session.run`` results are bitwise equal (arrays) or equal (ZipMap lists)."""
+    for a, b in zip(first, second, strict=True):
+        if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+            if a.dtype != b.dtype or a.shape != b.shape:
+                return False
+            if a.dtype.kind == "O" and not np.array_equal(a, b):
+                return False
+            if a.dtype.kind != "O" and a.tobytes() != b.tobytes():
+                return False
+        elif a != b:
+            return False
+    return True
 
 
 def _session_options(ort: Any, threads: int | None, *, spin: bool) -> Any:
