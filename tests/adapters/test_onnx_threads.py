@@ -169,6 +169,15 @@ def test_same_results_compares_bits_and_score_maps() -> None:
     assert not same([np.array(["x"], dtype=object)], [np.array(["y"], dtype=object)])
     assert same([[{0: 0.5, 1: 0.5}]], [[{0: 0.5, 1: 0.5}]])
     assert not same([[{0: 0.5, 1: 0.5}]], [[{0: 0.25, 1: 0.75}]])
+    assert not same([[{0: 0.5}]], [[{1: 0.5}]])
+    assert not same([[{0: float("nan")}]], [[{0: float("nan")}]])  # unsure: keep the pool
+    # A sequence output is a list of arrays: compared element by element, never by truth.
+    seq = [np.arange(3.0), np.ones((2, 2))]
+    assert same([seq], [[x.copy() for x in seq]])
+    assert not same([seq], [[seq[0], seq[1] * 2]])
+    assert not same([seq], [seq[:1]])
+    assert not same([np.zeros(2)], [[0.0, 0.0]])
+    assert not same([a], [a, a])
 
 
 @pytest.mark.parametrize("kwargs", [{"threads": 2}, {"timed": True}])

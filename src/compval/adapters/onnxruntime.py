@@ -408,18 +408,34 @@ def _best_time(session: Any, names: list[str], feed: dict[str, Array], repeats: 
 
 
 def _same_results(first: Sequence[Any], second: Sequence[Any]) -> bool:
-    """Whether two ``session.run`` results are bitwise equal (arrays) or equal (ZipMap lists)."""
-    for a, b in zip(first, second, strict=True):
-        if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-            if a.dtype != b.dtype or a.shape != b.shape:
-                return False
-            if a.dtype.kind == "O" and not np.array_equal(a, b):
-                return False
-            if a.dtype.kind != "O" and a.tobytes() != b.tobytes():
-                return False
-        elif a != b:
+    """Whether two ``session.run`` results are the same, arrays bit for bit.
+
+    Sequence and ZipMap outputs (lists of arrays, lists of maps) compare element by element.
+    """
+    return len(first) == len(second) and all(map(_same_value, first, second))
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
             return False
-    return True
+        if a.dtype != b.dtype or a.shape != b.shape:
+            return False
+        if a.dtype.kind == "O":
+            return all(map(_same_value, a.ravel(), b.ravel()))
+        return a.tobytes() == b.tobytes()
+    if isinstance(a, list | tuple):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same_value, a, b))
+    if isinstance(a, dict):
+        return (
+            isinstance(b, dict)
+            and list(a) == list(b)
+            and all(map(_same_value, a.values(), b.values()))
+        )
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except (TypeError, ValueError):
+        return False
 
 
 def _session_options(ort: Any, threads: int | None, *, spin: bool) -> Any:
