@@ -37,12 +37,12 @@ def _resolve(
             "max_drop: 0.01",
         ),
         (
-            {"metric": "r2_score", "max_drop": 2.5},
+            {"metric": "r2_score", "max_drop": 0.25},
             "regression",
             "delta",
             ">=",
-            -2.5,
-            "max_drop: 2.5",
+            -0.25,
+            "max_drop: 0.25",
         ),
         (
             {"metric": "brier_loss", "max_increase": 0.02},
@@ -324,6 +324,61 @@ def test_invalid_criteria_name_the_field(fields: dict[str, Any], path: str, expe
     assert info.value.path == f"criteria[3].{path}"
     assert str(info.value).startswith(f"criteria[3].{path}: ")
     assert expected in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("fields", "task", "path", "expected"),
+    [
+        ({"metric": "r2_score", "max_drop": 5}, "regression", "max_drop", "Did you mean 0.05?"),
+        ({"metric": "r2_score", "max_drop": 250}, "regression", "max_drop", "got 250. Margins"),
+        ({"metric": "r2_score", "min": 90}, "regression", "min", "Did you mean 0.9?"),
+        ({"metric": "cosine_similarity", "min": 99}, "generic", "min", "Did you mean 0.99?"),
+        ({"metric": "cosine_similarity", "max": 1.5}, "generic", "max", "never be met (or"),
+        (
+            {"metric": "r2_score", "compare": "delta", "op": ">=", "threshold": -3},
+            "regression",
+            "threshold",
+            "Did you mean -0.03?",
+        ),
+        (
+            {"metric": "r2_score", "compare": "reference", "op": ">=", "threshold": 80},
+            "regression",
+            "threshold",
+            "Did you mean 0.8?",
+        ),
+        (
+            {"metric": "similarity_spearman_score", "min": 95},
+            "embedding",
+            "min",
+            "is at most 1",
+        ),
+    ],
+)
+def test_metrics_at_most_one_refuse_percents(
+    fields: dict[str, Any], task: str, path: str, expected: str
+) -> None:
+    # R², cosine similarity and rank correlations are at most 1 but not fractions (they can
+    # be negative): before, 'max_drop: 5' on R² (meaning 5%) let any candidate pass.
+    with pytest.raises(SpecValidationError) as info:
+        _resolve(task=task, **fields)
+    assert info.value.path == f"criteria[3].{path}"
+    assert expected in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("fields", "task"),
+    [
+        ({"metric": "r2_score", "max_drop": 1}, "regression"),
+        ({"metric": "r2_score", "min": -0.5}, "regression"),  # worse than the mean: allowed
+        ({"metric": "r2_score", "min": 1}, "regression"),
+        ({"metric": "cosine_similarity", "min": -0.2}, "generic"),
+        ({"metric": "r2_score", "compare": "delta", "op": ">=", "threshold": -1}, "regression"),
+    ],
+)
+def test_metrics_at_most_one_keep_every_reachable_threshold(
+    fields: dict[str, Any], task: str
+) -> None:
+    assert _resolve(task=task, **fields).metric == fields["metric"]
 
 
 def test_flip_wrong_to_correct_has_no_direction_for_a_drop() -> None:

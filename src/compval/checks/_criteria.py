@@ -185,6 +185,8 @@ def resolve_criterion(
             )
         _check_direction(index, form, spec.metric, hib, higher=wanted)
         _check_margin(index, form, value, fraction=fraction)
+        if info.at_most_one and value > 1:
+            raise _fail(index, form, _margin_above_one(spec.metric, value))
         compare, op, threshold = "delta", (">=" if wanted else "<="), (-value if wanted else value)
         written_as = f"{form}: {value:g}"
     elif spec.max_relative_drop is not None or spec.max_relative_increase is not None:
@@ -226,6 +228,8 @@ def resolve_criterion(
                 + (f" Did you mean {value / 100:g}?" if 1 < value <= 100 else "")
                 + " Thresholds are fractions, never percents.",
             )
+        if info.at_most_one and value > 1:
+            raise _fail(index, form, _above_one(spec.metric, value))
         compare, op, threshold = "candidate", (">=" if form == "min" else "<="), value
         written_as = f"{form}: {value:g}"
     else:
@@ -247,6 +251,10 @@ def resolve_criterion(
                 f"[-1, 1].{f' Did you mean {threshold / 100:g}?' if abs(threshold) <= 100 else ''}"
                 " Thresholds are fractions, never percents.",
             )
+        if info.at_most_one and compare in ("candidate", "reference") and threshold > 1:
+            raise _fail(index, "threshold", _above_one(spec.metric, threshold))
+        if info.at_most_one and compare == "delta" and abs(threshold) > 1:
+            raise _fail(index, "threshold", _margin_above_one(spec.metric, threshold))
     statistic: Literal["point", "interval"]
     if spec.statistic == "auto":
         has_interval = resampling and info.interval and compare != "reference"
@@ -318,6 +326,24 @@ def _check_direction(index: int, form: str, metric: str, hib: bool | None, *, hi
         f"{form!r} needs a metric where {'higher' if higher else 'lower'} is better; "
         f"{echo(metric)} is {direction}-is-better. Use {_OTHER_FORM[form]!r}"
         + (" instead." if hib is not None else " with an explicit op."),
+    )
+
+
+def _above_one(metric: str, value: float) -> str:
+    return (
+        f"{echo(metric)} is at most 1, so a threshold above 1 can never be met (or never "
+        f"fail); got {value:g}."
+        + (f" Did you mean {value / 100:g}?" if value <= 100 else "")
+        + " Thresholds are in the metric's units, never percents."
+    )
+
+
+def _margin_above_one(metric: str, value: float) -> str:
+    return (
+        f"{echo(metric)} is at most 1, so a margin above 1 lets the candidate fall below what "
+        f"predicting the mean scores (R²) or cover the whole range; got {value:g}."
+        + (f" Did you mean {value / 100:g}?" if abs(value) <= 100 else "")
+        + " Margins are in the metric's units, never percents."
     )
 
 

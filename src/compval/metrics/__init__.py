@@ -110,6 +110,10 @@ class MetricInfo:
         paired: True when the metric has one value for the pair (agreement, fidelity), not
             one per model.
         fraction: True when values lie in [0, 1], so thresholds on it are fractions.
+        at_most_one: True when values are at most 1 without being fractions (R², a cosine
+            similarity, a rank correlation): a threshold above 1 can never be met, and a margin
+            above 1 would let the candidate fall below what predicting the mean scores (R²) or
+            cover the whole range; both are percents written by mistake.
         tasks: Tasks that produce it.
         qualified: True when the name takes a ``[...]`` qualifier (class, batch, clients).
         interval: True when the metric comes with a bootstrap interval when resampling is on.
@@ -128,6 +132,7 @@ class MetricInfo:
     interval: bool = True
     needs_labels: bool = False
     per_dataset: bool = True
+    at_most_one: bool = False
 
 
 _C = ("classification",)
@@ -157,11 +162,13 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo(
             "root_mean_squared_error", False, False, False, ("regression",), needs_labels=True
         ),
-        MetricInfo("r2_score", True, False, False, ("regression",), needs_labels=True),
+        MetricInfo(
+            "r2_score", True, False, False, ("regression",), needs_labels=True, at_most_one=True
+        ),
         MetricInfo("max_abs_diff", False, True, False, _ALL, interval=False),
         MetricInfo("mean_abs_diff", False, True, False, _ALL),
         MetricInfo("sqnr_db", True, True, False, _ALL),
-        MetricInfo("cosine_similarity", True, True, False, _ALL),
+        MetricInfo("cosine_similarity", True, True, False, _ALL, at_most_one=True),
         MetricInfo("nan_count", False, False, False, (*_ALL, *_LM), interval=False),
         MetricInfo("inf_count", False, False, False, (*_ALL, *_LM), interval=False),
         MetricInfo("nonfinite_count", False, False, False, (*_ALL, *_LM), interval=False),
@@ -182,11 +189,15 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("choice_agreement", True, True, True, _LM),
         # task: embedding (compval.metrics.embedding); [k=K] is the neighbour / cutoff count.
         MetricInfo("embedding_norm", None, False, False, _E),
-        MetricInfo("min_cosine_similarity", True, True, False, _E, interval=False),
-        MetricInfo("p1_cosine_similarity", True, True, False, _E),
+        MetricInfo(
+            "min_cosine_similarity", True, True, False, _E, interval=False, at_most_one=True
+        ),
+        MetricInfo("p1_cosine_similarity", True, True, False, _E, at_most_one=True),
         MetricInfo("neighbour_agreement", True, True, True, _E, qualified=True),
         MetricInfo("neighbour_set_agreement", True, True, True, _E, qualified=True),
-        MetricInfo("similarity_spearman_score", True, True, False, _E, interval=False),
+        MetricInfo(
+            "similarity_spearman_score", True, True, False, _E, interval=False, at_most_one=True
+        ),
         MetricInfo("retrieval_recall_score", True, False, True, _E, qualified=True),
         MetricInfo("ndcg_score", True, False, True, _E, qualified=True),
         MetricInfo("mrr_score", True, False, True, _E, qualified=True),
