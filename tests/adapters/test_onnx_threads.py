@@ -128,6 +128,19 @@ def test_a_heavy_first_batch_opens_no_second_session(
     assert len(opened) == 1 and len(calls) == 1
 
 
+def test_a_slow_first_run_is_not_timed_again(
+    models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A large model's batch can take seconds: three more runs only to time it would cost that
+    # three times over. Any first run counts as slow here.
+    calls = _times(monkeypatch, pooled=1e-4, single=5e-5)
+    monkeypatch.setattr(ort_adapter, "_HEAVY_FIRST_RUN_S", 0.0)
+    with OnnxRuntimeAdapter(models["mlp"], name="mlp") as adapter:
+        _outputs(adapter, _data(seed=1)[0][:512])
+        assert adapter.settled_threads is None
+    assert calls == []
+
+
 def test_different_bits_on_one_thread_keep_the_pool(
     models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -246,13 +246,17 @@ class OnnxRuntimeAdapter(ModelAdapter):
         it than the split saves, and the pool competes for the cores with compval's reading
         and scoring threads: on 2 cores, one thread made ``bench_validate.py`` 0.05 s faster.
         A heavy model (a CNN) is twice as fast on 2 cores with the pool, so the count is
-        measured, not assumed. A first batch under ``_LIGHT_BATCH_S`` is run again by a
+        measured, not assumed: a first run over ``_HEAVY_FIRST_RUN_S`` ends it, else the pool's
+        best of three runs is timed, and a batch under ``_LIGHT_BATCH_S`` is run again by a
         one-thread session, which is kept only when its results are bitwise those of the
         pool and it ran no slower. Some kernels (tree ensembles) add per-thread partial
         sums, so their last bits depend on the thread count: they keep the pool, so the
         outputs compared are the same whichever session is kept.
         """
+        start = time.perf_counter()
         results: list[Any] = self._session.run(names, feed)
+        if time.perf_counter() - start > _HEAVY_FIRST_RUN_S:
+            return results  # heavy: not even timed again (a large model's batch takes seconds)
         pooled = _best_time(self._session, names, feed)
         if pooled > _LIGHT_BATCH_S:
             return results
@@ -396,6 +400,8 @@ class OnnxRuntimeAdapter(ModelAdapter):
 #: on one thread (``OnnxRuntimeAdapter._settle_threads``); slower ones keep ONNX Runtime's
 #: pool without the cost of a second session.
 _LIGHT_BATCH_S = 0.002
+#: A first run (warm-up included) slower than this is a heavy model's: no timed runs at all.
+_HEAVY_FIRST_RUN_S = 0.02
 
 
 def _best_time(session: Any, names: list[str], feed: dict[str, Array], repeats: int = 3) -> float:
