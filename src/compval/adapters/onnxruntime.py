@@ -53,6 +53,8 @@ ONNX_DTYPES: Mapping[str, np.dtype[Any]] = {
 }
 
 _DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
+#: ONNX types of a predicted-label output checked against the score columns.
+_INTEGER_LABELS = frozenset({"tensor(int64)", "tensor(int32)"})
 
 
 class OnnxRuntimeAdapter(ModelAdapter):
@@ -133,6 +135,10 @@ class OnnxRuntimeAdapter(ModelAdapter):
         # Whether the first batch still has to settle the thread count (``_settle_threads``).
         self._settle = False
         self._settled: int | None = None
+        # Whether the first batch still has to check an integer label output against the
+        # scores' columns, and the warning when it could not tell (``_check_positions``).
+        self._check_labels = False
+        self._position_note: str | None = None
 
     @property
     def path(self) -> Path:
@@ -200,14 +206,20 @@ class OnnxRuntimeAdapter(ModelAdapter):
         }
         self._output_names = [node.name for node in session.get_outputs()]
         # A classifier exported with its predicted text label as an output (skl2onnx: 'label'
-        # next to 'probabilities') has its class labels in the graph; only such graphs are
-        # parsed. Integer classes are left to their column positions: parsing needs the onnx
-        # package, whose import (about 50 ms) cost bench_validate.py 0.03-0.05 s, and a
-        # classifier whose integer classes are not 0..K-1 is refused loudly on its labels.
+        # next to 'probabilities') has its class labels in the graph; such graphs are parsed.
+        # An integer label output is checked on the first batch instead (``_check_positions``):
+        # parsing needs the onnx package, whose import (about 50 ms) cost bench_validate.py
+        # 0.03-0.05 s, and classes 0..K-1, the usual case, need no parsing.
         outputs = session.get_outputs()
         self._label_output = len(outputs) > 1 and any(
             node.type == "tensor(string)" for node in outputs
         )
+        self._check_labels = (
+            not self._label_output
+            and len(outputs) > 1
+            and any(node.type in _INTEGER_LABELS for node in outputs)
+        )
+        self._position_note = None
 
     def _input_spec(self) -> Mapping[str, TensorSpec]:
         return self._spec
@@ -236,7 +248,51 @@ class OnnxRuntimeAdapter(ModelAdapter):
                     self._classes = classes
             else:
                 outputs[name] = np.asarray(value)
+        if self._check_labels:
+            self._check_positions(outputs)
         return outputs
+
+    def _check_positions(self, outputs: Mapping[str, Array]) -> None:
+        """On the first batch, check that an integer label output indexes the score columns.
+
+        skl2onnx's ``zipmap: False`` keeps a classifier's classes only in the graph: with
+        classes such as 1, 2, 5, score column 1 is class 2, and data whose labels are all
+        below 3 were silently read by position (accuracy 0.12 for a model at 0.73). When the
+        model's label is the index of its highest score on every row, columns are classes
+        0..K-1 (the usual case: nothing is parsed). Otherwise the graph's class labels are
+        read; without them the mapping seen on this batch is used when it covers every
+        column, and else ``run_notes`` warns that the columns are read by position.
+        """
+        arrays = [np.asarray(v) for v in outputs.values()]
+        ints = [
+            a.reshape(-1) for a in arrays if a.dtype.kind in "iu" and a.ndim and a.size == len(a)
+        ]
+        scores = [a for a in arrays if a.dtype.kind == "f" and a.ndim == 2]
+        pairs = [(lab, sc) for lab in ints for sc in scores if len(lab) == len(sc) > 0]
+        if not pairs:
+            return  # not both outputs in this call: checked on a later one
+        self._check_labels = False
+        if any(np.array_equal(lab, sc.argmax(axis=1)) for lab, sc in pairs):
+            return
+        found = _graph_class_labels(self._path)
+        if found is not None and len(found) in {sc.shape[1] for _, sc in pairs}:
+            self._graph_classes, self._graph_looked = found, True
+            return
+        for lab, sc in pairs:
+            seen: dict[int, set[int]] = {}
+            for column, label in zip(sc.argmax(axis=1).tolist(), lab.tolist(), strict=True):
+                seen.setdefault(column, set()).add(label)
+            if len(seen) == sc.shape[1] and all(len(v) == 1 for v in seen.values()):
+                self._graph_classes = tuple(seen[j].pop() for j in range(sc.shape[1]))
+                self._graph_looked = True
+                return
+        self._position_note = (
+            f"WARNING: model {self.name!r}: its integer label output is not the index of its "
+            "highest score, and neither the graph nor the first batch says which class each "
+            "score column is; compval read the columns as classes 0..K-1. If the model's "
+            "classes are other numbers (1, 2, 5), export it with ZipMap (skl2onnx's default) "
+            "so that every score names its class."
+        )
 
     def _settle_threads(self, names: list[str], feed: dict[str, Array]) -> list[Any]:
         """The first batch's results; afterwards the session runs on one thread if that is faster.
@@ -317,11 +373,15 @@ class OnnxRuntimeAdapter(ModelAdapter):
         TreeEnsembleClassifier, SVMClassifier), or the constant that ``ArrayFeatureExtractor``
         indexes with an ``ArgMax`` of the scores (skl2onnx's MLP and other classifiers). An
         exporter's ``zipmap: False`` (skl2onnx's recommended option) keeps its labels that way:
-        without them, text labels matched no column (0, 1, ...) and the run stopped.
+        without them, text labels matched no column (0, 1, ...) and the run stopped. An
+        integer label output is checked against the scores on the first batch
+        (``_check_positions``) and the graph is read only when it is not their column index.
         """
         if self._classes is not None:
             return self._classes
-        if self._label_output and not self._graph_looked and self._session is not None:
+        if self._graph_looked:
+            return self._graph_classes
+        if self._label_output and self._session is not None:
             self._graph_looked = True
             self._graph_classes = _graph_class_labels(self._path)
         return self._graph_classes
@@ -342,14 +402,20 @@ class OnnxRuntimeAdapter(ModelAdapter):
         return self._missing
 
     def run_notes(self) -> list[str]:
-        """A warning when a requested execution provider is not active (ONNX Runtime's fallback)."""
-        if not self._missing:
-            return []
-        return [
-            f"WARNING: model {self.name!r}: execution provider(s) {list(self._missing)} were "
-            f"requested but ONNX Runtime did not activate them; it runs on {list(self._active)}. "
-            "Latency and memory were measured there, not on the requested device."
-        ]
+        """Warnings for the report's run notes.
+
+        A requested execution provider that is not active (ONNX Runtime's fallback), and an
+        integer label output whose classes could not be told (``_check_positions``).
+        """
+        notes = [] if self._position_note is None else [self._position_note]
+        if self._missing:
+            notes.append(
+                f"WARNING: model {self.name!r}: execution provider(s) {list(self._missing)} were "
+                "requested but ONNX Runtime did not activate them; it runs on "
+                f"{list(self._active)}. Latency and memory were measured there, not on the "
+                "requested device."
+            )
+        return notes
 
     def time_reload(self, *, threads: int | None) -> float:
         """Milliseconds to create a fresh session from the file, with this adapter's providers."""
