@@ -203,3 +203,52 @@ def test_without_graph_labels_the_first_batch_maps_the_columns_or_a_note_warns(
         (note,) = adapter.run_notes()
         assert note.startswith("WARNING: model 'm': its integer label output is not the index")
         assert "export it with ZipMap" in note
+
+
+def test_an_integer_output_that_is_no_label_of_the_scores_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model whose integer output is something else (here the column of the lowest score)
+    keeps positional columns, with no warning and no graph parsing."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    import compval.adapters.onnxruntime as ort_adapter
+
+    def unread(path: Path) -> None:
+        raise AssertionError("the graph was parsed")
+
+    monkeypatch.setattr(ort_adapter, "_graph_class_labels", unread)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Identity", ["X"], ["scores"]),
+            helper.make_node("ArgMin", ["X"], ["lowest"], axis=1, keepdims=0),
+        ],
+        "not-a-classifier",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 3])],
+        [
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, [None, 3]),
+            helper.make_tensor_value_info("lowest", TensorProto.INT64, [None]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    x = np.random.default_rng(0).normal(size=(200, 3)).astype(np.float32)
+    with OnnxRuntimeAdapter(path, name="m") as adapter:
+        adapter.predict({"X": x})
+        assert adapter.classes is None
+        assert adapter.run_notes() == []
+
+
+def test_tied_and_nan_top_scores_are_left_out_of_the_check() -> None:
+    import compval.adapters.onnxruntime as ort_adapter
+
+    scores = np.array([[0.5, 0.5, 0.0], [0.1, 0.7, 0.2], [np.nan, 0.2, 0.1], [0.2, 0.3, 0.5]])
+    assert ort_adapter._decisive(scores).tolist() == [False, True, False, True]
+    assert ort_adapter._decisive(np.array([[0.3], [0.9]])).tolist() == [True, True]
+    # Each top column gave one label: a relabelled classifier (columns 1 and 2 seen).
+    labels = np.array([2, 5])
+    assert ort_adapter._column_labels(labels, scores[[1, 3]]) == (3, {1: 2, 2: 5})
+    # Column 1 gave two labels: not a label of these scores.
+    assert ort_adapter._column_labels(np.array([2, 7]), scores[[1, 1]]) is None

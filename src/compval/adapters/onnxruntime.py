@@ -259,31 +259,45 @@ class OnnxRuntimeAdapter(ModelAdapter):
         classes such as 1, 2, 5, score column 1 is class 2, and data whose labels are all
         below 3 were silently read by position (accuracy 0.12 for a model at 0.73). When the
         model's label is the index of its highest score on every row, columns are classes
-        0..K-1 (the usual case: nothing is parsed). Otherwise the graph's class labels are
-        read; without them the mapping seen on this batch is used when it covers every
-        column, and else ``run_notes`` warns that the columns are read by position.
+        0..K-1 (the usual case: nothing is parsed). When each top-scoring column always gave
+        one label (a relabelled classifier), the graph's class labels are read and used if
+        they agree; else the mapping seen on this batch is used when it covers every column,
+        and else ``run_notes`` warns that the columns are read by position. An integer output
+        that is no label of the scores (the relation is not a function) changes nothing.
         """
         arrays = [np.asarray(v) for v in outputs.values()]
         ints = [
             a.reshape(-1) for a in arrays if a.dtype.kind in "iu" and a.ndim and a.size == len(a)
         ]
         scores = [a for a in arrays if a.dtype.kind == "f" and a.ndim == 2]
-        pairs = [(lab, sc) for lab in ints for sc in scores if len(lab) == len(sc) > 0]
+        # Rows whose highest score is tied (or NaN) say nothing: a tie is broken either way.
+        pairs = [
+            (lab[keep], sc[keep])
+            for lab in ints
+            for sc in scores
+            if len(lab) == len(sc) > 0
+            for keep in [_decisive(sc)]
+        ]
         if not pairs:
             return  # not both outputs in this call: checked on a later one
         self._check_labels = False
         if any(np.array_equal(lab, sc.argmax(axis=1)) for lab, sc in pairs):
             return
+        # Column -> label, where each column seen as a row's highest score always gave one
+        # label: a relabelled classifier. Otherwise the integer output is something else.
+        mappings = [m for m in (_column_labels(lab, sc) for lab, sc in pairs) if m is not None]
+        if not mappings:
+            return
         found = _graph_class_labels(self._path)
-        if found is not None and len(found) in {sc.shape[1] for _, sc in pairs}:
+        if found is not None and any(
+            len(found) == width and all(found[j] == v for j, v in mapping.items())
+            for width, mapping in mappings
+        ):
             self._graph_classes, self._graph_looked = found, True
             return
-        for lab, sc in pairs:
-            seen: dict[int, set[int]] = {}
-            for column, label in zip(sc.argmax(axis=1).tolist(), lab.tolist(), strict=True):
-                seen.setdefault(column, set()).add(label)
-            if len(seen) == sc.shape[1] and all(len(v) == 1 for v in seen.values()):
-                self._graph_classes = tuple(seen[j].pop() for j in range(sc.shape[1]))
+        for width, mapping in mappings:
+            if len(mapping) == width:
+                self._graph_classes = tuple(mapping[j] for j in range(width))
                 self._graph_looked = True
                 return
         self._position_note = (
@@ -533,6 +547,25 @@ def _dims(shape: Sequence[object] | None) -> tuple[int | None, ...] | None:
 
 
 _ML_CLASSIFIERS = ("LinearClassifier", "TreeEnsembleClassifier", "SVMClassifier")
+
+
+def _decisive(scores: Array) -> Array:
+    """Rows whose highest score is above every other (no tie, no NaN)."""
+    if scores.shape[1] < 2:
+        return np.ones(len(scores), dtype=bool)
+    top = np.partition(scores, -2, axis=1)[:, -2:]
+    decisive: Array = top[:, 1] > top[:, 0]
+    return decisive
+
+
+def _column_labels(labels: Array, scores: Array) -> tuple[int, dict[int, object]] | None:
+    """``(columns, {column: label})`` when each top-scoring column always gave one label."""
+    seen: dict[int, set[object]] = {}
+    for column, label in zip(scores.argmax(axis=1).tolist(), labels.tolist(), strict=True):
+        seen.setdefault(column, set()).add(label)
+    if any(len(values) != 1 for values in seen.values()):
+        return None
+    return scores.shape[1], {column: next(iter(values)) for column, values in seen.items()}
 
 
 def _graph_class_labels(path: Path) -> tuple[object, ...] | None:
