@@ -265,7 +265,7 @@ class OnnxRuntimeAdapter(ModelAdapter):
         and else ``run_notes`` warns that the columns are read by position. An integer output
         that is no label of the scores (the relation is not a function) changes nothing.
         """
-        arrays = [np.asarray(v) for v in outputs.values()]
+        arrays = outputs.values()  # numpy arrays already (``_run``)
         ints = [
             a.reshape(-1) for a in arrays if a.dtype.kind in "iu" and a.ndim and a.size == len(a)
         ]

@@ -208,7 +208,7 @@ def resolve_criterion(
                 index,
                 form,
                 f"must be a fraction in [0, 1]; got {value:g}."
-                + (f" Did you mean {value / 100:g}?" if 1 < value <= 100 else ""),
+                + (_percent_hint(value) if value > 0 else ""),
             )
         drop = form == "max_relative_drop"
         compare, op, threshold = (
@@ -225,7 +225,7 @@ def resolve_criterion(
                 index,
                 form,
                 f"{echo(spec.metric)} is a fraction in [0, 1]; got {value:g}."
-                + (f" Did you mean {value / 100:g}?" if 1 < value <= 100 else "")
+                + (_percent_hint(value) if value > 0 else "")
                 + " Thresholds are fractions, never percents.",
             )
         if info.at_most_one and value > 1:
@@ -248,7 +248,7 @@ def resolve_criterion(
                 index,
                 "threshold",
                 f"{echo(spec.metric)} is a fraction; got {threshold:g}, expected a value in "
-                f"[-1, 1].{f' Did you mean {threshold / 100:g}?' if abs(threshold) <= 100 else ''}"
+                f"[-1, 1].{_percent_hint(threshold)}"
                 " Thresholds are fractions, never percents.",
             )
         if info.at_most_one and compare in ("candidate", "reference") and threshold > 1:
@@ -329,11 +329,16 @@ def _check_direction(index: int, form: str, metric: str, hib: bool | None, *, hi
     )
 
 
+def _percent_hint(value: float) -> str:
+    """The fraction a value above 1 (up to 100) probably meant, as a hint; else nothing."""
+    return f" Did you mean {value / 100:g}?" if 1 < abs(value) <= 100 else ""
+
+
 def _above_one(metric: str, value: float) -> str:
     return (
         f"{echo(metric)} is at most 1, so a threshold above 1 can never be met (or never "
         f"fail); got {value:g}."
-        + (f" Did you mean {value / 100:g}?" if value <= 100 else "")
+        + _percent_hint(value)
         + " Thresholds are in the metric's units, never percents."
     )
 
@@ -342,7 +347,7 @@ def _margin_above_one(metric: str, value: float) -> str:
     return (
         f"{echo(metric)} is at most 1, so a margin above 1 lets the candidate fall below what "
         f"predicting the mean scores (R²) or cover the whole range; got {value:g}."
-        + (f" Did you mean {value / 100:g}?" if abs(value) <= 100 else "")
+        + _percent_hint(value)
         + " Margins are in the metric's units, never percents."
     )
 
@@ -353,7 +358,7 @@ def _check_margin(index: int, form: str, value: float, *, fraction: bool) -> Non
             index, form, f"must be >= 0; got {value:g}. A drop is written as a positive margin."
         )
     if fraction and value > 1:
-        hint = f" Did you mean {value / 100:g}?" if value <= 100 else ""
+        hint = _percent_hint(value)
         raise _fail(
             index,
             form,
