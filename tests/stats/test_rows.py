@@ -63,3 +63,25 @@ def test_unique_inverse_of_values_that_do_not_compare_groups_them_by_type() -> N
     uniques, inverse = unique_inverse(values)
     assert list(uniques) == [1.0, 2.0, "<NA>"]  # 'float' sorts before 'str'
     assert inverse.tolist() == [1, 2, 0, 1, 2]
+
+
+def test_unique_inverse_of_equal_values_of_different_types_keeps_the_first_row() -> None:
+    """1, 1.0 and True are one value to Python: the first row's object stands for them."""
+    values = np.array([2, 1.0, True, 1, 2.0], dtype=object)
+    uniques, inverse = unique_inverse(values)
+    assert [type(u) for u in uniques] == [float, int]
+    assert uniques.tolist() == [1.0, 2]
+    assert inverse.tolist() == [1, 0, 0, 0, 1]
+
+
+def test_unique_inverse_with_nan_objects_keeps_the_rows_order() -> None:
+    """NaN equals nothing, so sorting leaves it (and what lies around it) in the given order.
+
+    That order is the rows' (first appearance), as before: a set's order would depend on
+    NaN's hash, which is its address, and so change from one process to the next.
+    """
+    nan = float("nan")
+    values = np.array([2.0, nan, 1.0, 2.0, nan], dtype=object)
+    uniques, inverse = unique_inverse(values)
+    assert [str(u) for u in uniques] == ["2.0", "nan", "1.0"]
+    assert inverse.tolist() == [0, 1, 2, 0, 1]
