@@ -317,6 +317,8 @@ def check_inputs(model: str, inputs: Mapping[str, Array], spec: Mapping[str, Ten
                 f"Model {model!r}: input names do not match; it takes {len(spec)} inputs "
                 f"({', '.join(sorted(spec))}) but the data gives one array, 'features' (a "
                 "parquet or CSV file's feature columns, or an .npz file's default array). "
+                "Columns are fed by name only to a model whose every input is one column "
+                "([?, 1], skl2onnx's default for a DataFrame) named after a feature column. "
                 "Export the model with a single input of all features (e.g. skl2onnx's "
                 "to_onnx(model, X[:1]) on a numeric array), or give the data as an .npz file "
                 "with one array per input name, listed in data.features."
@@ -382,33 +384,126 @@ def _fixed_batch_message(model: str, name: str, tensor: TensorSpec, array: Array
 
 
 def bind_inputs(
-    model: str, features: Mapping[str, Array], spec: Mapping[str, TensorSpec]
+    model: str,
+    features: Mapping[str, Array],
+    spec: Mapping[str, TensorSpec],
+    *,
+    columns: Sequence[str] = (),
+    round_integers: bool = False,
 ) -> dict[str, Array]:
     """Map a batch's feature arrays onto the model's input names.
 
-    A dataset with one feature array feeds a model with one input whatever the names. Numeric
-    features (float, int or bool) are cast to the model's float dtype: CSV and parquet data are
-    usually float64 or int64 while models take float32. Any other dtype difference is left for
-    ``check_inputs`` to report.
+    A dataset with one feature array feeds a model with one input whatever the names. A model
+    with one input per column (skl2onnx's default for a pandas DataFrame: ``[?, 1]`` inputs
+    named after the columns) is fed each column of that array by name when ``columns`` (the
+    array's column names, ``compval.data.feature_names``) are exactly its input names, in any
+    order. Numeric features (float, int or bool) are cast to the model's float dtype: CSV and
+    parquet data are usually float64 or int64 while models take float32. A float column that
+    a per-column input declares as integer is cast when every value is a whole number. With
+    ``round_integers`` (perturbed inputs: noise on an integer feature is not whole), float
+    values bound to any integer input are rounded to the nearest whole number first. Fixed-width
+    text (an .npz file's) becomes the str objects a string input takes. Any other dtype
+    difference is left for ``check_inputs`` to report.
+
+    Raises:
+        InputMismatchError: The model takes one input per column, but the column names are not
+            its input names; or an integer input's column holds a value that is not whole.
     """
+    split = False  # fed column by column
     if len(features) == 1 and len(spec) == 1:
         ((_, array),) = features.items()
         ((name, _),) = spec.items()
         bound = {name: array}
+    elif len(features) == 1 and len(spec) > 1 and _per_column(spec):
+        ((_, array),) = features.items()
+        bound = _bind_columns(model, array, spec, list(columns))
+        split = bound.keys() == spec.keys()
     else:
         bound = dict(features)
         _drop_undeclared_text_inputs(model, bound, spec)
     for name, array in list(bound.items()):
         declared = spec.get(name)
-        if (
-            declared is not None
-            and declared.dtype is not None
-            and array.dtype != declared.dtype
-            and array.dtype.kind in "fiub"
-            and np.issubdtype(declared.dtype, np.floating)
-        ):
+        if declared is None or declared.dtype is None or array.dtype == declared.dtype:
+            continue
+        if array.dtype.kind in "fiub" and np.issubdtype(declared.dtype, np.floating):
             bound[name] = array.astype(declared.dtype, copy=False)
+        elif array.dtype.kind == "U" and declared.dtype == object:
+            # A string tensor takes Python str objects; an .npz file stores fixed-width text.
+            bound[name] = array.astype(object)
+        elif (
+            (split or round_integers)
+            and array.dtype.kind == "f"
+            and np.issubdtype(declared.dtype, np.integer)
+        ):
+            values = np.rint(array) if round_integers else array
+            bound[name] = _as_declared_integer(model, name, values, declared)
     return bound
+
+
+def _per_column(spec: Mapping[str, TensorSpec]) -> bool:
+    """Whether every input is one column: shape ``[?]`` or ``[?, 1]``."""
+    return all(
+        t.shape is not None
+        and (len(t.shape) == 1 or (len(t.shape) == 2 and t.shape[1] in (1, None)))
+        for t in spec.values()
+    )
+
+
+def _bind_columns(
+    model: str, array: Array, spec: Mapping[str, TensorSpec], columns: list[str]
+) -> dict[str, Array]:
+    """Each per-column input gets its column of ``array``, by name (see ``bind_inputs``)."""
+    names = sorted(spec)
+    if array.ndim != 2 or len(columns) != array.shape[1]:
+        # Column names unknown (plain arrays): nothing to match by; check_inputs explains.
+        return {"features": array}
+    lacking = [n for n in names if n not in columns]
+    unused = [c for c in columns if c not in spec]
+    if lacking or unused:
+        raise InputMismatchError(
+            f"Model {model!r}: takes one input per column ({', '.join(names)}), fed by name "
+            "from the data's feature columns; "
+            + (f"the data has no column {', '.join(map(repr, lacking))}" if lacking else "")
+            + ("; " if lacking and unused else "")
+            + (
+                f"column(s) {', '.join(map(repr, unused))} are no input of the model"
+                if unused
+                else ""
+            )
+            + ". List the model's inputs in data.features (or rename the columns), so that "
+            "the feature columns are exactly its inputs."
+        )
+    bound: dict[str, Array] = {}
+    for name in spec:
+        j = columns.index(name)
+        shape = spec[name].shape
+        column = array[:, j : j + 1] if shape is not None and len(shape) == 2 else array[:, j]
+        bound[name] = np.ascontiguousarray(column)
+    return bound
+
+
+def _as_declared_integer(model: str, name: str, column: Array, tensor: TensorSpec) -> Array:
+    """A float column bound to an integer input, cast when its values are whole numbers.
+
+    A table's feature array has one dtype for all columns (float64 when int64 and float
+    columns mix), so an int64 column of a DataFrame comes back as floats; the cast is exact
+    for whole numbers up to 2**53. Anything else is refused: truncating 2.5 would change the
+    data the model sees.
+    """
+    declared = tensor.dtype
+    assert declared is not None
+    info = np.iinfo(declared)
+    low, high = max(float(info.min), -(2.0**53)), min(float(info.max), 2.0**53)
+    # NaN fails every comparison, and Inf the range.
+    ok = (np.trunc(column) == column) & (column >= low) & (column <= high)
+    if not ok.all():
+        bad = column.reshape(-1)[np.flatnonzero(~ok.reshape(-1))[0]]
+        raise InputMismatchError(
+            f"Model {model!r}: input {name!r} is {tensor.describe()}, but its column holds "
+            f"a value that is not a whole number in range ({float(bad)!r}). Give the column "
+            "whole numbers, or export the model with a float input for it."
+        )
+    return column.astype(declared)
 
 
 #: Inputs a tokenizer makes that a text model may not take (compval.data.TEXT_INPUTS).

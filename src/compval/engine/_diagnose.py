@@ -64,9 +64,9 @@ def sample_rows(dataset: Dataset, rows: int, *, seed: int, batch_size: int) -> d
 
 
 def _feeds(
-    adapter: ModelAdapter, sample: Mapping[str, Array], batch_size: int
+    adapter: ModelAdapter, sample: Mapping[str, Array], batch_size: int, columns: Sequence[str]
 ) -> list[dict[str, Array]]:
-    bound = bind_inputs(adapter.name, sample, adapter.input_spec())
+    bound = bind_inputs(adapter.name, sample, adapter.input_spec(), columns=columns)
     rows = int(next(iter(bound.values())).shape[0])
     return [
         {k: v[start : start + batch_size] for k, v in bound.items()}
@@ -75,10 +75,14 @@ def _feeds(
 
 
 def _outputs(
-    adapter: ModelAdapter, output: str | None, sample: Mapping[str, Array], batch_size: int
+    adapter: ModelAdapter,
+    output: str | None,
+    sample: Mapping[str, Array],
+    batch_size: int,
+    columns: Sequence[str],
 ) -> Array:
     """``adapter``'s compared output on the sample rows, in batches of ``batch_size``."""
-    bound = bind_inputs(adapter.name, sample, adapter.input_spec())
+    bound = bind_inputs(adapter.name, sample, adapter.input_spec(), columns=columns)
     rows = int(next(iter(bound.values())).shape[0])
     parts = []
     for start in range(0, rows, batch_size):
@@ -107,7 +111,7 @@ def run_numerics(
     """
     rows = int(next(iter(sample.values())).shape[0])
     results: list[CandidateNumerics] = []
-    ref_values = _outputs(reference, reference_output, sample, batch_size)
+    ref_values = _outputs(reference, reference_output, sample, batch_size, feature_names)
     ref_file = reference.model_file if reference.model_format == "onnx" else None
     for adapter, output in candidates:
         notes: list[str] = []
@@ -119,7 +123,7 @@ def run_numerics(
                     onnx_result = analyze_onnx_pair(
                         ref_file,
                         cand_file,
-                        _feeds(adapter, sample, batch_size),
+                        _feeds(adapter, sample, batch_size, feature_names),
                         sqnr_threshold_db=spec.sqnr_threshold_db,
                     )
                 except Exception as exc:
@@ -132,7 +136,9 @@ def run_numerics(
                 else:
                     notes.extend(onnx_result.notes)
             elif reference.model_format == adapter.model_format == "torch":
-                bound = bind_inputs(adapter.name, sample, adapter.input_spec())
+                bound = bind_inputs(
+                    adapter.name, sample, adapter.input_spec(), columns=feature_names
+                )
                 names = list(adapter.input_spec())
                 rows_in = len(next(iter(bound.values())))
                 onnx_result = analyze_torch_pair(
@@ -151,7 +157,7 @@ def run_numerics(
                 )
         batch = None
         if spec.batch_consistency:
-            bound = bind_inputs(adapter.name, sample, adapter.input_spec())
+            bound = bind_inputs(adapter.name, sample, adapter.input_spec(), columns=feature_names)
 
             def predict(
                 inputs: Mapping[str, Array], a: ModelAdapter = adapter, name: str | None = output
@@ -164,7 +170,7 @@ def run_numerics(
             except InputMismatchError as exc:
                 # A model with a fixed batch dimension cannot run one row at a time.
                 notes.append(f"Batch consistency not measured: {exc}")
-        cand_values = _outputs(adapter, output, sample, batch_size)
+        cand_values = _outputs(adapter, output, sample, batch_size, feature_names)
         ranges: list[InputRangeBin] = []
         findings: list[FeatureRangeFinding] = []
         if cand_values.shape == ref_values.shape:

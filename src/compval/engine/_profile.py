@@ -17,7 +17,7 @@ import numpy as np
 
 from compval.adapters import ModelAdapter, bind_inputs, is_model_uri, load_model
 from compval.checks import CheckSettings, evaluate, resolve_criteria
-from compval.data import Dataset, load_dataset
+from compval.data import Dataset, feature_names, load_dataset
 from compval.engine._estimates import metric_value, name_unsupported_ops
 from compval.engine._provenance import Clock, model_info, run_info
 from compval.errors import SpecValidationError, UsageError
@@ -39,8 +39,13 @@ def profile_opened(
     settings: ProfileSettings,
     seed: int,
     progress: Progress | None = None,
+    columns: Sequence[str] = (),
 ) -> ProfileResult:
-    """Profile open adapters on ``sample``, each re-created with the target's thread count."""
+    """Profile open adapters on ``sample``, each re-created with the target's thread count.
+
+    ``columns`` names the columns of a table's single feature array, for a model with one
+    input per column (``compval.adapters.bind_inputs``).
+    """
     with ExitStack() as stack:
 
         def timed(adapter: ModelAdapter) -> ModelAdapter:
@@ -51,7 +56,7 @@ def profile_opened(
 
         timed_ref = timed(reference)
         timed_cands = {name: timed(a) for name, a in candidates.items()}
-        bound = bind_inputs(timed_ref.name, sample, timed_ref.input_spec())
+        bound = bind_inputs(timed_ref.name, sample, timed_ref.input_spec(), columns=columns)
         steps = 0
 
         def tick(message: str) -> None:
@@ -223,13 +228,17 @@ def profile_files(request: ProfileRequest, settings: ProfileSettings) -> Report:
                 settings, data_row_bytes(dataset), models=len(adapters), flags=True
             )
             sample = first_rows(dataset, rows)
+            columns = feature_names(dataset)
             data_hash = dataset.fingerprint()
         else:
             check_profile_memory(
                 settings, spec_row_bytes(reference), models=len(adapters), flags=True
             )
             sample = synthetic_inputs(reference, rows=rows, seed=request.seed)
-        result = profile_opened(reference, candidates, sample, settings=settings, seed=request.seed)
+            columns = ()
+        result = profile_opened(
+            reference, candidates, sample, settings=settings, seed=request.seed, columns=columns
+        )
         infos = {
             a.name: model_info(a, "reference" if a is reference else "candidate", None)
             for a in adapters

@@ -99,6 +99,16 @@ class Robustness:
         s = self.spec
         assert s.robustness is not None
         self.stats = feature_stats(run.dataset, s.batch_size)
+        rounded = [
+            f"{a.name}: {', '.join(names)}"
+            for a in (ref, *(st.adapter for st in states))
+            if (names := _rounded_inputs(a, run.feature_columns, set(self.stats)))
+        ]
+        if rounded:
+            self.notes.append(
+                "Perturbed values fed to integer model inputs are rounded to the nearest whole "
+                f"number ({'; '.join(rounded)})."
+            )
         estimates: dict[str, list[MetricEstimate]] = {st.name: [] for st in states}
         for p in self.perturbations:
             for name, ests in self._perturbed(p, run, ref, ref_output, states).items():
@@ -132,6 +142,7 @@ class Robustness:
         )
         dataset: Dataset = PerturbedDataset(clean.dataset, p, self.stats, seed=s.seed)
         run = RunState(spec, dataset, clean.resampling)
+        run.round_integer_inputs = True
         run.extra_accumulators = clean.extra_accumulators
         pstates = [CandidateState(st.name, st.adapter, st.output) for st in states]
         report = self.progress
@@ -437,6 +448,25 @@ def _seed_rows(
     return {n: np.concatenate(a) for n, a in parts.items()}, np.concatenate(ids)
 
 
+def _rounded_inputs(
+    adapter: ModelAdapter, columns: Sequence[str], perturbed: set[str]
+) -> list[str]:
+    """The model's integer inputs that perturbed float data reaches (``bind_inputs`` rounds).
+
+    ``perturbed`` names the data's float inputs (the ones perturbations change); a model with
+    one input per column is fed from the ``features`` array's columns by name.
+    """
+    spec = adapter.input_spec()
+    out = []
+    for name, tensor in spec.items():
+        if tensor.dtype is None or not np.issubdtype(tensor.dtype, np.integer):
+            continue
+        single = len(spec) == 1 and len(perturbed) == 1
+        if single or name in perturbed or (name in columns and "features" in perturbed):
+            out.append(name)
+    return out
+
+
 def _predictor(
     run: RunState,
     adapter: ModelAdapter,
@@ -462,6 +492,8 @@ def _predictor(
                     for name, a in inputs.items()
                 },
                 adapter.input_spec(),
+                columns=run.feature_columns,
+                round_integers=True,
             )
             out = run.compared(adapter, adapter.predict(feed), output)
             parts.append(np.asarray(out, dtype=np.float64).reshape(len(out), -1))

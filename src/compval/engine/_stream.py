@@ -87,6 +87,12 @@ class RunState:
         self.outputs: dict[str, str | None] = {}
         self.columns = list(dataset.segment_columns)
         self.columns += self.task.added_segments(self.state, self.columns)
+        #: Names of a tabular dataset's feature columns (() when unknown): a model with one
+        #: input per column is fed by them (``compval.adapters.bind_inputs``).
+        self.feature_columns = feature_names(dataset)
+        #: Round float values bound to integer model inputs (perturbed data: noise on an
+        #: integer feature is not a whole number).
+        self.round_integer_inputs = False
         #: NaN/Inf counts per feature column (kept only with data.allow_nonfinite_features).
         self.nonfinite_features: dict[str, int] = {}
         #: Decisions the run made on the user's behalf (e.g. which output it compared);
@@ -296,7 +302,13 @@ _Answer = Callable[[], Outputs]
 def _predict(
     run: RunState, adapter: ModelAdapter, batch: Batch, on_device: bool = False
 ) -> Outputs:
-    feed = bind_inputs(adapter.name, batch.inputs, adapter.input_spec())
+    feed = bind_inputs(
+        adapter.name,
+        batch.inputs,
+        adapter.input_spec(),
+        columns=run.feature_columns,
+        round_integers=run.round_integer_inputs,
+    )
     if on_device:
         # The task reduces the outputs where they are (torch tensors on a GPU) and brings back
         # only its rows: no (rows, seq, vocab) copy to the host.

@@ -366,6 +366,7 @@ def run_validation(
                 settings=settings,
                 seed=s.seed,
                 progress=options.progress,
+                columns=primary.run.feature_columns,
             )
             for st in states:
                 estimates[st.name] += profile.metric_estimates(st.name)
