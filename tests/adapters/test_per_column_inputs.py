@@ -345,3 +345,110 @@ def test_a_pipeline_that_encodes_a_text_column_is_fed_from_npz_arrays(tmp_path: 
     expected = np.argmax(session.run(["probabilities"], feed)[0], axis=1)
     assert _accuracy(report)[0] == pytest.approx(float(np.mean(expected == labels)))
     assert float(np.mean(expected == labels)) > 0.9
+
+
+CITIES = np.array(["lima", "oslo", "pune", "kyiv"])
+
+
+def _mixed_frame(rows: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    frame, labels = _frame(rows, seed)
+    rng = np.random.default_rng(seed + 100)
+    city = CITIES[rng.integers(0, len(CITIES), rows)]
+    # The city moves the class: the text input matters to the model.
+    labels = np.where(city == "oslo", (labels + 1) % 3, labels)
+    return frame.drop(columns=["tenure"]).assign(city=city), labels
+
+
+@pytest.fixture(scope="module")
+def mixed_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A DataFrame pipeline that one-hot encodes a text column, exported with defaults."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    folder = tmp_path_factory.mktemp("mixed")
+    frame, labels = _mixed_frame(3000, seed=0)
+    encode = ColumnTransformer(
+        [
+            ("city", OneHotEncoder(handle_unknown="ignore"), ["city"]),
+            ("numbers", StandardScaler(), ["income", "age", "score"]),
+        ]
+    )
+    pipeline = make_pipeline(
+        encode, MLPClassifier(hidden_layer_sizes=(32,), max_iter=400, random_state=0)
+    ).fit(frame, labels)
+    onx = skl2onnx.to_onnx(pipeline, frame[:1], options={"zipmap": False})
+    types = {i.name: i.type.tensor_type.elem_type for i in onx.graph.input}
+    assert types == {"income": 1, "age": 7, "score": 1, "city": 8}  # float, int64, string
+    ref = folder / "fp32.onnx"
+    ref.write_bytes(onx.SerializeToString())
+    cand = folder / "int8.onnx"
+    quantization.quantize_dynamic(str(ref), str(cand), weight_type=quantization.QuantType.QInt8)
+    return ref, cand
+
+
+def _mixed_by_hand(path: Path, frame: pd.DataFrame, batch_size: int = 256) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    dtypes = {"tensor(int64)": np.int64, "tensor(string)": object, "tensor(float)": np.float32}
+    columns = {
+        t.name: frame[t.name].to_numpy(dtypes[t.type]).reshape(-1, 1) for t in session.get_inputs()
+    }
+    out = []
+    for start in range(0, len(frame), batch_size):
+        feed = {name: column[start : start + batch_size] for name, column in columns.items()}
+        out.append(np.argmax(session.run(["probabilities"], feed)[0], axis=1))
+    return np.concatenate(out)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("source", ["parquet", "csv", "dataframe"])
+def test_a_text_column_feeds_the_string_input_of_its_name(
+    mixed_models: tuple[Path, Path], tmp_path: Path, source: str
+) -> None:
+    ref, cand = mixed_models
+    frame, labels = _mixed_frame(1500, seed=1)
+    table = frame[["city", "score", "age", "income"]].assign(label=labels)
+    table["region"] = np.array(["north", "south", "east"])[np.arange(len(table)) % 3]
+    path = tmp_path / f"d.{'csv' if source == 'csv' else 'parquet'}"
+    table.to_csv(path, index=False) if source == "csv" else table.to_parquet(path)
+    spec = _spec(ref, cand, path)
+    report = run_validation(spec, data=table if source == "dataframe" else None)
+
+    ref_hand, cand_hand = _mixed_by_hand(ref, table), _mixed_by_hand(cand, table)
+    assert _accuracy(report) == (
+        pytest.approx(float(np.mean(ref_hand == labels))),
+        pytest.approx(float(np.mean(cand_hand == labels))),
+    )
+    assert float(np.mean(ref_hand == labels)) > 0.7
+    # The numbers are searched for weak slices; the text column only when it is a segment.
+    assert [n for n in report.run.notes if "text feature column(s) 'city'" in n]
+    assert report.statistics is not None and report.statistics.discovered is not None
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_text_column_that_is_also_a_segment_is_searched_and_fed(
+    mixed_models: tuple[Path, Path], tmp_path: Path
+) -> None:
+    ref, cand = mixed_models
+    frame, labels = _mixed_frame(1500, seed=1)
+    path = tmp_path / "d.parquet"
+    frame.assign(label=labels, region="all").to_parquet(path)
+    spec = spec_from_mapping(
+        {
+            "version": 1,
+            "task": "classification",
+            "reference": {"name": "fp32", "path": str(ref), "output": "probabilities"},
+            "candidates": [{"name": "int8", "path": str(cand), "output": "probabilities"}],
+            "data": {"path": str(path), "labels": "label", "segments": ["city"],
+                     "features": ["city", "income", "age", "score"]},
+            "statistics": {"replicates": 200},
+            "criteria": [{"id": "seg", "metric": "accuracy_score", "max_drop": 0.2,
+                          "segment": "city=*"}],
+        }
+    )  # fmt: skip
+    report = run_validation(spec)
+    ref_hand = _mixed_by_hand(ref, frame)
+    oslo = frame["city"].to_numpy() == "oslo"
+    assert _accuracy(report, "city=oslo")[0] == pytest.approx(
+        float(np.mean(ref_hand[oslo] == labels[oslo]))
+    )
+    assert not [n for n in report.run.notes if "text feature column" in n]

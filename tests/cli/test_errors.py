@@ -300,7 +300,7 @@ RUN_ERRORS = [
     ),
     pytest.param(
         base_spec(data={"path": "data.parquet", "labels": "y"}),
-        ["feature columns must be numeric", "region", "segments"],
+        ["text feature column(s) 'region'", "data.segments", "data.features"],
         id="string-feature-column",
     ),
     pytest.param(

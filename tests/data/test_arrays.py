@@ -276,7 +276,7 @@ def test_from_dataframe_string_labels_categorical_segments_nullable_features():
         (
             {"labels": "label"},
             DataError,
-            r"feature columns must be numeric; got non-numeric columns \['lang'\].*segments",
+            r"text feature column 'lang' has missing values; got 3 of 257 rows.*Fill them",
         ),
         (
             {"labels": "label", "segments": ["lang"], "features": ["f_int", "label"]},
@@ -308,6 +308,22 @@ def test_from_dataframe_string_labels_categorical_segments_nullable_features():
 def test_from_dataframe_errors(frame, kwargs, error, match):
     with pytest.raises(error, match=match):
         from_dataframe(frame, **kwargs)
+
+
+def test_from_dataframe_text_feature_is_an_input_of_its_own(frame):
+    df = frame.assign(lang=frame["lang"].fillna("xx"))
+    ds = from_dataframe(df, labels="label", segments=["bucket"])
+    assert ds.feature_columns == ("f_float", "f_int", "f_f32")
+    (batch,) = list(ds.batches(len(df)))
+    assert set(batch.inputs) == {"features", "lang"}
+    assert batch.inputs["lang"].shape == (len(df), 1)
+    assert batch.inputs["lang"][:, 0].tolist() == df["lang"].tolist()
+
+
+def test_from_dataframe_feature_neither_number_nor_text_is_refused(frame):
+    df = frame.assign(when=pd.Timestamp("2026-01-01"))
+    with pytest.raises(DataError, match=r"numbers or text; got other columns \['when'\]"):
+        from_dataframe(df, labels="label", segments=["lang"])
 
 
 def test_from_dataframe_no_feature_columns():

@@ -506,11 +506,6 @@ def test_npz_object_arrays_refused(tmp_path):
             r"feature column 'f_in' not found.*Did you mean 'f_int'\?",
         ),
         (
-            {"labels": "label"},
-            r"feature columns must be numeric; got non-numeric columns "
-            r"\['lang \((string|large_string)\)'\].*segments",
-        ),
-        (
             {"labels": "label", "segments": ["lang"], "features": ["label", "f_int"]},
             r"the label column 'label' is also listed as a feature column",
         ),
@@ -521,6 +516,52 @@ def test_columnar_column_errors(tmp_path, frame, fmt, ref, match):
     path = _all_formats(tmp_path, frame)[fmt]
     with pytest.raises(DataError, match=match):
         load(path, **ref)
+
+
+def _write(df, path):
+    if path.suffix == ".csv":
+        df.to_csv(path, index=False)
+    else:
+        df.to_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_columnar_text_feature_is_an_input_of_its_own(tmp_path, frame, fmt):
+    """A text column among the features: numbers stay one array, the text is its own input."""
+    df = frame.assign(lang=frame["lang"].fillna("xx"))
+    ds = load(_write(df, tmp_path / f"t.{fmt}"), labels="label")
+    numeric = [c for c in df.columns if c not in ("label", "lang")]
+    assert list(ds.feature_columns) == numeric
+    batches = list(ds.batches(100))
+    assert set(batches[0].inputs) == {"features", "lang"}
+    lang = np.concatenate([b.inputs["lang"] for b in batches])
+    assert lang.shape == (len(df), 1) and lang.dtype == object
+    assert lang[:, 0].tolist() == df["lang"].tolist()
+    features = np.concatenate([b.inputs["features"] for b in batches])
+    # CSV keeps float32 values as their shortest text: equal to float32 precision.
+    np.testing.assert_allclose(features, df[numeric].to_numpy(np.float64), rtol=1e-7)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_columnar_text_feature_with_a_missing_value_is_refused(tmp_path, frame, fmt):
+    df = frame.assign(lang=frame["lang"].fillna("xx"))
+    df.loc[130, "lang"] = None
+    ds = load(_write(df, tmp_path / f"t.{fmt}"), labels="label")
+    match = r"feature column 'lang' \(text\) has missing values; got one at row 130"
+    batches = ds.batches(64)
+    assert [len(next(batches)) for _ in range(2)] == [64, 64]  # the batches before it
+    with pytest.raises(DataError, match=match):
+        next(batches)
+
+
+def test_parquet_feature_neither_number_nor_text_is_refused(tmp_path):
+    path = tmp_path / "d.parquet"
+    pd.DataFrame(
+        {"x": [1.0, 2.0], "when": pd.to_datetime(["2026-01-01", "2026-01-02"]), "y": [0, 1]}
+    ).to_parquet(path)
+    with pytest.raises(DataError, match=r"feature columns must be numbers or text; got \['when"):
+        load(path, labels="y")
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])

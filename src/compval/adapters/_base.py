@@ -310,6 +310,15 @@ def check_inputs(model: str, inputs: Mapping[str, Array], spec: Mapping[str, Ten
     missing = [n for n in spec if n not in inputs]
     extra = [n for n in inputs if n not in spec]
     if missing or extra:
+        texts = [n for n in extra if n != "features" and _is_text_column(inputs[n])]
+        if "features" in inputs and texts:
+            raise InputMismatchError(
+                f"Model {model!r}: the data's text feature column(s) "
+                f"{', '.join(map(repr, texts))} reach a model only as inputs of their own "
+                f"name, and this model takes {', '.join(map(repr, sorted(spec)))}. List text "
+                "columns in data.segments if they group rows, or leave them out by listing "
+                "the feature columns in data.features."
+            )
         if list(inputs) == ["features"] and len(spec) > 1:
             # Tabular files reach a model as one stacked array of their feature columns:
             # "name the arrays" cannot be followed for them.
@@ -414,9 +423,8 @@ def bind_inputs(
         ((_, array),) = features.items()
         ((name, _),) = spec.items()
         bound = {name: array}
-    elif len(features) == 1 and len(spec) > 1 and _per_column(spec):
-        ((_, array),) = features.items()
-        bound = _bind_columns(model, array, spec, list(columns))
+    elif len(spec) > 1 and _per_column(spec) and _is_table(features):
+        bound = _bind_columns(model, features, spec, list(columns))
         split = bound.keys() == spec.keys()
     else:
         bound = dict(features)
@@ -449,16 +457,30 @@ def _per_column(spec: Mapping[str, TensorSpec]) -> bool:
     )
 
 
+def _is_table(features: Mapping[str, Array]) -> bool:
+    """A table's inputs: its numeric ``features`` array and a ``(rows, 1)`` one per text column."""
+    return "features" in features and all(
+        name == "features" or _is_text_column(array) for name, array in features.items()
+    )
+
+
+def _is_text_column(array: Array) -> bool:
+    """A table's text column: a (rows, 1) object array (compval.data)."""
+    return array.dtype == object and array.ndim == 2 and array.shape[1] == 1
+
+
 def _bind_columns(
-    model: str, array: Array, spec: Mapping[str, TensorSpec], columns: list[str]
+    model: str, features: Mapping[str, Array], spec: Mapping[str, TensorSpec], columns: list[str]
 ) -> dict[str, Array]:
-    """Each per-column input gets its column of ``array``, by name (see ``bind_inputs``)."""
-    names = sorted(spec)
+    """Each per-column input gets its column of the table, by name (see ``bind_inputs``)."""
+    array = features["features"]
     if array.ndim != 2 or len(columns) != array.shape[1]:
         # Column names unknown (plain arrays): nothing to match by; check_inputs explains.
-        return {"features": array}
-    lacking = [n for n in names if n not in columns]
-    unused = [c for c in columns if c not in spec]
+        return dict(features)
+    available = [*columns, *(n for n in features if n != "features")]
+    names = sorted(spec)
+    lacking = [n for n in names if n not in available]
+    unused = [c for c in available if c not in spec]
     if lacking or unused:
         raise InputMismatchError(
             f"Model {model!r}: takes one input per column ({', '.join(names)}), fed by name "
@@ -475,9 +497,13 @@ def _bind_columns(
         )
     bound: dict[str, Array] = {}
     for name in spec:
-        j = columns.index(name)
         shape = spec[name].shape
-        column = array[:, j : j + 1] if shape is not None and len(shape) == 2 else array[:, j]
+        rank2 = shape is not None and len(shape) == 2
+        if name in features:  # a text column, (rows, 1)
+            bound[name] = features[name] if rank2 else features[name][:, 0]
+            continue
+        j = columns.index(name)
+        column = array[:, j : j + 1] if rank2 else array[:, j]
         bound[name] = np.ascontiguousarray(column)
     return bound
 

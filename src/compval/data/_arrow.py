@@ -97,16 +97,23 @@ class _Columns:
     labels: str | None
     segments: tuple[str, ...]
     dtype: np.dtype[Any]
+    #: Text feature columns: each its own ``(rows, 1)`` input of str, named after the column
+    #: (for a model with one input per column). ``features`` holds the numeric ones.
+    texts: tuple[str, ...] = ()
 
     @property
     def read(self) -> list[str]:
         """Every column to read, each once, in selection order."""
-        return list(dict.fromkeys([*self.features, *self.segments, *filter(None, [self.labels])]))
+        return list(
+            dict.fromkeys(
+                [*self.features, *self.texts, *self.segments, *filter(None, [self.labels])]
+            )
+        )
 
     def selection(self) -> dict[str, Any]:
         """What the fingerprint records about the selection."""
         return {
-            "features": list(self.features),
+            "features": [*self.features, *self.texts],
             "labels": self.labels,
             "segments": list(self.segments),
         }
@@ -166,14 +173,40 @@ def _check_unique_columns(path: Path, names: Sequence[str]) -> None:
         )
 
 
-def _check_numeric(path: Path, pa_mod: Any, features: Sequence[str], types: dict[str, Any]) -> None:
-    bad = [f"{n} ({types[n]})" for n in features if not _is_numeric(pa_mod, types[n])]
+def _select_columns(
+    path: Path,
+    pa_mod: Any,
+    selected: tuple[list[str], str | None, list[str]],
+    types: dict[str, Any],
+) -> _Columns:
+    """Numeric features (stacked into one array) apart from text ones (an input each).
+
+    Raises:
+        DataError: A feature column is neither numeric nor text (a list, a date...).
+    """
+    features, labels, segments = selected
+    bad = [
+        f"{n} ({types[n]})"
+        for n in features
+        if not _is_numeric(pa_mod, types[n]) and not _is_text_type(pa_mod, types[n])
+    ]
     if bad:
         raise DataError(
-            f"{file_subject(path)}: feature columns must be numeric; got non-numeric columns "
-            f"{bad}, expected int, float or bool columns. List them in 'segments' if they "
-            "group rows, or drop them by listing the feature columns in 'features'."
+            f"{file_subject(path)}: feature columns must be numbers or text; got "
+            f"{bad}, expected int, float, bool or string columns. List them in 'segments' if "
+            "they group rows, or drop them by listing the feature columns in 'features'."
         )
+    numeric = [n for n in features if _is_numeric(pa_mod, types[n])]
+    texts = tuple(n for n in features if n not in numeric)
+    dtype = _feature_dtype(numeric, types) if numeric else np.dtype(np.float32)
+    return _Columns(tuple(numeric), labels, tuple(segments), dtype, texts)
+
+
+def _is_text_type(pa_mod: Any, dtype: Any) -> bool:
+    """Text, plain or dictionary-encoded (pandas writes categoricals as dictionaries)."""
+    if pa_mod.types.is_dictionary(dtype):
+        return _is_text(pa_mod, dtype.value_type)
+    return _is_text(pa_mod, dtype)
 
 
 def _feature_dtype(features: Sequence[str], types: dict[str, Any]) -> np.dtype[Any]:
@@ -416,11 +449,35 @@ def _feature_matrix(
 
 
 def _null_feature_error(path: Path, name: str, dtype: str, row: int) -> DataError:
+    fix = (
+        "Fill the missing values (e.g. with the text the model was trained to read as missing)."
+        if dtype == "text"
+        else "Fill the missing values, or store the column as float so they become NaN."
+    )
     return DataError(
         f"{file_subject(path)}: feature column {name!r} ({dtype}) has missing values; got one "
-        f"at row {row}, expected none in a non-float column. Fill the missing values, or "
-        "store the column as float so they become NaN."
+        f"at row {row}, expected none in a non-float column. {fix}"
     )
+
+
+def _text_features(
+    pa_mod: Any, table: Any, columns: _Columns, nulls: dict[str, tuple[str, Array]]
+) -> dict[str, Array]:
+    """Each text feature column as a ``(rows, 1)`` object array of str (None where null).
+
+    Null positions go to ``nulls`` (as for int columns): the batch holding the first raises.
+    """
+    out = {}
+    for name in columns.texts:
+        column = table.column(name)
+        if _text_dictionary(pa_mod, column):
+            values = _dictionary_text(pa_mod, column)
+        else:
+            values = _to_numpy(pa_mod, _decoded(pa_mod, column))
+        if column.null_count:
+            nulls[name] = ("text", _to_numpy(pa_mod, column.is_null()))
+        out[name] = values.reshape(-1, 1)
+    return out
 
 
 @dataclass(frozen=True)
@@ -428,10 +485,11 @@ class _Read:
     """One read converted to numpy: the arrays its batches are views of."""
 
     n: int
-    matrix: Array
+    matrix: Array | None  # None: no numeric feature column
     nulls: dict[str, tuple[str, Array]]
     labels: Array | None
     segments: dict[str, Callable[[int, int], Array]]
+    texts: dict[str, Array]
 
 
 def _convert_read(pa_mod: Any, table: Any, columns: _Columns) -> _Read:
@@ -441,9 +499,12 @@ def _convert_read(pa_mod: Any, table: Any, columns: _Columns) -> _Read:
     each batch's columns on its own cost more than the models' inference at small batch sizes.
     """
     matrix, nulls = _feature_matrix(pa_mod, table, columns)
+    texts = _text_features(pa_mod, table, columns, nulls)
     labels = None if columns.labels is None else _label_array(pa_mod, table.column(columns.labels))
     segments = {name: _segment_slicer(pa_mod, table.column(name)) for name in columns.segments}
-    return _Read(table.num_rows, matrix, nulls, labels, segments)
+    return _Read(
+        table.num_rows, matrix if columns.features else None, nulls, labels, segments, texts
+    )
 
 
 def _split_read(path: Path, read: _Read, start: int, size: int) -> Iterator[Batch]:
@@ -459,8 +520,10 @@ def _split_read(path: Path, read: _Read, start: int, size: int) -> Iterator[Batc
             hit = np.flatnonzero(mask[lo:hi])
             if hit.size:
                 raise _null_feature_error(path, name, dtype, start + lo + int(hit[0]))
+        inputs = {} if read.matrix is None else {"features": read.matrix[lo:hi]}
+        inputs.update((name, values[lo:hi]) for name, values in read.texts.items())
         yield Batch(
-            inputs={"features": read.matrix[lo:hi]},
+            inputs=inputs,
             labels=None if read.labels is None else read.labels[lo:hi],
             row_ids=row_ids(start + lo, start + hi),
             segments={name: cut(lo, hi) for name, cut in read.segments.items()},
@@ -643,17 +706,17 @@ class ParquetDataset(_ArrowFileDataset):
         types = {field.name: field.type for field in schema}
         pandas_meta = schema.pandas_metadata or {}
         index_columns = [c for c in pandas_meta.get("index_columns", []) if isinstance(c, str)]
-        features, labels, segments = _resolve_columns(path, ref, types, index_columns=index_columns)
-        _check_numeric(path, self._pa, features, types)
-        self._columns = _Columns(
-            tuple(features), labels, tuple(segments), _feature_dtype(features, types)
-        )
+        selected = _resolve_columns(path, ref, types, index_columns=index_columns)
+        self._columns = _select_columns(path, self._pa, selected, types)
+        labels = self._columns.labels
         self._row_bytes = _row_bytes(self._pa, [types[name] for name in self._columns.read])
         self._row_group_rows = max(groups, default=0)
-        # Text segment columns are read dictionary-encoded: a few str objects per read
-        # instead of one per row (see ``_dictionary_text``).
+        # Text segment and feature columns are read dictionary-encoded: a few str objects per
+        # read instead of one per row (see ``_dictionary_text``).
         self._text_segments = [
-            name for name in segments if name != labels and _is_text(self._pa, types[name])
+            name
+            for name in dict.fromkeys([*self._columns.segments, *self._columns.texts])
+            if name != labels and _is_text(self._pa, types[name])
         ]
         if self._n_rows == 0:
             raise no_rows_error(path)
@@ -773,12 +836,9 @@ class CsvDataset(_ArrowFileDataset):
         self._path = path
         self._read_options = self._csv.ReadOptions(block_size=self._block_size())
         inferred = self._infer_types()
-        features, labels, segments = _resolve_columns(path, ref, inferred, index_columns=[""])
-        types = self._pinned_types(inferred, features)
-        _check_numeric(path, self._pa, features, types)
-        self._columns = _Columns(
-            tuple(features), labels, tuple(segments), _feature_dtype(features, types)
-        )
+        selected = _resolve_columns(path, ref, inferred, index_columns=[""])
+        types = self._pinned_types(inferred, selected[0])
+        self._columns = _select_columns(path, self._pa, selected, types)
         read = self._columns.read
         self._row_bytes = _row_bytes(self._pa, [types[name] for name in read])
         self._convert = self._csv.ConvertOptions(

@@ -304,31 +304,51 @@ def from_dataframe(
             "DataFrame: the data has no rows; got 0 rows, expected at least 1. Check the "
             "filter or file that produced the frame."
         )
-    non_numeric = [
-        str(c) for c in feature_names if not pd_mod.api.types.is_numeric_dtype(df[c].dtype)
-    ]
-    if non_numeric:
+    types = pd_mod.api.types
+    texts = [c for c in feature_names if not types.is_numeric_dtype(df[c].dtype)]
+    bad = [str(c) for c in texts if not _is_text_column(df[c])]
+    if bad:
         raise DataError(
-            f"DataFrame: feature columns must be numeric; got non-numeric columns "
-            f"{non_numeric}, expected int, float or bool columns. List them in 'segments' if "
-            "they group rows, or drop them (pass 'features' explicitly)."
+            f"DataFrame: feature columns must be numbers or text; got other columns {bad}, "
+            "expected int, float, bool or str columns. List them in 'segments' if they group "
+            "rows, or drop them (pass 'features' explicitly)."
         )
+    for c in texts:
+        n_missing = int(df[c].isna().sum())
+        if n_missing:
+            raise DataError(
+                f"DataFrame: text feature column {str(c)!r} has missing values; got "
+                f"{n_missing:,} of {len(df):,} rows, expected none. Fill them (e.g. with the "
+                "text the model was trained to read as missing)."
+            )
+    numeric = [c for c in feature_names if c not in texts]
     label_values = None
     if labels is not None:
         n_missing = int(df[labels].isna().sum())
         if n_missing:
             raise missing_labels_error("DataFrame", labels, n_missing, len(df))
         label_values = df[labels].to_numpy()
-    frame = df[list(feature_names)]
-    matrix = frame.to_numpy()
-    if matrix.dtype == object:
-        # Nullable extension columns (Int64, boolean) come out as objects holding pd.NA.
-        matrix = frame.to_numpy(dtype=np.float64, na_value=np.nan)
+    inputs: dict[str, Array] = {}
+    if numeric:
+        frame = df[list(numeric)]
+        matrix = frame.to_numpy()
+        if matrix.dtype == object:
+            # Nullable extension columns (Int64, boolean) come out as objects holding pd.NA.
+            matrix = frame.to_numpy(dtype=np.float64, na_value=np.nan)
+        inputs["features"] = matrix
+    # Text columns are inputs of their own, for a model with one input per column.
+    inputs.update((str(c), df[c].to_numpy(dtype=object).reshape(-1, 1)) for c in texts)
     dataset = ArrayDataset(
-        matrix,
+        inputs["features"] if list(inputs) == ["features"] else inputs,
         labels=label_values,
         segments={name: df[name].to_numpy() for name in segment_names},
     )
     # The column names, so that weak slices are described as "age >= 40", not "x3 >= 40".
-    dataset.feature_columns = tuple(str(c) for c in feature_names)
+    dataset.feature_columns = tuple(str(c) for c in numeric)
     return dataset
+
+
+def _is_text_column(column: Any) -> bool:
+    """Whether the column holds text: str values (object, string or category dtype)."""
+    values = column.dropna()
+    return bool(len(values)) and all(isinstance(v, str) for v in values.unique())

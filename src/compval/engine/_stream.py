@@ -125,9 +125,22 @@ def _slice_layout(run: RunState, batch: Batch) -> tuple[list[str], list[bool]] |
     """Names and categorical flags of the columns searched for weak slices, or None."""
     if not run.spec.statistics.discovery or not run.task.searches_slices:
         return None
-    if not run.dataset.has_labels or len(batch.inputs) != 1:
+    if not run.dataset.has_labels:
         return None
-    (features,) = batch.inputs.values()
+    texts = [n for n, a in batch.inputs.items() if n != "features" and a.dtype == object]
+    if len(batch.inputs) == 1:
+        (features,) = batch.inputs.values()
+    elif "features" in batch.inputs and len(batch.inputs) == 1 + len(texts):
+        # A table with text feature columns (inputs of their own): its numbers are searched.
+        features = batch.inputs["features"]
+        unsearched = [n for n in texts if n not in run.columns]
+        if unsearched:
+            run.notes.append(
+                f"Weak-slice search: text feature column(s) {', '.join(map(repr, unsearched))} "
+                "were not searched; list them in data.segments too to search them by value."
+            )
+    else:
+        return None
     if features.ndim != 2 or features.shape[1] > MAX_SLICE_FEATURES:
         return None
     names = list(feature_names(run.dataset))
@@ -222,7 +235,9 @@ class _Chunk:
         self.row_ids.append(np.asarray(batch.row_ids, dtype=np.int64))
         self.segments.append({k: np.asarray(v) for k, v in batch.segments.items()})
         if keep_features:
-            (features,) = batch.inputs.values()
+            features = batch.inputs.get("features")
+            if features is None:
+                (features,) = batch.inputs.values()
             self.features.append(np.asarray(features))
         self.ref.append(ref)
         for store, out in zip(self.cands, cands, strict=True):
