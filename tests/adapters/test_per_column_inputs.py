@@ -452,3 +452,42 @@ def test_a_text_column_that_is_also_a_segment_is_searched_and_fed(
         float(np.mean(ref_hand[oslo] == labels[oslo]))
     )
     assert not [n for n in report.run.notes if "text feature column" in n]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_numerics_robustness_and_profile_take_text_columns(
+    mixed_models: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Text has no norm and no noise: the numbers are binned and perturbed, the text is fed.
+
+    Before, the numerics' input-norm bins converted every input to float and the run stopped
+    with an internal error on the first text column.
+    """
+    ref, cand = mixed_models
+    frame, labels = _mixed_frame(600, seed=4)
+    path = tmp_path / "d.parquet"
+    frame.assign(label=labels, region="all").to_parquet(path)
+    sections = {
+        "performance": {
+            "batch_sizes": [1],
+            "concurrency": [1],
+            "concurrency_duration_s": 0.1,
+            "warmup": 1,
+            "min_iterations": 3,
+            "min_duration_s": 0.0,
+            "rounds": 2,
+            "measure_memory": False,
+        },
+        "numerics": {"sample": 200, "batch_consistency": True},
+        "robustness": {
+            "perturbations": [{"name": "noise", "kind": "noise", "params": {"std": 0.1}}],
+            "search": {"seeds": 4, "epsilon": 0.2, "budget": 20},
+        },
+    }
+    report = run_validation(_spec(ref, cand, path, sections))
+    assert report.numerics is not None and report.profile is not None
+    (numerics,) = report.numerics.candidates
+    assert sum(b.rows for b in numerics.input_ranges) == 200
+    assert report.robustness is not None and report.robustness.search_results
+    (note,) = [n for n in report.run.notes if "rounded to the nearest whole number" in n]
+    assert "fp32: age" in note

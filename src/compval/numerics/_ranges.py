@@ -37,7 +37,8 @@ def error_by_row_norm(
     """Output error per quantile bin of the rows' input norm.
 
     Args:
-        inputs: The sample rows (axis 0 is the row), every input of the model.
+        inputs: The sample rows (axis 0 is the row), every input of the model; text inputs
+            are left out of the norm.
         reference: The reference's compared output on those rows.
         candidate: The candidate's compared output on those rows.
         bins: Quantile bins; equal quantiles (many equal norms) merge bins.
@@ -48,9 +49,11 @@ def error_by_row_norm(
         score matrices).
     """
     rows = int(reference.shape[0])
-    flat = np.concatenate(
-        [np.asarray(a, dtype=np.float64).reshape(rows, -1) for a in inputs.values()], axis=1
-    )
+    # Text inputs (a table's string columns) have no norm: the numbers make it.
+    numeric = [np.asarray(a) for a in inputs.values() if np.asarray(a).dtype.kind in "fiub"]
+    if not numeric:
+        return []
+    flat = np.concatenate([a.astype(np.float64).reshape(rows, -1) for a in numeric], axis=1)
     norms = np.linalg.norm(flat, axis=1)
     edges = np.unique(np.quantile(norms, np.linspace(0.0, 1.0, bins + 1)))
     index = np.searchsorted(edges[1:-1], norms, side="left")
@@ -174,7 +177,9 @@ def error_by_feature_range(
             )
             continue
         columns.append(flat)
-        if len(inputs) == 1 and len(feature_names) == flat.shape[1] > 1:
+        # A table's numeric array is "features" (its text columns are inputs of their own).
+        table = len(inputs) == 1 or name == "features"
+        if table and len(feature_names) == flat.shape[1] > 1:
             names.extend(str(n) for n in feature_names)
         else:
             names.extend(
