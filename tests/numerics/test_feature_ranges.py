@@ -59,6 +59,11 @@ def test_a_planted_tail_is_found_with_its_ratio() -> None:
     assert named[0].feature == "col_3" and named[0].ratio == first.ratio
     unnamed, _ = error_by_feature_range({"x": x}, errors, seed=0, feature_names=names[:9])
     assert unnamed[0].feature == "x[3]"
+    # Next to a table's text columns (inputs of their own), its numbers keep their names.
+    city = np.array(["lima"] * len(x), dtype=object).reshape(-1, 1)
+    table = {"features": x, "city": city}
+    with_text, _ = error_by_feature_range(table, errors, seed=0, feature_names=names)
+    assert with_text[0].feature == "col_3" and with_text[0].ratio == first.ratio
 
 
 def test_low_tails_binary_features_and_corners() -> None:
