@@ -402,11 +402,13 @@ def bind_inputs(
 ) -> dict[str, Array]:
     """Map a batch's feature arrays onto the model's input names.
 
-    A dataset with one feature array feeds a model with one input whatever the names. A model
-    with one input per column (skl2onnx's default for a pandas DataFrame: ``[?, 1]`` inputs
-    named after the columns) is fed each column of that array by name when ``columns`` (the
-    array's column names, ``compval.data.feature_names``) are exactly its input names, in any
-    order. Numeric features (float, int or bool) are cast to the model's float dtype: CSV and
+    A dataset with one feature array feeds a model with one input whatever the names. A table
+    (parquet, CSV, DataFrame) gives its numeric columns as one ``features`` array and each text
+    column as a ``(rows, 1)`` array of str named after it. A model with one input per column
+    (skl2onnx's default for a pandas DataFrame: ``[?, 1]`` inputs named after the columns) is
+    fed each column by name when ``columns`` (the ``features`` array's column names,
+    ``compval.data.feature_names``) and the text columns are exactly its inputs, in any order.
+    Numeric features (float, int or bool) are cast to the model's float dtype: CSV and
     parquet data are usually float64 or int64 while models take float32. A float column that
     a per-column input declares as integer is cast when every value is a whole number. With
     ``round_integers`` (perturbed inputs: noise on an integer feature is not whole), float
@@ -495,6 +497,7 @@ def _bind_columns(
             + ". List the model's inputs in data.features (or rename the columns), so that "
             "the feature columns are exactly its inputs."
         )
+    position = {c: j for j, c in enumerate(columns)}
     bound: dict[str, Array] = {}
     for name in spec:
         shape = spec[name].shape
@@ -502,7 +505,7 @@ def _bind_columns(
         if name in features:  # a text column, (rows, 1)
             bound[name] = features[name] if rank2 else features[name][:, 0]
             continue
-        j = columns.index(name)
+        j = position[name]
         column = array[:, j : j + 1] if rank2 else array[:, j]
         bound[name] = np.ascontiguousarray(column)
     return bound
