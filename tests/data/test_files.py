@@ -16,7 +16,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from compval.data import Dataset, load_dataset
+from compval.data import Dataset, from_dataframe, load_dataset
 from compval.errors import DataError, InvalidParameterError
 from compval.spec._model import DataRef
 
@@ -648,3 +648,15 @@ def test_fingerprint_of_a_vanished_file(tmp_path):
     path.unlink()
     with pytest.raises(DataError, match=r"gone\.npy.*cannot be read for fingerprinting"):
         ds.fingerprint()
+
+
+def test_text_feature_named_features_is_refused(tmp_path):
+    """It would take the place of the numeric columns' array: a silent mix-up."""
+    path = _write(
+        pd.DataFrame({"x": [1.0, 2.0], "features": ["a", "b"], "y": [0, 1]}), tmp_path / "f.csv"
+    )
+    with pytest.raises(DataError, match=r"a text feature column is named 'features'"):
+        load(path, labels="y")
+    df = pd.DataFrame({"x": [1.0, 2.0], "features": ["a", "b"], "y": [0, 1]})
+    with pytest.raises(DataError, match=r"DataFrame: a text feature column is named 'features'"):
+        from_dataframe(df, labels="y")

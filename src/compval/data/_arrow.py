@@ -49,6 +49,7 @@ from compval.data._common import (
     no_rows_error,
     read_error,
     row_ids,
+    text_named_features_error,
 )
 from compval.data._read_ahead import read_ahead
 from compval.errors import DataError
@@ -198,6 +199,8 @@ def _select_columns(
         )
     numeric = [n for n in features if _is_numeric(pa_mod, types[n])]
     texts = tuple(n for n in features if n not in numeric)
+    if "features" in texts and numeric:
+        raise DataError(text_named_features_error(file_subject(path)))
     dtype = _feature_dtype(numeric, types) if numeric else np.dtype(np.float32)
     return _Columns(tuple(numeric), labels, tuple(segments), dtype, texts)
 

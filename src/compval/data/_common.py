@@ -38,6 +38,7 @@ __all__ = [
     "read_error",
     "row_ids",
     "segment_values_error",
+    "text_named_features_error",
     "value_counts",
 ]
 
@@ -302,6 +303,14 @@ def check_selection(
                     f"{what}; got {role}s {_listing(list(names))}, expected the label apart. "
                     f"Remove {labels!r} from the {role}s."
                 )
+
+
+def text_named_features_error(subject: str) -> str:
+    """A text feature column named "features" would take the place of the numeric array."""
+    return (
+        f"{subject}: a text feature column is named 'features', the name the numeric feature "
+        "columns travel under together; got both, expected distinct names. Rename the column."
+    )
 
 
 def missing_labels_error(subject: str, column: str, n_missing: int, n_rows: int) -> DataError:

@@ -22,6 +22,7 @@ from compval.data._common import (
     missing_labels_error,
     row_ids,
     segment_values_error,
+    text_named_features_error,
     value_counts,
 )
 from compval.errors import DataError, InvalidParameterError
@@ -322,6 +323,8 @@ def from_dataframe(
                 "text the model was trained to read as missing)."
             )
     numeric = [c for c in feature_names if c not in texts]
+    if "features" in texts and numeric:
+        raise DataError(text_named_features_error("DataFrame"))
     label_values = None
     if labels is not None:
         n_missing = int(df[labels].isna().sum())
