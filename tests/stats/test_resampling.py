@@ -190,6 +190,35 @@ def test_block_weights_are_deterministic_poisson_one() -> None:
     assert not np.array_equal(weights, table)
 
 
+def test_block_weights_are_drawn_once_and_shared_read_only() -> None:
+    """Every accumulator of a run asks for them: one draw, no copy each, and nobody may write."""
+    import threading
+
+    from compval.stats import _resampling
+
+    _resampling._cached_block_weights.cache_clear()
+    got: list[np.ndarray] = []
+    threads = [
+        threading.Thread(
+            target=lambda: got.append(block_weights(n_blocks=64, replicates=300, seed=11))
+        )
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(w is got[0] for w in got)  # one draw, whoever came first
+    assert _resampling._cached_block_weights.cache_info().misses == 1
+    assert not got[0].flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        got[0][0, 0] = 5.0
+    big = block_weights(n_blocks=4096, replicates=1024, seed=0)  # past the cache: drawn each time
+    assert not big.flags.writeable and big is not block_weights(
+        n_blocks=4096, replicates=1024, seed=0
+    )
+
+
 def test_block_weights_errors() -> None:
     with pytest.raises(InvalidParameterError, match=r"block_weights: n_blocks: must be at least"):
         block_weights(n_blocks=0, replicates=3, seed=0)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -232,7 +233,9 @@ def block_weights(
         stream: Optional independent stream (default 0).
 
     Returns:
-        float64 array of shape ``(replicates, n_blocks)`` of Poisson(1) counts.
+        Read-only float64 array of shape ``(replicates, n_blocks)`` of Poisson(1) counts.
+        Every block-sum accumulator of a run asks for the same weights (that is the point:
+        one resample for all), so up to 16 MB of them are drawn once and shared.
 
     Raises:
         InvalidParameterError: ``n_blocks`` or ``replicates`` < 1.
@@ -241,15 +244,18 @@ def block_weights(
     n_rep = check_positive_int(replicates, subject="block_weights: replicates")
     key = (check_seed(seed), check_seed(stream, subject="block_weights: stream"))
     if n_rep * blocks > _CACHED_WEIGHTS_MAX:
-        return _draw_block_weights(blocks, n_rep, key)
-    # Every block-sum accumulator of a run asks for the same weights (that is the point:
-    # one resample for all): drawn once, a copy for each caller.
-    weights: npt.NDArray[np.float64] = _cached_block_weights(blocks, n_rep, key).copy()
-    return weights
+        weights = _draw_block_weights(blocks, n_rep, key)
+        weights.setflags(write=False)
+        return weights
+    # One drawer at a time: a caller that arrives while the weights are being drawn (the
+    # engine draws them early, on the side) waits for them instead of drawing them again.
+    with _CACHE_LOCK:
+        return _cached_block_weights(blocks, n_rep, key)
 
 
 #: Weights up to this many values (16 MB) are kept for the next caller; at most two sets.
 _CACHED_WEIGHTS_MAX = 1 << 21
+_CACHE_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=2)
