@@ -491,3 +491,56 @@ def test_numerics_robustness_and_profile_take_text_columns(
     assert report.robustness is not None and report.robustness.search_results
     (note,) = [n for n in report.run.notes if "rounded to the nearest whole number" in n]
     assert "fp32: age" in note
+
+
+def test_a_pipeline_exported_with_every_default_runs_from_csv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``to_onnx(pipeline, df[:1])`` and nothing else: ZipMap on, text labels, a float64
+    (double) input, an int64 input and a string input, fed from a CSV file by name."""
+    import json
+
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(
+        {
+            "city": rng.choice(["lima", "oslo", "pune"], 1200),
+            "x": rng.normal(size=1200),
+            "k": rng.integers(0, 5, 1200),
+        }
+    )
+    noise = rng.uniform(size=1200) < 0.1
+    labels = np.where(((frame.city == "oslo") & (frame.x > 0)) ^ noise, "yes", "no")
+    encode = ColumnTransformer(
+        [
+            ("city", OneHotEncoder(handle_unknown="ignore"), ["city"]),
+            ("n", "passthrough", ["x", "k"]),
+        ]
+    )
+    pipeline = make_pipeline(encode, RandomForestClassifier(n_estimators=8, random_state=0))
+    pipeline.fit(frame[:800], labels[:800])
+    onx = skl2onnx.to_onnx(pipeline, frame[:1])
+    assert {i.name: i.type.tensor_type.elem_type for i in onx.graph.input} == {
+        "city": 8,
+        "x": 11,
+        "k": 7,
+    }
+    model = tmp_path / "rf.onnx"
+    model.write_bytes(onx.SerializeToString())
+    test = frame[800:].assign(label=labels[800:])
+    test.to_csv(tmp_path / "test.csv", index=False)
+    code = main(
+        ["compare", str(model), str(model), "--data", str(tmp_path / "test.csv"), "--labels",
+         "label", "--report-dir", str(tmp_path / "out"), "--quiet"]
+    )  # fmt: skip
+    assert code == ExitCode.OK, capsys.readouterr().err
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    accuracy = next(
+        m for m in report["metrics"] if m["metric"] == "accuracy_score" and m["segment"] is None
+    )
+    expected = float(np.mean(pipeline.predict(frame[800:]) == labels[800:]))
+    assert accuracy["reference_value"] == pytest.approx(expected)
+    assert 0.6 < expected < 1.0
