@@ -68,6 +68,32 @@ def test_finds_the_planted_weak_slice(data: dict[str, np.ndarray]) -> None:
     assert [r.delta for r in results] == sorted(r.delta for r in results)
 
 
+@pytest.mark.parametrize("edge_rows", [1, 999, 4096, 6000])
+def test_edges_are_numpy_quantiles_of_the_first_edge_rows(
+    data: dict[str, np.ndarray], edge_rows: int
+) -> None:
+    """Quartile edges of each numeric column over its first ``edge_rows`` rows, NaN left out,
+    whatever the batches; float32 and float64 columns alike."""
+    x = data["x"].copy()
+    x[[5, 17, 400], 2] = np.nan
+    columns = [x[:, j].astype(np.float32) if j % 2 else x[:, j] for j in range(6)]
+    search = SliceSearch(NAMES, categorical=CATEGORICAL, seed=1, edge_rows=edge_rows)
+    for start in range(0, len(x), 700):
+        part = slice(start, start + 700)
+        search.update(
+            [c[part] for c in columns] + [data["ink"][part]],
+            data["ids"][part],
+            data["ref"][part],
+            data["cand"][part],
+        )
+    assert search.edges is not None
+    for j, column in enumerate(columns):
+        first = np.asarray(column[:edge_rows], dtype=np.float64)
+        first = first[~np.isnan(first)]
+        expected = np.unique(np.quantile(first, [0.25, 0.5, 0.75]))
+        np.testing.assert_array_equal(search.edges[NAMES[j]], expected)
+
+
 def test_identical_results_for_batch_sizes_64_and_1000(data: dict[str, np.ndarray]) -> None:
     small = feed(SliceSearch(NAMES, categorical=CATEGORICAL, seed=1), data, 64)
     large = feed(SliceSearch(NAMES, categorical=CATEGORICAL, seed=1), data, 1000)
