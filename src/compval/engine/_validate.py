@@ -39,7 +39,6 @@ from compval.engine._provenance import Clock, model_info, run_info
 from compval.engine._stream import N_BLOCKS, CandidateState, RunState, stream
 from compval.errors import ProfilingError, SpecValidationError
 from compval.metrics import (
-    BlockSumsAccumulator,
     Calibration,
     ContingencyTable,
     MetricEstimate,
@@ -67,7 +66,6 @@ from compval.spec import (
     ModelRef,
     load_spec,
 )
-from compval.stats import block_weights
 from compval.types import ModelLike
 
 if TYPE_CHECKING:
@@ -265,8 +263,6 @@ def run_validation(
         if replicates > 0
         else None
     )
-    if resampling is not None:
-        _prefetch_block_weights(resampling)
     # Each dataset gets its own paired-run state (resolving the task first: an unknown one
     # is a spec error) and is hashed on the side while the models run.
     parts = load_parts(loaded, data, resampling)
@@ -460,26 +456,6 @@ def _prefetch(module: str) -> None:
         threading.Thread(
             target=importlib.import_module, args=(module,), name="compval-prefetch", daemon=True
         ).start()
-
-
-def _prefetch_block_weights(resampling: Resampling) -> None:
-    """Draw the block bootstrap's weights on a daemon thread while data and models load.
-
-    Every block-sum accumulator's intervals read the same (replicates, blocks) Poisson
-    weights (``compval.stats.block_weights`` draws them once and shares them). Drawn after the
-    paired run, they took about 24 ms of its statistics (2,000 replicates); numpy draws them
-    without the GIL, so here they take a core the loading leaves idle. Same values either way.
-    """
-    threading.Thread(
-        target=block_weights,
-        kwargs={
-            "n_blocks": BlockSumsAccumulator.n_blocks,
-            "replicates": resampling.replicates,
-            "seed": resampling.seed,
-        },
-        name="compval-weights",
-        daemon=True,
-    ).start()
 
 
 def _prepare_robustness(spec: AcceptanceSpec) -> Robustness | None:

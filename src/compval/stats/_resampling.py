@@ -247,8 +247,8 @@ def block_weights(
         weights = _draw_block_weights(blocks, n_rep, key)
         weights.setflags(write=False)
         return weights
-    # One drawer at a time: a caller that arrives while the weights are being drawn (the
-    # engine draws them early, on the side) waits for them instead of drawing them again.
+    # One drawer at a time: a caller on another thread that arrives while the weights are
+    # being drawn waits for them instead of drawing them again.
     with _CACHE_LOCK:
         return _cached_block_weights(blocks, n_rep, key)
 
