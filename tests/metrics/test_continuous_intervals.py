@@ -62,3 +62,24 @@ def test_a_small_uniform_degradation_is_shown_and_named() -> None:
     )
     assert mae.ci_method == "block_bootstrap_bca"
     assert mae.ci is not None and 0 < mae.ci[0] < mae.delta < mae.ci[1]  # type: ignore[operator]
+
+
+def test_intervals_in_blocks_of_rows_equal_each_row_alone() -> None:
+    """Many replicate vectors are computed in blocks of rows (memory); a row's interval must
+    not depend on the rows around it: percentile, BCa and split rows, with NaN replicates."""
+    from compval.metrics._base import _INTERVAL_ROWS, _intervals
+
+    rng = np.random.default_rng(7)
+    n = 2 * _INTERVAL_ROWS + 37
+    rows = [rng.normal(loc=i % 5, size=400) for i in range(n)]
+    for i in range(0, n, 97):
+        rows[i][rng.integers(0, 400, 30)] = np.nan  # a segment missing from some replicates
+    points = [float(np.nanmean(r)) for r in rows]
+    jackknife = [rng.normal(size=64) if i % 3 == 0 else None for i in range(n)]
+    upper = [r + 0.1 if i % 7 == 1 and jackknife[i] is None else None for i, r in enumerate(rows)]
+    bounds, spreads = _intervals(rows, 0.95, points=points, jackknife=jackknife, upper=upper)
+    for i in range(0, n, 13):
+        alone = _intervals(
+            [rows[i]], 0.95, points=[points[i]], jackknife=[jackknife[i]], upper=[upper[i]]
+        )
+        assert (bounds[i], spreads[i]) == (alone[0][0], alone[1][0]), i
