@@ -544,3 +544,31 @@ def test_a_pipeline_exported_with_every_default_runs_from_csv(
     expected = float(np.mean(pipeline.predict(frame[800:]) == labels[800:]))
     assert accuracy["reference_value"] == pytest.approx(expected)
     assert 0.6 < expected < 1.0
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_model_of_text_columns_only_runs_and_says_what_was_not_searched(
+    tmp_path: Path,
+) -> None:
+    """No numeric feature at all: the weak-slice search has nothing to bin (it stopped the run
+    with "numeric feature 'x0' holds non-numeric values" before), and says so."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(6)
+    frame = pd.DataFrame({"city": rng.choice(CITIES, 900), "shop": rng.choice(["x", "y"], 900)})
+    labels = ((frame.city == "oslo") | (frame.shop == "x")).to_numpy().astype(np.int64)
+    encode = ColumnTransformer([("oh", OneHotEncoder(), ["city", "shop"])])
+    pipeline = make_pipeline(encode, LogisticRegression()).fit(frame, labels)
+    path = tmp_path / "text.onnx"
+    path.write_bytes(
+        skl2onnx.to_onnx(pipeline, frame[:1], options={"zipmap": False}).SerializeToString()
+    )
+    data = tmp_path / "d.parquet"
+    frame.assign(label=labels, region="all").to_parquet(data)
+    report = run_validation(_spec(path, path, data))
+    expected = float(np.mean(pipeline.predict(frame) == labels))
+    assert _accuracy(report)[0] == pytest.approx(expected)
+    (note,) = [n for n in report.run.notes if "Weak-slice search: text feature" in n]
+    assert "'city', 'shop'" in note

@@ -127,19 +127,20 @@ def _slice_layout(run: RunState, batch: Batch) -> tuple[list[str], list[bool]] |
         return None
     if not run.dataset.has_labels:
         return None
-    texts = [n for n, a in batch.inputs.items() if n != "features" and a.dtype == object]
-    if len(batch.inputs) == 1:
-        (features,) = batch.inputs.values()
-    elif "features" in batch.inputs and len(batch.inputs) == 1 + len(texts):
-        # A table with text feature columns (inputs of their own): its numbers are searched.
-        features = batch.inputs["features"]
-        unsearched = [n for n in texts if n not in run.columns]
-        if unsearched:
-            run.notes.append(
-                f"Weak-slice search: text feature column(s) {', '.join(map(repr, unsearched))} "
-                "were not searched; list them in data.segments too to search them by value."
-            )
-    else:
+    # A table's text feature columns are inputs of their own (object arrays): its numbers,
+    # one array, are searched; the text only as segments.
+    texts = [n for n, a in batch.inputs.items() if a.dtype == object]
+    numeric = [a for n, a in batch.inputs.items() if n not in texts]
+    unsearched = [n for n in texts if n not in run.columns]
+    if unsearched:
+        run.notes.append(
+            f"Weak-slice search: text feature column(s) {', '.join(map(repr, unsearched))} "
+            "were not searched; list them in data.segments too to search them by value."
+        )
+    if len(numeric) != 1:
+        return None
+    (features,) = numeric
+    if features.dtype.kind not in "fiub":
         return None
     if features.ndim != 2 or features.shape[1] > MAX_SLICE_FEATURES:
         return None
