@@ -572,3 +572,45 @@ def test_a_model_of_text_columns_only_runs_and_says_what_was_not_searched(
     assert _accuracy(report)[0] == pytest.approx(expected)
     (note,) = [n for n in report.run.notes if "Weak-slice search: text feature" in n]
     assert "'city', 'shop'" in note
+
+
+def test_named_arrays_with_a_text_array_are_searched_by_their_numbers(tmp_path: Path) -> None:
+    """In-memory arrays {"x": numbers, "city": text}: the numbers are binned for weak slices
+    (keeping them for the search took the only input before, and there are two)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from compval.data import ArrayDataset
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["z"]), helper.make_node("Softmax", ["z"], ["p"])],
+        "named",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3]),
+            helper.make_tensor_value_info("city", TensorProto.STRING, ["n", 1]),
+        ],
+        [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["n", 2])],
+        [numpy_helper.from_array(np.array([[-2, 2], [0, 0], [0, 0]], np.float32), "W")],
+    )
+    path = tmp_path / "named.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(2000, 3)).astype(np.float32)
+    city = rng.choice(CITIES, 2000).astype(object).reshape(-1, 1)
+    labels = (x[:, 0] > 0.2).astype(np.int64)
+    spec = spec_from_mapping(
+        {
+            "version": 1,
+            "task": "classification",
+            "reference": {"name": "ref", "path": str(path)},
+            "candidates": [{"name": "cand", "path": str(path)}],
+            "data": {"path": "in-memory"},
+            "statistics": {"replicates": 100},
+            "criteria": [{"id": "acc", "metric": "accuracy_score", "max_drop": 0.05}],
+        }
+    )
+    report = run_validation(spec, data=ArrayDataset({"x": x, "city": city}, labels=labels))
+    expected = float(np.mean((x[:, 0] > 0).astype(np.int64) == labels))
+    assert _accuracy(report)[0] == pytest.approx(expected)
+    assert [n for n in report.run.notes if "text feature column(s) 'city'" in n]
+    assert report.statistics is not None and report.statistics.discovered is not None

@@ -236,9 +236,8 @@ class _Chunk:
         self.row_ids.append(np.asarray(batch.row_ids, dtype=np.int64))
         self.segments.append({k: np.asarray(v) for k, v in batch.segments.items()})
         if keep_features:
-            features = batch.inputs.get("features")
-            if features is None:
-                (features,) = batch.inputs.values()
+            # The one numeric input (``_slice_layout`` keeps features only when there is one).
+            (features,) = [a for a in batch.inputs.values() if a.dtype != object]
             self.features.append(np.asarray(features))
         self.ref.append(ref)
         for store, out in zip(self.cands, cands, strict=True):
