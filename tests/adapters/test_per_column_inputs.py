@@ -63,15 +63,28 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     pipeline = make_pipeline(
         StandardScaler(), MLPClassifier(hidden_layer_sizes=(32,), max_iter=400, random_state=0)
     ).fit(frame, labels)
+    ref, cand = _export_pair(pipeline, frame, folder)
+    types = {i.name: i.type.tensor_type.elem_type for i in _onnx_inputs(ref)}
+    # One input per column, as the exporter made it; 'age' is INT64.
+    assert types == {"income": 1, "age": 7, "score": 1, "tenure": 1}
+    return ref, cand
+
+
+def _export_pair(pipeline: Any, frame: pd.DataFrame, folder: Path) -> tuple[Path, Path]:
+    """The pipeline exported with skl2onnx's defaults (scores, not ZipMap), and its dynamic
+    INT8 version."""
     onx = skl2onnx.to_onnx(pipeline, frame[:1], options={"zipmap": False})
-    inputs = {i.name: i.type.tensor_type for i in onx.graph.input}
-    assert sorted(inputs) == sorted(COLUMNS)  # one input per column, as the exporter made it
-    assert inputs["age"].elem_type == 7  # INT64
     ref = folder / "fp32.onnx"
     ref.write_bytes(onx.SerializeToString())
     cand = folder / "int8.onnx"
     quantization.quantize_dynamic(str(ref), str(cand), weight_type=quantization.QuantType.QInt8)
     return ref, cand
+
+
+def _onnx_inputs(path: Path) -> Any:
+    import onnx
+
+    return onnx.load(str(path)).graph.input
 
 
 def _by_hand(path: Path, frame: pd.DataFrame, batch_size: int = 256) -> np.ndarray:
@@ -81,10 +94,10 @@ def _by_hand(path: Path, frame: pd.DataFrame, batch_size: int = 256) -> np.ndarr
     per batch, so its answers depend on the batching.
     """
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    columns = {}
-    for tensor in session.get_inputs():
-        dtype = np.int64 if tensor.type == "tensor(int64)" else np.float32
-        columns[tensor.name] = frame[tensor.name].to_numpy(dtype).reshape(-1, 1)
+    dtypes = {"tensor(int64)": np.int64, "tensor(string)": object, "tensor(float)": np.float32}
+    columns = {
+        t.name: frame[t.name].to_numpy(dtypes[t.type]).reshape(-1, 1) for t in session.get_inputs()
+    }
     predicted = []
     for start in range(0, len(frame), batch_size):
         feed = {name: column[start : start + batch_size] for name, column in columns.items()}
@@ -110,6 +123,27 @@ def _spec(
             ],
         }
     )
+
+
+def _sections(*, batch_sizes: list[int], numerics: dict[str, Any]) -> dict[str, Any]:
+    """A quick profile, the given numerics, a noise perturbation and a small search."""
+    return {
+        "performance": {
+            "batch_sizes": batch_sizes,
+            "concurrency": [1],
+            "concurrency_duration_s": 0.1,
+            "warmup": 1,
+            "min_iterations": 3,
+            "min_duration_s": 0.0,
+            "rounds": 2,
+            "measure_memory": False,
+        },
+        "numerics": numerics,
+        "robustness": {
+            "perturbations": [{"name": "noise", "kind": "noise", "params": {"std": 0.1}}],
+            "search": {"seeds": 4, "epsilon": 0.2, "budget": 20},
+        },
+    }
 
 
 def _data_file(folder: Path, suffix: str, *, extra: bool = False) -> tuple[Path, pd.DataFrame]:
@@ -216,23 +250,7 @@ def test_profile_numerics_and_robustness_feed_the_columns_too(
 ) -> None:
     ref, cand = models
     path, _ = _data_file(tmp_path, ".parquet")
-    sections = {
-        "performance": {
-            "batch_sizes": [1, 8],
-            "concurrency": [1],
-            "concurrency_duration_s": 0.1,
-            "warmup": 1,
-            "min_iterations": 3,
-            "min_duration_s": 0.0,
-            "rounds": 2,
-            "measure_memory": False,
-        },
-        "numerics": {"sample": 64},
-        "robustness": {
-            "perturbations": [{"name": "noise", "kind": "noise", "params": {"std": 0.1}}],
-            "search": {"seeds": 4, "epsilon": 0.2, "budget": 20},
-        },
-    }
+    sections = _sections(batch_sizes=[1, 8], numerics={"sample": 64})
     spec = _spec(ref, cand, path, sections)
     report = run_validation(spec)
     assert report.profile is not None and report.numerics is not None
@@ -376,27 +394,10 @@ def mixed_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     pipeline = make_pipeline(
         encode, MLPClassifier(hidden_layer_sizes=(32,), max_iter=400, random_state=0)
     ).fit(frame, labels)
-    onx = skl2onnx.to_onnx(pipeline, frame[:1], options={"zipmap": False})
-    types = {i.name: i.type.tensor_type.elem_type for i in onx.graph.input}
+    ref, cand = _export_pair(pipeline, frame, folder)
+    types = {i.name: i.type.tensor_type.elem_type for i in _onnx_inputs(ref)}
     assert types == {"income": 1, "age": 7, "score": 1, "city": 8}  # float, int64, string
-    ref = folder / "fp32.onnx"
-    ref.write_bytes(onx.SerializeToString())
-    cand = folder / "int8.onnx"
-    quantization.quantize_dynamic(str(ref), str(cand), weight_type=quantization.QuantType.QInt8)
     return ref, cand
-
-
-def _mixed_by_hand(path: Path, frame: pd.DataFrame, batch_size: int = 256) -> np.ndarray:
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    dtypes = {"tensor(int64)": np.int64, "tensor(string)": object, "tensor(float)": np.float32}
-    columns = {
-        t.name: frame[t.name].to_numpy(dtypes[t.type]).reshape(-1, 1) for t in session.get_inputs()
-    }
-    out = []
-    for start in range(0, len(frame), batch_size):
-        feed = {name: column[start : start + batch_size] for name, column in columns.items()}
-        out.append(np.argmax(session.run(["probabilities"], feed)[0], axis=1))
-    return np.concatenate(out)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -413,7 +414,7 @@ def test_a_text_column_feeds_the_string_input_of_its_name(
     spec = _spec(ref, cand, path)
     report = run_validation(spec, data=table if source == "dataframe" else None)
 
-    ref_hand, cand_hand = _mixed_by_hand(ref, table), _mixed_by_hand(cand, table)
+    ref_hand, cand_hand = _by_hand(ref, table), _by_hand(cand, table)
     assert _accuracy(report) == (
         pytest.approx(float(np.mean(ref_hand == labels))),
         pytest.approx(float(np.mean(cand_hand == labels))),
@@ -446,7 +447,7 @@ def test_a_text_column_that_is_also_a_segment_is_searched_and_fed(
         }
     )  # fmt: skip
     report = run_validation(spec)
-    ref_hand = _mixed_by_hand(ref, frame)
+    ref_hand = _by_hand(ref, frame)
     oslo = frame["city"].to_numpy() == "oslo"
     assert _accuracy(report, "city=oslo")[0] == pytest.approx(
         float(np.mean(ref_hand[oslo] == labels[oslo]))
@@ -467,23 +468,7 @@ def test_numerics_robustness_and_profile_take_text_columns(
     frame, labels = _mixed_frame(600, seed=4)
     path = tmp_path / "d.parquet"
     frame.assign(label=labels, region="all").to_parquet(path)
-    sections = {
-        "performance": {
-            "batch_sizes": [1],
-            "concurrency": [1],
-            "concurrency_duration_s": 0.1,
-            "warmup": 1,
-            "min_iterations": 3,
-            "min_duration_s": 0.0,
-            "rounds": 2,
-            "measure_memory": False,
-        },
-        "numerics": {"sample": 200, "batch_consistency": True},
-        "robustness": {
-            "perturbations": [{"name": "noise", "kind": "noise", "params": {"std": 0.1}}],
-            "search": {"seeds": 4, "epsilon": 0.2, "budget": 20},
-        },
-    }
+    sections = _sections(batch_sizes=[1], numerics={"sample": 200, "batch_consistency": True})
     report = run_validation(_spec(ref, cand, path, sections))
     assert report.numerics is not None and report.profile is not None
     (numerics,) = report.numerics.candidates
