@@ -501,13 +501,14 @@ def _convert_read(pa_mod: Any, table: Any, columns: _Columns) -> _Read:
     Batches are views of these arrays (a batch kept alive keeps its read's arrays): converting
     each batch's columns on its own cost more than the models' inference at small batch sizes.
     """
-    matrix, nulls = _feature_matrix(pa_mod, table, columns)
+    matrix: Array | None = None
+    nulls: dict[str, tuple[str, Array]] = {}
+    if columns.features:
+        matrix, nulls = _feature_matrix(pa_mod, table, columns)
     texts = _text_features(pa_mod, table, columns, nulls)
     labels = None if columns.labels is None else _label_array(pa_mod, table.column(columns.labels))
     segments = {name: _segment_slicer(pa_mod, table.column(name)) for name in columns.segments}
-    return _Read(
-        table.num_rows, matrix if columns.features else None, nulls, labels, segments, texts
-    )
+    return _Read(table.num_rows, matrix, nulls, labels, segments, texts)
 
 
 def _split_read(path: Path, read: _Read, start: int, size: int) -> Iterator[Batch]:
