@@ -21,13 +21,14 @@ def _frame() -> pd.DataFrame:
     return frame
 
 
-def _spec(allow: bool) -> AcceptanceSpec:
+def _spec(allow: bool, path: str = "unused", batch_size: int = 256) -> AcceptanceSpec:
     return AcceptanceSpec.model_validate(
         {
             "version": 1,
             "reference": {"name": "ref"},
             "candidates": [{"name": "cand"}],
-            "data": {"path": "unused", "labels": "label", "allow_nonfinite_features": allow},
+            "data": {"path": path, "labels": "label", "allow_nonfinite_features": allow},
+            "batch_size": batch_size,
             "statistics": {"replicates": 50},
             "criteria": [{"id": "acc", "metric": "accuracy_score", "max_drop": 0.05}],
         }
@@ -67,3 +68,24 @@ def test_huge_finite_features_whose_sum_overflows_are_not_non_finite() -> None:
     report = run_validation(_spec(False), reference=_model, candidates={"cand": _model}, data=frame)
     assert report.run.data_rows == 600
     assert not any("non-finite" in note for note in report.run.notes)
+
+
+def test_a_nan_deep_in_a_parquet_file_stops_the_run_at_its_batch(tmp_path, monkeypatch) -> None:
+    """The reader checks each read once and the run each batch of a read holding a NaN: the
+    error names the batch and row that a check of every batch names."""
+    import compval.data._arrow as arrow_reader
+
+    monkeypatch.setattr(arrow_reader, "_READ_ROWS", 256)
+    frame = _frame().drop(index=[300, 301]).reset_index(drop=True)
+    frame = pd.concat([frame] * 3, ignore_index=True)  # 1,794 rows, reads of 256
+    frame.loc[1500, "height"] = np.nan
+    path = tmp_path / "data.parquet"
+    frame.to_parquet(path)
+    counted = r"'height': 1 \(counted up to row 1,536; first at row 1,500\)"
+    with pytest.raises(DataError, match=counted):
+        run_validation(_spec(False, str(path), 64), reference=_model, candidates={"cand": _model})
+    report = run_validation(
+        _spec(True, str(path), 64), reference=_model, candidates={"cand": _model}
+    )
+    assert report.run.data_rows == 1_794
+    assert any("'height': 1" in note for note in report.run.notes)

@@ -33,6 +33,30 @@ def test_array_batches_equal_source(batch_size, collect):
     np.testing.assert_array_equal(segments["group"], seg)
 
 
+@pytest.mark.parametrize("span_values", [1, 30, 64, 10_000])
+@pytest.mark.parametrize("batch_size", [1, 3, 8, 100])
+def test_array_batches_say_which_are_finite_per_span(monkeypatch, span_values, batch_size):
+    # The NaN check runs once per span of whole batches: the same batches as slicing one by
+    # one, and a batch is said finite only when its span (so the batch itself) is.
+    import compval.data._dataset as dataset_module
+
+    monkeypatch.setattr(dataset_module, "_FINITE_SPAN_VALUES", span_values)
+    x = np.arange(97 * 4, dtype=np.float32).reshape(97, 4)
+    x[41, 2] = np.inf
+    texts = np.array([[f"t{i}"] for i in range(97)], dtype=object)
+    ds = ArrayDataset({"x": x, "words": texts}, labels=np.arange(97))
+    batches = list(ds.batches(batch_size))
+    starts = list(range(0, 97, batch_size))
+    assert [int(b.row_ids[0]) for b in batches] == starts
+    for batch, lo in zip(batches, starts, strict=True):
+        np.testing.assert_array_equal(batch.inputs["x"], x[lo : lo + batch_size])
+        if batch.inputs_finite:
+            assert np.isfinite(batch.inputs["x"]).all()
+    span = batch_size * max(1, span_values // (4 * batch_size))
+    bad_span = 41 // span
+    assert [b.inputs_finite for b in batches] == [lo // span != bad_span for lo in starts]
+
+
 def test_array_batches_are_views():
     x = np.arange(30.0).reshape(10, 3)
     y = np.arange(10)

@@ -78,6 +78,8 @@ def _assert_same(batches: list[Any], expected: list[dict[str, Any]]) -> None:
     assert [len(b) for b in batches] == [len(e["row_ids"]) for e in expected]
     for batch, want in zip(batches, expected, strict=True):
         features = batch.inputs["features"]
+        # A batch said to be finite must be (the run then skips its own check of it).
+        assert not batch.inputs_finite or np.isfinite(features).all()
         assert features.dtype == want["features"].dtype
         assert features.flags.c_contiguous
         np.testing.assert_array_equal(features, want["features"])
@@ -107,6 +109,26 @@ def test_parquet_batches_equal_batch_by_batch_conversion(
     path = tmp_path / "t.parquet"
     pq.write_table(table, path, row_group_size=150)
     _assert_same(list(_load(path).batches(batch_size)), _expected(table, batch_size))
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_only_the_read_holding_a_nan_leaves_the_nan_check_to_the_run(tmp_path, monkeypatch, suffix):
+    monkeypatch.setattr(arrow_reader, "_READ_ROWS", 100)
+    monkeypatch.setattr(arrow_reader, "_FIRST_READ_ROWS", 100)
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"a": rng.normal(size=N_ROWS), "b": rng.normal(size=N_ROWS)})
+    frame["label"] = rng.integers(0, 2, N_ROWS)
+    frame.loc[250, "b"] = np.nan  # in the third read of 100 rows
+    path = tmp_path / f"t{suffix}"
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, row_group_size=100)
+    ref = DataRef(path=str(path), labels="label")
+    batches = list(load_dataset(ref, base_dir=Path(".")).batches(50))
+    flags = [b.inputs_finite for b in batches]
+    assert flags == [i not in (4, 5) for i in range(len(batches))]
+    assert not np.isfinite(batches[5].inputs["features"]).all()
 
 
 def test_parquet_single_row_group(tmp_path):

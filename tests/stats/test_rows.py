@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compval.stats import row_all_finite, row_max, row_sum, unique_inverse
+from compval.stats import all_finite, row_all_finite, row_max, row_sum, unique_inverse
 
 WIDTHS = [0, 1, 2, 5, 7, 8, 9, 40]
 
@@ -28,6 +28,25 @@ def test_row_all_finite_equals_numpy(k: int) -> None:
     if k:
         values[3, k - 1], values[4, 0], values[5, k // 2] = np.nan, np.inf, -np.inf
     assert np.array_equal(row_all_finite(values), np.isfinite(values).all(axis=1))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.complex64])
+@pytest.mark.parametrize("bad", [None, np.nan, np.inf, -np.inf])
+def test_all_finite_equals_numpy(dtype: type, bad: float | None) -> None:
+    values = np.random.default_rng(9).normal(size=(2000, 5)).astype(dtype)
+    if bad is not None:
+        values[1999, 4] = bad
+    assert all_finite(values) == bool(np.isfinite(values).all()) == (bad is None)
+    assert all_finite(values[:0])
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_all_finite_of_finite_values_whose_sum_overflows(dtype: type) -> None:
+    # The sum is +Inf, every value finite: the exact check decides.
+    values = np.full((4, 3), np.finfo(dtype).max, dtype=dtype)
+    assert all_finite(values)
+    values[2, 1] = np.nan
+    assert not all_finite(values)
 
 
 @pytest.mark.parametrize("k", WIDTHS)

@@ -53,6 +53,7 @@ from compval.data._common import (
 )
 from compval.data._read_ahead import read_ahead
 from compval.errors import DataError
+from compval.stats import all_finite
 from compval.types import Array
 
 if TYPE_CHECKING:
@@ -493,6 +494,7 @@ class _Read:
     labels: Array | None
     segments: dict[str, Callable[[int, int], Array]]
     texts: dict[str, Array]
+    finite: bool  # every value of ``matrix`` is finite (its batches say so: Batch.inputs_finite)
 
 
 def _convert_read(pa_mod: Any, table: Any, columns: _Columns) -> _Read:
@@ -508,7 +510,11 @@ def _convert_read(pa_mod: Any, table: Any, columns: _Columns) -> _Read:
     texts = _text_features(pa_mod, table, columns, nulls)
     labels = None if columns.labels is None else _label_array(pa_mod, table.column(columns.labels))
     segments = {name: _segment_slicer(pa_mod, table.column(name)) for name in columns.segments}
-    return _Read(table.num_rows, matrix, nulls, labels, segments, texts)
+    # Checked once per read, for its batches: numpy releases the GIL for the sum and the
+    # run's thread then waits for the scoring thread to hand it back, once per read
+    # instead of once per batch.
+    finite = matrix is None or matrix.dtype.kind not in "fc" or all_finite(matrix)
+    return _Read(table.num_rows, matrix, nulls, labels, segments, texts, finite)
 
 
 def _split_read(path: Path, read: _Read, start: int, size: int) -> Iterator[Batch]:
@@ -531,6 +537,7 @@ def _split_read(path: Path, read: _Read, start: int, size: int) -> Iterator[Batc
             labels=None if read.labels is None else read.labels[lo:hi],
             row_ids=row_ids(start + lo, start + hi),
             segments={name: cut(lo, hi) for name, cut in read.segments.items()},
+            inputs_finite=read.finite,
         )
 
 

@@ -22,12 +22,17 @@ class Batch:
         row_ids: Stable int64 row ids (position in the dataset), used for deterministic
             resampling whatever the batch size.
         segments: Segment column -> per-row values (1-D object/str/int arrays).
+        inputs_finite: True when the dataset has already found every float value of
+            ``inputs`` finite (no NaN, no Inf), e.g. once for a whole read that the batch is
+            a view of; the run then skips its own per-batch check. False (the default):
+            the run checks.
     """
 
     inputs: Mapping[str, Array]
     labels: Array | None
     row_ids: Array
     segments: Mapping[str, Array]
+    inputs_finite: bool = False
 
     def __len__(self) -> int:
         return int(self.row_ids.shape[0])

@@ -26,6 +26,7 @@ from compval.data._common import (
     value_counts,
 )
 from compval.errors import DataError, InvalidParameterError
+from compval.stats import all_finite
 from compval.types import Array
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["ArrayDataset", "from_dataframe"]
 
 _SUBJECT = "ArrayDataset"
+#: Values per float input checked for NaN/Inf at once (a whole number of batches).
+_FINITE_SPAN_VALUES = 1 << 22
 
 
 def _to_array(role: str, value: npt.ArrayLike) -> Array:
@@ -232,14 +235,24 @@ class ArrayDataset:
         return self._iter_batches(size)
 
     def _iter_batches(self, size: int) -> Iterator[Batch]:
-        for start in range(0, self._n_rows, size):
-            stop = min(start + size, self._n_rows)
-            yield Batch(
-                inputs={name: a[start:stop] for name, a in self._inputs.items()},
-                labels=None if self._labels is None else self._labels[start:stop],
-                row_ids=row_ids(start, stop),
-                segments={name: a[start:stop] for name, a in self._segments.items()},
-            )
+        floats = [a for a in self._inputs.values() if a.dtype.kind in "fc"]
+        # NaN/Inf are looked for in spans of whole batches (Batch.inputs_finite), about
+        # _FINITE_SPAN_VALUES values per array: once per span instead of once per batch, and
+        # never a pass over a memory-mapped file before its first batch.
+        per_row = max((a.size // self._n_rows for a in floats), default=1)
+        span = size * max(1, _FINITE_SPAN_VALUES // max(per_row * size, 1))
+        for lo in range(0, self._n_rows, span):
+            hi = min(lo + span, self._n_rows)
+            finite = all(all_finite(a[lo:hi]) for a in floats)
+            for start in range(lo, hi, size):
+                stop = min(start + size, hi)
+                yield Batch(
+                    inputs={name: a[start:stop] for name, a in self._inputs.items()},
+                    labels=None if self._labels is None else self._labels[start:stop],
+                    row_ids=row_ids(start, stop),
+                    segments={name: a[start:stop] for name, a in self._segments.items()},
+                    inputs_finite=finite,
+                )
 
 
 def _column_error(df: pd.DataFrame, role: str, name: str) -> DataError:

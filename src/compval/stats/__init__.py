@@ -26,7 +26,7 @@ of ``(seed, stream or row id, replicate)`` only.
 from __future__ import annotations
 
 from compval._public import name_public_functions
-from compval.stats._arrays import row_all_finite, row_max, row_sum, unique_inverse
+from compval.stats._arrays import all_finite, row_all_finite, row_max, row_sum, unique_inverse
 from compval.stats._calibration import (
     calibration_bin_sums,
     calibration_bins,
@@ -71,6 +71,7 @@ from compval.stats._result import StatKind, StatResult
 from compval.stats._slices import SliceResult, SliceSearch
 
 __all__ = [
+    "all_finite",
     "row_all_finite",
     "row_max",
     "row_sum",

@@ -19,10 +19,21 @@ import numpy as np
 
 from compval.types import Array
 
-__all__ = ["row_all_finite", "row_max", "row_sum", "unique_inverse"]
+__all__ = ["all_finite", "row_all_finite", "row_max", "row_sum", "unique_inverse"]
 
 #: Below this many columns a fold equals numpy's reduction and is faster.
 _FOLD_COLUMNS = 8
+
+
+def all_finite(values: Array) -> bool:
+    """Whether every value of a float or complex array is finite (no NaN, no Inf).
+
+    A NaN or Inf makes the sum non-finite and a finite sum means every value is finite: one
+    pass without a mask. Only a non-finite sum (or an overflow) takes the exact check.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = values.sum()
+    return bool(np.isfinite(total)) or bool(np.isfinite(values).all())
 
 
 def row_sum(values: Array) -> Array:
