@@ -88,3 +88,50 @@ def test_a_value_the_user_set_wins(name: str) -> None:
     assert seen["env"] == {**_SETTINGS, name: preset}
     if name == "NUMPY_MADVISE_HUGEPAGE":
         assert seen["used"]["numpy_hugepages"] is True
+
+
+# The command defers numpy's Fortran wrapper generator and test helpers, which scipy.special's
+# import touches through scipy's array-API layer: bound, not run, until something uses them.
+_DEFERRED_CHILD = textwrap.dedent(
+    """
+    import sys
+    sys.argv = ["compval", "validate", "missing-spec.yaml"]
+    from compval.cli.main import run
+    try:
+        run()
+    finally:
+        import numpy, scipy.special
+        ran = lambda: sorted(m for m in ("numpy.f2py.f2py2e", "numpy.testing._private.utils")
+                             if m in sys.modules)
+        before = ran()
+        assert abs(scipy.special.bdtr(3, 10, 0.5) - 0.171875) < 1e-12
+        import numpy.testing
+        from numpy.testing import assert_allclose
+        assert_allclose(numpy.float32(1), 1.0)
+        assert numpy.testing is sys.modules["numpy.testing"]
+        assert numpy.f2py.get_include().endswith("src")
+        print("ran", before, ran())
+    """
+)
+
+
+def test_numpys_unused_submodules_run_only_when_used() -> None:
+    child = subprocess.run(
+        [sys.executable, "-c", _DEFERRED_CHILD], capture_output=True, text=True, timeout=120
+    )
+    assert child.returncode == 4, child.stderr
+    # Not run by the imports of compval and scipy.special; run, whole, when used.
+    assert child.stdout.split("\n")[-2] == (
+        "ran [] ['numpy.f2py.f2py2e', 'numpy.testing._private.utils']"
+    )
+
+
+def test_without_the_command_scipy_special_runs_them() -> None:
+    # What the deferral saves: scipy.special's import alone runs both (if scipy stops doing
+    # so, the deferral in cli.main.run can go).
+    names = ("numpy.f2py.f2py2e", "numpy.testing._private.utils")
+    code = f"import sys, scipy.special; print(all(m in sys.modules for m in {names!r}))"
+    child = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert child.stdout.strip() == "True", child.stderr
