@@ -69,6 +69,57 @@ def test_a_registered_runtime_loads_its_files_by_extension_and_by_name(tmp_path:
         register_adapter(AdapterRegistration("other-test", (".dbl",), load))
 
 
+class _EntryPoint:
+    def __init__(self, name: str, obj: object) -> None:
+        self.name, self._obj = name, obj
+
+    def load(self) -> object:
+        return self._obj
+
+
+@pytest.mark.parametrize("how", ["extension", "name"])
+def test_entry_points_are_read_only_for_a_runtime_no_registered_one_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    import compval._plugins
+    import compval.adapters._registry as registry
+
+    scans: list[str] = []
+
+    def entry_points(group: str) -> list[_EntryPoint]:
+        scans.append(group)
+        plugin = AdapterRegistration(
+            "tripler-test",
+            (".tpl",),
+            lambda path, ref: CallableAdapter(lambda x: 3 * x, name=str(ref.name)),
+        )
+        return [_EntryPoint("tripler", plugin)]
+
+    monkeypatch.setattr(compval._plugins, "entry_points", entry_points)
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    (tmp_path / "m.onnx").write_bytes(b"not opened")
+    (tmp_path / "m.tpl").write_bytes(b"")
+    # A built-in runtime, by extension or by name: the installed packages are not scanned.
+    load_model(ModelRef(path="m.onnx"), base_dir=tmp_path)
+    load_model(ModelRef(path="m.onnx", adapter="onnxruntime"), base_dir=tmp_path)
+    assert scans == []
+    # A runtime only an entry point provides: scanned once, then found.
+    ref = (
+        ModelRef(path="m.tpl")
+        if how == "extension"
+        else ModelRef(path="m.onnx", adapter="tripler-test")
+    )
+    with load_model(ref, base_dir=tmp_path) as adapter:
+        out = adapter.predict({"input": np.ones((1, 1))})["output"]
+    np.testing.assert_array_equal(out, [[3.0]])
+    assert scans == ["compval.adapters"]
+    assert "tripler-test" in adapter_names()
+    with pytest.raises(InvalidParameterError, match=r"unknown adapter; got 'none-test'"):
+        load_model(ModelRef(path="m.onnx", adapter="none-test"), base_dir=tmp_path)
+    assert scans == ["compval.adapters"]
+
+
 def test_an_unknown_adapter_name_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "m.onnx").write_bytes(b"x")
     with pytest.raises(InvalidParameterError, match=r"unknown adapter; got 'onnxrutime'"):
