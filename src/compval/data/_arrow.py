@@ -510,9 +510,9 @@ def _convert_read(pa_mod: Any, table: Any, columns: _Columns) -> _Read:
     texts = _text_features(pa_mod, table, columns, nulls)
     labels = None if columns.labels is None else _label_array(pa_mod, table.column(columns.labels))
     segments = {name: _segment_slicer(pa_mod, table.column(name)) for name in columns.segments}
-    # Checked once per read, for its batches: numpy releases the GIL for the sum and the
-    # run's thread then waits for the scoring thread to hand it back, once per read
-    # instead of once per batch.
+    # Checked once per read (on the reading thread) for all its batches: the run's thread
+    # then skips its own check of each batch, which released the GIL for the sum and waited
+    # for the scoring thread to hand it back.
     finite = matrix is None or matrix.dtype.kind not in "fc" or all_finite(matrix)
     return _Read(table.num_rows, matrix, nulls, labels, segments, texts, finite)
 
