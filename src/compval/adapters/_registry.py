@@ -130,15 +130,18 @@ def _runtime_for(name: str | None = None, *, suffix: str | None = None) -> str |
     of built-in runtimes does not need. An entry point cannot take a built-in runtime's name
     or extension (the built-in one wins, or registering it fails), so the answer is the same.
     """
-    for attempt in range(2):
+
+    def registered() -> str | None:
         for registration in _REGISTRY.values():
-            if registration.name == name or (
-                suffix is not None and suffix in registration.suffixes
-            ):
+            if registration.name == name or suffix in registration.suffixes:
                 return registration.name
-        if attempt == 0:
-            _load_plugins()
-    return None
+        return None
+
+    found = registered()
+    if found is None and not _plugins_loaded:
+        _load_plugins()
+        found = registered()
+    return found
 
 
 def adapter_names() -> tuple[str, ...]:

@@ -186,7 +186,7 @@ def resolve_criterion(
         _check_direction(index, form, spec.metric, hib, higher=wanted)
         _check_margin(index, form, value, fraction=fraction)
         if info.at_most_one and value > 1:
-            raise _fail(index, form, _margin_above_one(spec.metric, value))
+            raise _fail(index, form, _above_one(spec.metric, value, margin=True))
         compare, op, threshold = "delta", (">=" if wanted else "<="), (-value if wanted else value)
         written_as = f"{form}: {value:g}"
     elif spec.max_relative_drop is not None or spec.max_relative_increase is not None:
@@ -254,7 +254,7 @@ def resolve_criterion(
         if info.at_most_one and compare in ("candidate", "reference") and threshold > 1:
             raise _fail(index, "threshold", _above_one(spec.metric, threshold))
         if info.at_most_one and compare == "delta" and abs(threshold) > 1:
-            raise _fail(index, "threshold", _margin_above_one(spec.metric, threshold))
+            raise _fail(index, "threshold", _above_one(spec.metric, threshold, margin=True))
     statistic: Literal["point", "interval"]
     if spec.statistic == "auto":
         has_interval = resampling and info.interval and compare != "reference"
@@ -334,21 +334,18 @@ def _percent_hint(value: float) -> str:
     return f" Did you mean {value / 100:g}?" if 1 < abs(value) <= 100 else ""
 
 
-def _above_one(metric: str, value: float) -> str:
-    return (
-        f"{echo(metric)} is at most 1, so a threshold above 1 can never be met (or never "
-        f"fail); got {value:g}."
-        + _percent_hint(value)
-        + " Thresholds are in the metric's units, never percents."
+def _above_one(metric: str, value: float, *, margin: bool = False) -> str:
+    """Why a threshold (or, with ``margin``, a margin) above 1 is refused for ``metric``."""
+    effect = (
+        "a margin above 1 lets the candidate fall below what predicting the mean scores (R²) "
+        "or cover the whole range"
+        if margin
+        else "a threshold above 1 can never be met (or never fail)"
     )
-
-
-def _margin_above_one(metric: str, value: float) -> str:
     return (
-        f"{echo(metric)} is at most 1, so a margin above 1 lets the candidate fall below what "
-        f"predicting the mean scores (R²) or cover the whole range; got {value:g}."
+        f"{echo(metric)} is at most 1, so {effect}; got {value:g}."
         + _percent_hint(value)
-        + " Margins are in the metric's units, never percents."
+        + f" {'Margins' if margin else 'Thresholds'} are in the metric's units, never percents."
     )
 
 
